@@ -1,0 +1,223 @@
+//! Proof of life: every event in and out is logged here, and offered to watchers.
+//!
+//! Handlers report what passed through them; this module turns each report
+//! into one structured log line and, when someone watches (the inspector),
+//! into an `activity` record on a broadcast channel. With nobody watching,
+//! no payload is copied.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use crate::domain::rfc3339;
+
+/// Payloads in the feed are cut to this many bytes.
+pub const MAX_FEED_PAYLOAD: usize = 2 * 1024;
+
+/// Which way an event went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    In,
+    Out,
+}
+
+/// One record of the feed (PROTOCOL.md `activity`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivityRecord {
+    pub seq: u64,
+    #[serde(serialize_with = "rfc3339")]
+    pub at: DateTime<Utc>,
+    pub namespace: &'static str,
+    pub direction: Direction,
+    pub event: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub socket: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipients: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<&'static str>,
+    pub payload: Value,
+}
+
+/// An incoming event as a handler saw it.
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    pub namespace: &'static str,
+    pub event: &'a str,
+    pub socket: &'a str,
+    pub identity: &'a str,
+    /// `ok` or an error code.
+    pub outcome: &'static str,
+    pub payload: &'a Value,
+}
+
+/// An outgoing event: what it was sent to and how many sockets it reached.
+#[derive(Debug)]
+pub struct Outgoing<'a> {
+    pub namespace: &'static str,
+    pub event: &'a str,
+    /// `room distributor:north-hub`, `broadcast`, `socket <id>`.
+    pub target: &'a str,
+    pub recipients: Option<usize>,
+    pub outcome: &'static str,
+    pub payload: &'a Value,
+}
+
+/// The feed. Shared by every namespace; cheap when nobody listens.
+#[derive(Debug)]
+pub struct Activity {
+    /// Watchers (inspector sockets) subscribe here; lagging ones skip records.
+    feed: broadcast::Sender<ActivityRecord>,
+    /// Sequence numbers let a watcher see that it skipped records.
+    seq: AtomicU64,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Cuts a payload to the feed limit, keeping it valid JSON.
+fn feed_payload(payload: &Value) -> Value {
+    let text = payload.to_string();
+    if text.len() <= MAX_FEED_PAYLOAD {
+        return payload.clone();
+    }
+    let mut end = MAX_FEED_PAYLOAD;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Value::String(format!("{}… ({} bytes)", &text[..end], text.len()))
+}
+
+impl Activity {
+    pub fn new() -> Self {
+        let (feed, _) = broadcast::channel(1024);
+        Self {
+            feed,
+            seq: AtomicU64::new(0),
+        }
+    }
+
+    /// A new watcher of the feed.
+    pub fn subscribe(&self) -> broadcast::Receiver<ActivityRecord> {
+        self.feed.subscribe()
+    }
+
+    /// True when someone watches; callers skip costly counting otherwise.
+    pub fn watched(&self) -> bool {
+        self.feed.receiver_count() > 0
+    }
+
+    pub fn incoming(&self, e: Incoming<'_>) {
+        if e.outcome == "ok" {
+            tracing::info!(
+                ns = e.namespace,
+                event = e.event,
+                sid = e.socket,
+                identity = e.identity,
+                outcome = e.outcome,
+                "event in"
+            );
+        } else {
+            tracing::warn!(
+                ns = e.namespace,
+                event = e.event,
+                sid = e.socket,
+                identity = e.identity,
+                outcome = e.outcome,
+                "event in refused"
+            );
+        }
+        if self.watched() {
+            self.publish(ActivityRecord {
+                seq: 0,
+                at: Utc::now(),
+                namespace: e.namespace,
+                direction: Direction::In,
+                event: e.event.to_owned(),
+                socket: Some(e.socket.to_owned()),
+                identity: Some(e.identity.to_owned()),
+                target: None,
+                recipients: None,
+                outcome: Some(e.outcome),
+                payload: feed_payload(e.payload),
+            });
+        }
+    }
+
+    pub fn outgoing(&self, e: Outgoing<'_>) {
+        tracing::info!(
+            ns = e.namespace,
+            event = e.event,
+            target = e.target,
+            recipients = e.recipients,
+            outcome = e.outcome,
+            "event out"
+        );
+        if self.watched() {
+            self.publish(ActivityRecord {
+                seq: 0,
+                at: Utc::now(),
+                namespace: e.namespace,
+                direction: Direction::Out,
+                event: e.event.to_owned(),
+                socket: None,
+                identity: None,
+                target: Some(e.target.to_owned()),
+                recipients: e.recipients,
+                outcome: Some(e.outcome),
+                payload: feed_payload(e.payload),
+            });
+        }
+    }
+
+    fn publish(&self, mut record: ActivityRecord) {
+        record.seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        // No receiver left between the check and the send is not an error.
+        let _nobody_listening = self.feed.send(record);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_payloads_are_cut_for_the_feed() {
+        let big = Value::String("é".repeat(5000));
+        let cut = feed_payload(&big);
+        assert!(cut.to_string().len() < MAX_FEED_PAYLOAD + 100);
+        let small = serde_json::json!({"a": 1});
+        assert_eq!(feed_payload(&small), small);
+    }
+
+    #[tokio::test]
+    async fn watchers_get_numbered_records() {
+        let a = Activity::new();
+        let mut rx = a.subscribe();
+        let payload = serde_json::json!({});
+        for _ in 0..2 {
+            a.outgoing(Outgoing {
+                namespace: "/vendor",
+                event: "x",
+                target: "broadcast",
+                recipients: Some(1),
+                outcome: "ok",
+                payload: &payload,
+            });
+        }
+        assert_eq!(rx.recv().await.unwrap().seq, 1);
+        assert_eq!(rx.recv().await.unwrap().seq, 2);
+    }
+}

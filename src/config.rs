@@ -1,0 +1,267 @@
+//! Configuration: one clap struct, every flag also read from `PARCEL_HUB_<FLAG>`.
+//!
+//! Defaults run locally with no set-up: port 3000 on loopback, a SQLite file
+//! in the working directory, and built-in demo credentials.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use crate::domain::{DistributorId, VendorId};
+use crate::store::Durability;
+
+/// The hub's settings.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "parcel-hub",
+    version,
+    about = "A real-time parcel-delivery hub on Socket.IO"
+)]
+pub struct Config {
+    /// Address to listen on (use port 0 for any free port).
+    #[arg(long, env = "PARCEL_HUB_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+
+    /// SQLite database file (`:memory:` keeps nothing).
+    #[arg(long, env = "PARCEL_HUB_DB", default_value = "parcel-hub.db")]
+    pub db: PathBuf,
+
+    /// Credentials file (TOML); without it the demo credentials are used.
+    #[arg(long, env = "PARCEL_HUB_CREDENTIALS")]
+    pub credentials: Option<PathBuf>,
+
+    /// `process`: an ok survives a killed hub; `power`: also power loss (fsync per commit).
+    #[arg(long, env = "PARCEL_HUB_DURABILITY", value_enum, default_value_t = Durability::Process)]
+    pub durability: Durability,
+
+    /// Largest accepted Socket.IO message, in bytes.
+    #[arg(long, env = "PARCEL_HUB_MAX_PAYLOAD", default_value_t = 64 * 1024)]
+    pub max_payload: u64,
+
+    /// Events per second each socket may send (0 turns the limit off).
+    #[arg(long, env = "PARCEL_HUB_RATE_LIMIT", default_value_t = 1_000)]
+    pub rate_limit: u32,
+
+    /// Burst size of the per-socket rate limit.
+    #[arg(long, env = "PARCEL_HUB_RATE_BURST", default_value_t = 2_000)]
+    pub rate_burst: u32,
+
+    /// Packets buffered per socket before emits to it fail.
+    #[arg(long, env = "PARCEL_HUB_SOCKET_BUFFER", default_value_t = 4_096)]
+    pub socket_buffer: usize,
+}
+
+impl Config {
+    /// Settings for tests and embedding: any free loopback port, a database at `db`.
+    pub fn for_tests(db: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            db: db.into(),
+            credentials: None,
+            durability: Durability::Process,
+            max_payload: 64 * 1024,
+            rate_limit: 1_000,
+            rate_burst: 2_000,
+            socket_buffer: 4_096,
+        }
+    }
+}
+
+/// Why the credentials file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("cannot read credentials file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("credentials file {path} is not valid: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// The file form: `admin_token`, `[vendors]`, `[distributors]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CredentialsFile {
+    admin_token: String,
+    #[serde(default)]
+    vendors: BTreeMap<String, String>,
+    #[serde(default)]
+    distributors: BTreeMap<String, String>,
+}
+
+/// Who may connect. Tokens are compared in constant time and never printed.
+#[derive(Clone)]
+pub struct Credentials {
+    admin_token: String,
+    vendors: BTreeMap<VendorId, String>,
+    distributors: BTreeMap<DistributorId, String>,
+    /// True for the built-in demo set, which pages and the start-up banner may show.
+    pub is_demo: bool,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("vendors", &self.vendors.keys().collect::<Vec<_>>())
+            .field(
+                "distributors",
+                &self.distributors.keys().collect::<Vec<_>>(),
+            )
+            .field("is_demo", &self.is_demo)
+            .finish_non_exhaustive()
+    }
+}
+
+fn token_matches(expected: &str, given: &str) -> bool {
+    expected.as_bytes().ct_eq(given.as_bytes()).into()
+}
+
+/// The demo identities and their tokens (PROTOCOL.md examples).
+pub const DEMO_VENDORS: [(&str, &str); 2] = [
+    ("acme-widgets", "demo-acme"),
+    ("1-800-flowers", "demo-flowers"),
+];
+pub const DEMO_DISTRIBUTORS: [(&str, &str); 2] =
+    [("north-hub", "demo-north"), ("south-hub", "demo-south")];
+pub const DEMO_ADMIN_TOKEN: &str = "demo-admin";
+
+impl Credentials {
+    /// The built-in demo set.
+    pub fn demo() -> Self {
+        let parse_all = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(id, token)| ((*id).to_owned(), (*token).to_owned()))
+                .collect()
+        };
+        let file = CredentialsFile {
+            admin_token: DEMO_ADMIN_TOKEN.into(),
+            vendors: parse_all(&DEMO_VENDORS),
+            distributors: parse_all(&DEMO_DISTRIBUTORS),
+        };
+        let mut creds =
+            Self::from_file(file).unwrap_or_else(|_| unreachable!("demo ids are valid"));
+        creds.is_demo = true;
+        creds
+    }
+
+    /// Reads a credentials file, saying what is wrong and where.
+    pub fn load(path: &Path) -> Result<Self, CredentialsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| CredentialsError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let invalid = |message: String| CredentialsError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        let file: CredentialsFile = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        Self::from_file(file).map_err(invalid)
+    }
+
+    fn from_file(file: CredentialsFile) -> Result<Self, String> {
+        if file.admin_token.trim().is_empty() {
+            return Err("admin_token must not be empty".into());
+        }
+        let mut vendors = BTreeMap::new();
+        for (id, token) in file.vendors {
+            let vid = VendorId::parse(&id).map_err(|e| format!("[vendors] {id:?}: {e}"))?;
+            if token.is_empty() {
+                return Err(format!("[vendors] {id}: the token must not be empty"));
+            }
+            vendors.insert(vid, token);
+        }
+        let mut distributors = BTreeMap::new();
+        for (id, token) in file.distributors {
+            let did =
+                DistributorId::parse(&id).map_err(|e| format!("[distributors] {id:?}: {e}"))?;
+            if token.is_empty() {
+                return Err(format!("[distributors] {id}: the token must not be empty"));
+            }
+            distributors.insert(did, token);
+        }
+        Ok(Self {
+            admin_token: file.admin_token,
+            vendors,
+            distributors,
+            is_demo: false,
+        })
+    }
+
+    pub fn vendor_token_ok(&self, id: &VendorId, token: &str) -> bool {
+        self.vendors
+            .get(id)
+            .is_some_and(|t| token_matches(t, token))
+    }
+
+    pub fn distributor_token_ok(&self, id: &DistributorId, token: &str) -> bool {
+        self.distributors
+            .get(id)
+            .is_some_and(|t| token_matches(t, token))
+    }
+
+    pub fn admin_token_ok(&self, token: &str) -> bool {
+        token_matches(&self.admin_token, token)
+    }
+
+    pub fn is_distributor(&self, id: &DistributorId) -> bool {
+        self.distributors.contains_key(id)
+    }
+
+    pub fn vendors(&self) -> impl Iterator<Item = &VendorId> {
+        self.vendors.keys()
+    }
+
+    pub fn distributors(&self) -> impl Iterator<Item = &DistributorId> {
+        self.distributors.keys()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_credentials_accept_the_demo_tokens_only() {
+        let c = Credentials::demo();
+        let acme = VendorId::parse("acme-widgets").unwrap();
+        assert!(c.vendor_token_ok(&acme, "demo-acme"));
+        assert!(!c.vendor_token_ok(&acme, "demo-acm"));
+        assert!(!c.vendor_token_ok(&VendorId::parse("nobody").unwrap(), "demo-acme"));
+        assert!(c.admin_token_ok("demo-admin"));
+        assert!(
+            !format!("{c:?}").contains("demo-acme"),
+            "tokens never print"
+        );
+    }
+
+    #[test]
+    fn a_bad_credentials_file_says_what_and_where() {
+        let dir = std::env::temp_dir().join(format!("ph-creds-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("creds.toml");
+        std::fs::write(
+            &path,
+            "admin_token = \"x\"\n[vendors]\n\"bad id\" = \"t\"\n",
+        )
+        .unwrap();
+        let err = Credentials::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("creds.toml") && err.contains("bad id"),
+            "{err}"
+        );
+        std::fs::write(&path, "admin_token = \n").unwrap();
+        let err = Credentials::load(&path).unwrap_err().to_string();
+        assert!(err.contains("line 1"), "{err}");
+        let err = Credentials::load(&dir.join("missing.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing.toml"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,19 @@
+//! Domain values, parsed once at the edge.
+//!
+//! Handlers never hold a raw `String` they have not validated: identities,
+//! order ids and statuses are newtypes and enums built here, so a value that
+//! exists is a value that is allowed. Parsing errors carry a sentence that is
+//! safe to send back to the client.
+
+mod ids;
+mod order;
+
+pub use ids::{ChatName, DistributorId, Identity, MessageId, OrderId, RoomName, VendorId};
+pub use order::{
+    HistoryEntry, Order, Recipient, Status, TransitionError, TransitionOutcome, rfc3339,
+};
+
+/// Why a value from the outside was not accepted; the text is for the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidValue(pub String);

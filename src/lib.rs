@@ -1,0 +1,31 @@
+//! parcel-hub: a real-time parcel-delivery hub on Socket.IO.
+//!
+//! Vendors ask for pickups on `/vendor`, distributors take them on
+//! `/distributor`, people talk on `/chat`, and every notification passes
+//! through a durable queue so nothing acknowledged is lost. The wire
+//! contract is `PROTOCOL.md` (mirrored in [`protocol`]).
+//!
+//! # Layout
+//!
+//! - [`config`]: the clap settings and the credentials file.
+//! - [`telemetry`]: tracing set-up.
+//! - [`app`]: shared hub state, the Socket.IO layer and router, `serve`.
+//! - [`protocol`]: event names, payloads, ack envelope, error codes.
+//! - [`rooms`]: room-name functions.
+//! - [`domain`]: identities, orders and their lifecycle.
+//! - [`store`]: the storage trait and its SQLite backend.
+//! - [`namespaces`]: one file per namespace, registered in one place.
+//! - [`activity`]: proof-of-life logging and the activity feed.
+
+pub mod activity;
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod namespaces;
+pub mod protocol;
+pub mod rooms;
+pub mod store;
+pub mod telemetry;
+
+pub use app::App;
+pub use config::Config;

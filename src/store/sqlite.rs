@@ -1,0 +1,401 @@
+//! The embedded backend: one SQLite file, written by one thread, with group commit.
+//!
+//! All statements run on a dedicated writer thread that owns the connection.
+//! It takes every job waiting in its channel, runs each inside its own
+//! savepoint of one transaction, commits once, and only then answers the
+//! callers. Many pickups in flight therefore share one commit, and a caller
+//! never hears `ok` before its write is in the database file.
+
+use std::path::Path;
+use std::sync::mpsc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use super::{QueueDepth, Queued, Recorded, Store, StoreError};
+use crate::domain::{
+    DistributorId, MessageId, Order, OrderId, Recipient, Status, TransitionError,
+    TransitionOutcome, VendorId,
+};
+use crate::protocol::{MessageEnvelope, PickupRequest, event, transition_event};
+
+/// How much a committed write survives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Durability {
+    /// An acknowledged write survives the hub being killed (WAL, no fsync per commit).
+    #[default]
+    Process,
+    /// An acknowledged write also survives power loss (fsync on every commit).
+    Power,
+}
+
+/// How many jobs at most share one commit.
+const MAX_BATCH: usize = 512;
+
+/// Called with the fate of the batch's commit once it is known.
+type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// Work for the writer thread; it reports whether its savepoint should be kept.
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
+
+/// Handle to the writer thread. Cloning is not offered: share it in an `Arc`.
+#[derive(Debug)]
+pub struct SqliteStore {
+    /// Jobs for the writer thread; dropping it lets the thread drain and exit.
+    jobs: mpsc::Sender<Job>,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database at `path` (`:memory:` for a throwaway one).
+    pub fn open(path: &Path, durability: Durability) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(backend)?;
+        let synchronous = match durability {
+            Durability::Process => "NORMAL",
+            Durability::Power => "FULL",
+        };
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = {synchronous};
+             PRAGMA busy_timeout = 5000;
+             CREATE TABLE IF NOT EXISTS orders (
+                 vendor_id TEXT NOT NULL,
+                 order_id  TEXT NOT NULL,
+                 body      TEXT NOT NULL,
+                 PRIMARY KEY (vendor_id, order_id)
+             ) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS messages (
+                 seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+                 message_id TEXT NOT NULL UNIQUE,
+                 owner      TEXT NOT NULL,
+                 body       TEXT NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS messages_by_owner ON messages (owner, seq);"
+        ))
+        .map_err(backend)?;
+
+        let (jobs, inbox) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer_loop(conn, inbox))
+            .map_err(backend)?;
+        Ok(Self { jobs })
+    }
+
+    /// Runs `work` on the writer thread inside the next commit and waits for it.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let result = work(conn);
+            let keep = result.is_ok();
+            let completion: Completion = Box::new(move |commit| {
+                // The caller may have gone away (its socket closed); the write stands.
+                let _ignored = reply.send(commit.and(result));
+            });
+            (keep, completion)
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| StoreError::Backend("the store is shut down".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Backend("the store writer stopped".into()))?
+    }
+}
+
+fn writer_loop(mut conn: Connection, inbox: mpsc::Receiver<Job>) {
+    while let Ok(first) = inbox.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match inbox.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut completions = Vec::with_capacity(batch.len());
+        let commit = run_batch(&mut conn, batch, &mut completions);
+        if let Err(e) = &commit {
+            tracing::error!(error = %e, "sqlite commit failed; the batch is rolled back");
+        }
+        for done in completions {
+            done(commit.clone());
+        }
+    }
+}
+
+fn run_batch(
+    conn: &mut Connection,
+    batch: Vec<Job>,
+    completions: &mut Vec<Completion>,
+) -> Result<(), StoreError> {
+    let mut tx = match conn.transaction() {
+        Ok(tx) => tx,
+        Err(e) => {
+            // Jobs never ran; answer each with the failure.
+            for job in batch {
+                let (_, done) = job_failed(job, &e);
+                completions.push(done);
+            }
+            return Err(backend(e));
+        }
+    };
+    for job in batch {
+        match tx.savepoint() {
+            Ok(mut sp) => {
+                let (keep, done) = job(&sp);
+                let kept = if keep {
+                    sp.commit().map_err(backend)
+                } else {
+                    sp.rollback().map_err(backend)
+                };
+                completions.push(match kept {
+                    Ok(()) => done,
+                    Err(e) => Box::new(move |_| done(Err(e))),
+                });
+            }
+            Err(e) => completions.push(job_failed(job, &e).1),
+        }
+    }
+    tx.commit().map_err(backend)
+}
+
+/// A job that cannot run answers with the error instead.
+fn job_failed(job: Job, e: &rusqlite::Error) -> (bool, Completion) {
+    let message = e.to_string();
+    drop(job);
+    (
+        false,
+        Box::new(move |_| {
+            tracing::error!(error = %message, "sqlite job could not run");
+        }),
+    )
+}
+
+fn load_order(
+    conn: &Connection,
+    vendor: &VendorId,
+    order: &OrderId,
+) -> Result<Option<Order>, StoreError> {
+    let body: Option<String> = conn
+        .prepare_cached("SELECT body FROM orders WHERE vendor_id = ?1 AND order_id = ?2")
+        .and_then(|mut st| {
+            st.query_row(params![vendor.as_str(), order.as_str()], |r| r.get(0))
+                .optional()
+        })
+        .map_err(backend)?;
+    body.map(|b| serde_json::from_str(&b).map_err(backend))
+        .transpose()
+}
+
+fn save_order(conn: &Connection, order: &Order) -> Result<(), StoreError> {
+    let body = serde_json::to_string(order).map_err(backend)?;
+    conn.prepare_cached(
+        "INSERT INTO orders (vendor_id, order_id, body) VALUES (?1, ?2, ?3)
+         ON CONFLICT (vendor_id, order_id) DO UPDATE SET body = excluded.body",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            order.vendor_id.as_str(),
+            order.order_id.as_str(),
+            body
+        ])
+    })
+    .map_err(backend)?;
+    Ok(())
+}
+
+fn enqueue(
+    conn: &Connection,
+    recipient: Recipient,
+    event: &str,
+    order: &Order,
+    at: DateTime<Utc>,
+) -> Result<Queued, StoreError> {
+    let envelope = MessageEnvelope {
+        message_id: MessageId::generate(),
+        event: event.to_owned(),
+        order: order.clone(),
+        at,
+    };
+    let body = serde_json::to_string(&envelope).map_err(backend)?;
+    conn.prepare_cached("INSERT INTO messages (message_id, owner, body) VALUES (?1, ?2, ?3)")
+        .and_then(|mut st| st.execute(params![envelope.message_id.as_str(), recipient.key(), body]))
+        .map_err(backend)?;
+    Ok(Queued {
+        recipient,
+        envelope,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn record_pickup(
+        &self,
+        vendor: &VendorId,
+        request: &PickupRequest,
+        at: DateTime<Utc>,
+    ) -> Result<Recorded, StoreError> {
+        let vendor = vendor.clone();
+        let request = request.clone();
+        self.run(move |conn| {
+            if let Some(order) = load_order(conn, &vendor, &request.order_id)? {
+                if order.same_request(&request.distributor_id, &request.customer, &request.address)
+                {
+                    return Ok(Recorded {
+                        order,
+                        queued: None,
+                    });
+                }
+                return Err(StoreError::ConflictingPickup(request.order_id));
+            }
+            let order = Order::new_pending(
+                vendor,
+                request.order_id,
+                request.distributor_id.clone(),
+                request.customer,
+                request.address,
+                at,
+            );
+            save_order(conn, &order)?;
+            let queued = enqueue(
+                conn,
+                Recipient::Distributor(request.distributor_id),
+                event::PICKUP,
+                &order,
+                at,
+            )?;
+            Ok(Recorded {
+                order,
+                queued: Some(queued),
+            })
+        })
+        .await
+    }
+
+    async fn record_transition(
+        &self,
+        by: &DistributorId,
+        vendor: &VendorId,
+        order: &OrderId,
+        to: Status,
+        at: DateTime<Utc>,
+    ) -> Result<Recorded, StoreError> {
+        let (by, vendor, order_id) = (by.clone(), vendor.clone(), order.clone());
+        self.run(move |conn| {
+            let mut order = load_order(conn, &vendor, &order_id)?
+                .ok_or_else(|| StoreError::UnknownOrder(order_id.clone()))?;
+            match order.apply(&by, to, at)? {
+                TransitionOutcome::AlreadyThere => Ok(Recorded {
+                    order,
+                    queued: None,
+                }),
+                TransitionOutcome::Moved => {
+                    save_order(conn, &order)?;
+                    let queued = enqueue(
+                        conn,
+                        Recipient::Vendor(vendor),
+                        transition_event(to),
+                        &order,
+                        at,
+                    )?;
+                    Ok(Recorded {
+                        order,
+                        queued: Some(queued),
+                    })
+                }
+            }
+        })
+        .await
+    }
+
+    async fn confirm(
+        &self,
+        recipient: &Recipient,
+        message: &MessageId,
+    ) -> Result<bool, StoreError> {
+        let (owner, message) = (recipient.key(), message.clone());
+        self.run(move |conn| {
+            conn.prepare_cached("DELETE FROM messages WHERE message_id = ?1 AND owner = ?2")
+                .and_then(|mut st| st.execute(params![message.as_str(), owner]))
+                .map(|n| n > 0)
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn pending_for(&self, recipient: &Recipient) -> Result<Vec<MessageEnvelope>, StoreError> {
+        let owner = recipient.key();
+        self.run(move |conn| {
+            let mut st = conn
+                .prepare_cached("SELECT body FROM messages WHERE owner = ?1 ORDER BY seq")
+                .map_err(backend)?;
+            let rows = st
+                .query_map(params![owner], |r| r.get::<_, String>(0))
+                .map_err(backend)?;
+            rows.map(|body| {
+                let body = body.map_err(backend)?;
+                serde_json::from_str(&body).map_err(backend)
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn order(&self, vendor: &VendorId, order: &OrderId) -> Result<Option<Order>, StoreError> {
+        let (vendor, order) = (vendor.clone(), order.clone());
+        self.run(move |conn| load_order(conn, &vendor, &order))
+            .await
+    }
+
+    async fn queue_depths(&self) -> Result<Vec<QueueDepth>, StoreError> {
+        self.run(|conn| {
+            let mut st = conn
+                .prepare_cached(
+                    "SELECT owner, COUNT(*) FROM messages GROUP BY owner ORDER BY owner",
+                )
+                .map_err(backend)?;
+            let rows = st
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(backend)?;
+            let mut depths = Vec::new();
+            for row in rows {
+                let (owner, depth) = row.map_err(backend)?;
+                if let Some(owner) = Recipient::from_key(&owner) {
+                    depths.push(QueueDepth {
+                        owner,
+                        depth: u64::try_from(depth).unwrap_or(0),
+                    });
+                }
+            }
+            Ok(depths)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.run(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))
+            .await
+    }
+}
+
+impl From<TransitionError> for StoreError {
+    fn from(e: TransitionError) -> Self {
+        match e {
+            TransitionError::Forbidden { order } => StoreError::Forbidden(order),
+            TransitionError::Invalid { order, from, to } => {
+                StoreError::InvalidTransition { order, from, to }
+            }
+        }
+    }
+}
