@@ -46,6 +46,8 @@ pub struct Session {
     pub identity: Identity,
     /// Shown in logs and the activity feed (`vendor acme-widgets`).
     pub label: Arc<str>,
+    /// When the connect middleware accepted the socket (for the inspector).
+    pub connected_at: chrono::DateTime<chrono::Utc>,
     /// This socket's own budget of events; `None` when limits are off.
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
 }
@@ -68,6 +70,7 @@ impl Session {
         });
         Self {
             label: identity.to_string().into(),
+            connected_at: chrono::Utc::now(),
             identity,
             limiter,
         }
