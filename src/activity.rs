@@ -2,7 +2,8 @@
 //!
 //! Handlers report what passed through them; this module turns each report
 //! into one structured log line and, when someone watches (the inspector),
-//! into an `activity` record on a broadcast channel. With nobody watching,
+//! into an `activity` record on a broadcast channel. Connects and
+//! disconnects are records too, so a watcher sees every change of the hub. With nobody watching,
 //! no payload is copied.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -100,6 +101,29 @@ fn feed_payload(payload: &Value) -> Value {
     Value::String(format!("{}… ({} bytes)", &text[..end], text.len()))
 }
 
+/// A connect or disconnect, which the feed shows like an incoming event.
+fn lifecycle_record(
+    namespace: &'static str,
+    event: &str,
+    socket: &str,
+    identity: &str,
+    payload: Value,
+) -> ActivityRecord {
+    ActivityRecord {
+        seq: 0,
+        at: Utc::now(),
+        namespace,
+        direction: Direction::In,
+        event: event.to_owned(),
+        socket: Some(socket.to_owned()),
+        identity: Some(identity.to_owned()),
+        target: None,
+        recipients: None,
+        outcome: Some("ok"),
+        payload,
+    }
+}
+
 impl Activity {
     pub fn new() -> Self {
         let (feed, _) = broadcast::channel(1024);
@@ -179,6 +203,44 @@ impl Activity {
                 outcome: Some(e.outcome),
                 payload: feed_payload(e.payload),
             });
+        }
+    }
+
+    /// A socket was accepted into a namespace (`connect`, direction `in`).
+    pub fn connected(
+        &self,
+        namespace: &'static str,
+        socket: &str,
+        identity: &str,
+        transport: &str,
+    ) {
+        if self.watched() {
+            self.publish(lifecycle_record(
+                namespace,
+                "connect",
+                socket,
+                identity,
+                serde_json::json!({ "transport": transport }),
+            ));
+        }
+    }
+
+    /// A socket left a namespace (`disconnect`, direction `in`), with the reason.
+    pub fn disconnected(
+        &self,
+        namespace: &'static str,
+        socket: &str,
+        identity: &str,
+        reason: &str,
+    ) {
+        if self.watched() {
+            self.publish(lifecycle_record(
+                namespace,
+                "disconnect",
+                socket,
+                identity,
+                serde_json::json!({ "reason": reason }),
+            ));
         }
     }
 

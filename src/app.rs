@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use crate::activity::Activity;
 use crate::config::{Config, Credentials};
 use crate::namespaces;
+use crate::namespaces::inspector::FeedTask;
 use crate::store::{SharedStore, SqliteStore};
 
 /// Per-socket event budget.
@@ -34,6 +35,8 @@ pub struct HubState {
     pub activity: Activity,
     pub limits: Limits,
     pub started: Instant,
+    /// Whether the task feeding `/inspector` sockets runs (one per hub).
+    pub inspector_feed: FeedTask,
 }
 
 pub type Hub = Arc<HubState>;
@@ -64,6 +67,7 @@ impl App {
                 burst: config.rate_burst,
             },
             started: Instant::now(),
+            inspector_feed: FeedTask::default(),
         });
 
         let max_payload = config.max_payload;

@@ -119,7 +119,7 @@ pub async fn on_connect<A: Adapter>(
     Extension(name): Extension<ChatName>,
     State(hub): State<Hub>,
 ) {
-    log_connected(&socket, &session);
+    log_connected(&hub, &socket, &session);
     socket.on(event::CHAT_MESSAGE, on_chat_message::<A>);
     socket.on(event::JOIN, on_join::<A>);
     socket.on(event::LEAVE, on_leave::<A>);
@@ -340,7 +340,7 @@ pub async fn on_disconnect<A: Adapter>(
     Extension(name): Extension<ChatName>,
     State(hub): State<Hub>,
 ) {
-    log_disconnected(&socket, &session, reason);
+    log_disconnected(&hub, &socket, &session, reason);
     let users = online(&socket, false);
     let presence = Presence {
         name: name.as_str(),

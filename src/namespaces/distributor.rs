@@ -52,9 +52,10 @@ pub async fn on_connect<A: Adapter>(
     socket: SocketRef<A>,
     Extension(session): Extension<Session>,
     Extension(distributor): Extension<DistributorId>,
+    State(hub): State<Hub>,
 ) {
     socket.join(rooms::distributor(&distributor));
-    log_connected(&socket, &session);
+    log_connected(&hub, &socket, &session);
     socket.on(event::IN_TRANSIT, on_in_transit::<A>);
     socket.on(event::DELIVERED, on_delivered::<A>);
     socket.on(event::RECEIVED, super::queue::on_received::<A>);
@@ -168,6 +169,7 @@ pub async fn on_disconnect<A: Adapter>(
     socket: SocketRef<A>,
     reason: DisconnectReason,
     Extension(session): Extension<Session>,
+    State(hub): State<Hub>,
 ) {
-    log_disconnected(&socket, &session, reason);
+    log_disconnected(&hub, &socket, &session, reason);
 }

@@ -8,6 +8,7 @@
 
 pub mod chat;
 pub mod distributor;
+pub mod inspector;
 pub mod queue;
 pub mod vendor;
 
@@ -38,6 +39,10 @@ pub fn register(io: &SocketIo) {
         distributor::on_connect.with(distributor::authenticate),
     );
     io.ns(ns::CHAT, chat::on_connect.with(chat::authenticate));
+    io.ns(
+        ns::INSPECTOR,
+        inspector::on_connect.with(inspector::authenticate),
+    );
 }
 
 /// Who a socket is, set by the connect middleware and read by every handler.
@@ -252,18 +257,33 @@ pub async fn on_unknown_event<A: Adapter>(
     answer(&hub, &socket, &session.0, &event, &payload, ack, refusal);
 }
 
-/// Logs a connection with its namespace, identity and transport.
-pub fn log_connected<A: Adapter>(socket: &SocketRef<A>, session: &Session) {
-    tracing::info!(ns = socket.ns(), sid = %socket.id, identity = %session.label, transport = ?socket.transport_type(), "connected");
+/// Logs a connection with its namespace, identity and transport, and
+/// reports it to the activity feed (the inspector redraws on it).
+pub fn log_connected<A: Adapter>(hub: &Hub, socket: &SocketRef<A>, session: &Session) {
+    let transport: &'static str = socket.transport_type().into();
+    tracing::info!(ns = socket.ns(), sid = %socket.id, identity = %session.label, transport, "connected");
+    hub.activity.connected(
+        namespace_of(socket),
+        &socket.id.to_string(),
+        &session.label,
+        transport,
+    );
 }
 
-/// Logs a disconnection with its reason.
+/// Logs a disconnection with its reason, and reports it to the activity feed.
 pub fn log_disconnected<A: Adapter>(
+    hub: &Hub,
     socket: &SocketRef<A>,
     session: &Session,
     reason: DisconnectReason,
 ) {
     tracing::info!(ns = socket.ns(), sid = %socket.id, identity = %session.label, %reason, "disconnected");
+    hub.activity.disconnected(
+        namespace_of(socket),
+        &socket.id.to_string(),
+        &session.label,
+        &reason.to_string(),
+    );
 }
 
 /// Reads `{ <id field>, token }` from a handshake `auth`, or says what is missing.

@@ -53,9 +53,10 @@ pub async fn on_connect<A: Adapter>(
     socket: SocketRef<A>,
     Extension(session): Extension<Session>,
     Extension(vendor): Extension<VendorId>,
+    State(hub): State<Hub>,
 ) {
     socket.join(rooms::vendor(&vendor));
-    log_connected(&socket, &session);
+    log_connected(&hub, &socket, &session);
     socket.on(event::PICKUP, on_pickup::<A>);
     socket.on(event::RECEIVED, super::queue::on_received::<A>);
     socket.on(event::GET_ALL, super::queue::on_get_all::<A>);
@@ -129,6 +130,7 @@ pub async fn on_disconnect<A: Adapter>(
     socket: SocketRef<A>,
     reason: DisconnectReason,
     Extension(session): Extension<Session>,
+    State(hub): State<Hub>,
 ) {
-    log_disconnected(&socket, &session, reason);
+    log_disconnected(&hub, &socket, &session, reason);
 }

@@ -1,0 +1,337 @@
+//! `/inspector`: a read-only, live view of the hub for the inspector page.
+//!
+//! An inspector socket gets a `snapshot` (namespaces, rooms, sockets, queue
+//! depths) when it connects and whenever the hub changes, at most ten per
+//! second, and every record of the activity feed as `activity`. One task per
+//! hub does this for all inspector sockets; it runs only while at least one
+//! is connected, so with nobody watching the feed copies nothing. What it
+//! emits is not itself reported to the feed, or it would feed on itself.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{Extension, SocketRef, State, TryData};
+use socketioxide::operators::BroadcastOperators;
+use socketioxide::socket::DisconnectReason;
+use tokio::sync::broadcast::{Receiver, error::RecvError};
+use tokio::time::Instant;
+
+use super::{Session, log_connected, log_disconnected, refusal_from};
+use crate::activity::ActivityRecord;
+use crate::app::Hub;
+use crate::domain::{Identity, rfc3339};
+use crate::protocol::{ConnectRefusal, Fields, Refusal, event, ns};
+
+/// At most this many snapshots per second reach an inspector.
+const SNAPSHOT_SPACING: Duration = Duration::from_millis(100);
+
+/// Changes no event reports (a transport upgrade) show up within this.
+const REFRESH_EVERY: Duration = Duration::from_secs(2);
+
+/// The namespaces a snapshot lists, in this order.
+const NAMESPACES: [&str; 4] = [ns::VENDOR, ns::DISTRIBUTOR, ns::CHAT, ns::INSPECTOR];
+
+/// The `snapshot` an inspector receives, and `GET /api/inspect` answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    #[serde(serialize_with = "rfc3339")]
+    pub at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub view: HubView,
+}
+
+/// A snapshot without its time, so two can be compared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HubView {
+    pub namespaces: Vec<NamespaceView>,
+    pub queues: Vec<QueueView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NamespaceView {
+    pub name: &'static str,
+    pub sockets: Vec<SocketView>,
+    pub rooms: Vec<RoomView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SocketView {
+    pub id: String,
+    /// The session label, as in the activity feed (`vendor acme-widgets`).
+    pub identity: String,
+    pub rooms: Vec<String>,
+    pub transport: &'static str,
+    #[serde(serialize_with = "rfc3339")]
+    pub connected_at: DateTime<Utc>,
+}
+
+/// A room and the ids of the sockets in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoomView {
+    pub name: String,
+    pub members: Vec<String>,
+}
+
+/// One non-empty queue (`vendor:acme-widgets`, `distributor:north-hub`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueueView {
+    pub owner: String,
+    pub depth: u64,
+}
+
+/// Whether the hub's feed task runs. The lock makes "the last inspector
+/// left, stop" and "an inspector arrived, start if stopped" exclusive, so
+/// an inspector can never be left without a feed.
+#[derive(Debug, Default)]
+pub struct FeedTask {
+    running: Mutex<bool>,
+}
+
+impl FeedTask {
+    fn lock(&self) -> MutexGuard<'_, bool> {
+        self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Connect middleware: `{ token }` must be the admin token.
+pub async fn authenticate<A: Adapter>(
+    socket: SocketRef<A>,
+    TryData(auth): TryData<Value>,
+    State(hub): State<Hub>,
+) -> Result<(), ConnectRefusal> {
+    let result = admin_token_from_auth(auth).and_then(|token| {
+        if hub.credentials.admin_token_ok(&token) {
+            Ok(())
+        } else {
+            Err(ConnectRefusal::Unauthorized("wrong admin token".into()))
+        }
+    });
+    match result {
+        Ok(()) => {
+            socket
+                .extensions
+                .insert(Session::new(Identity::Inspector, &hub));
+            Ok(())
+        }
+        Err(refusal) => {
+            super::log_refused(ns::INSPECTOR, &refusal);
+            Err(refusal)
+        }
+    }
+}
+
+fn admin_token_from_auth(
+    auth: Result<Value, socketioxide::ParserError>,
+) -> Result<String, ConnectRefusal> {
+    let bad_auth = || ConnectRefusal::BadAuth("auth must be a JSON object".into());
+    let auth = auth.map_err(|_| bad_auth())?;
+    let fields = Fields::of_optional(&auth).map_err(|_| bad_auth())?;
+    fields
+        .required("token", |raw| {
+            if raw.is_empty() {
+                Err(crate::domain::InvalidValue("token is required".into()))
+            } else {
+                Ok(raw.to_owned())
+            }
+        })
+        .map_err(|r| ConnectRefusal::BadAuth(r.message))
+}
+
+/// Makes sure the feed runs, then greets the inspector with a snapshot.
+pub async fn on_connect<A: Adapter>(
+    socket: SocketRef<A>,
+    io: SocketIo<A>,
+    Extension(session): Extension<Session>,
+    State(hub): State<Hub>,
+) {
+    // Before the connect is reported, so the feed sees this one too.
+    start_feed(&hub, &io);
+    log_connected(&hub, &socket, &session);
+    socket.on_fallback(super::on_unknown_event::<A>);
+    socket.on_disconnect(on_disconnect::<A>);
+    match snapshot(&hub, &io).await {
+        Ok(snapshot) => {
+            if let Err(e) = socket.emit(event::SNAPSHOT, &snapshot) {
+                tracing::warn!(ns = ns::INSPECTOR, sid = %socket.id, error = %e, "could not send the first snapshot");
+            }
+        }
+        Err(refusal) => {
+            tracing::warn!(ns = ns::INSPECTOR, sid = %socket.id, %refusal, "no first snapshot")
+        }
+    }
+}
+
+pub async fn on_disconnect<A: Adapter>(
+    socket: SocketRef<A>,
+    reason: DisconnectReason,
+    Extension(session): Extension<Session>,
+    State(hub): State<Hub>,
+) {
+    log_disconnected(&hub, &socket, &session, reason);
+}
+
+/// The hub as it is now: every namespace, its sockets and rooms, and the queues.
+pub async fn snapshot<A: Adapter>(hub: &Hub, io: &SocketIo<A>) -> Result<Snapshot, Refusal> {
+    let queues = hub
+        .store
+        .queue_depths()
+        .await
+        .map_err(refusal_from)?
+        .into_iter()
+        .map(|q| QueueView {
+            owner: q.owner.key(),
+            depth: q.depth,
+        })
+        .collect();
+    let namespaces = NAMESPACES
+        .iter()
+        .map(|path| namespace_view(io, path))
+        .collect();
+    Ok(Snapshot {
+        at: Utc::now(),
+        view: HubView { namespaces, queues },
+    })
+}
+
+fn namespace_view<A: Adapter>(io: &SocketIo<A>, name: &'static str) -> NamespaceView {
+    let sockets = io.of(name).map(|ops| ops.sockets()).unwrap_or_default();
+    let mut views: Vec<SocketView> = sockets
+        .iter()
+        // A closing socket stays listed until its disconnect handler ends.
+        .filter(|socket| socket.connected())
+        .filter_map(|socket| {
+            // Only sockets past the connect middleware have a session.
+            let session = socket.extensions.get::<Session>()?;
+            let mut rooms: Vec<String> = socket.rooms().iter().map(|r| r.to_string()).collect();
+            rooms.sort();
+            Some(SocketView {
+                id: socket.id.to_string(),
+                identity: session.label.to_string(),
+                rooms,
+                transport: socket.transport_type().into(),
+                connected_at: session.connected_at,
+            })
+        })
+        .collect();
+    views.sort_by(|a, b| (a.connected_at, &a.id).cmp(&(b.connected_at, &b.id)));
+    let mut rooms: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for socket in &views {
+        for room in &socket.rooms {
+            rooms.entry(room).or_default().push(socket.id.clone());
+        }
+    }
+    let rooms = rooms
+        .into_iter()
+        .map(|(name, members)| RoomView {
+            name: name.to_owned(),
+            members,
+        })
+        .collect();
+    NamespaceView {
+        name,
+        sockets: views,
+        rooms,
+    }
+}
+
+/// Starts the hub's feed task unless it runs already.
+fn start_feed<A: Adapter>(hub: &Hub, io: &SocketIo<A>) {
+    let mut running = hub.inspector_feed.lock();
+    if !*running {
+        *running = true;
+        // Subscribed here, not in the task, so no record slips by in between.
+        let feed = hub.activity.subscribe();
+        tokio::spawn(run_feed(hub.clone(), io.clone(), feed));
+    }
+}
+
+/// Marks the feed stopped when no inspector is left; true if it should stop.
+fn stop_if_unwatched<A: Adapter>(hub: &Hub, inspectors: &BroadcastOperators<A>) -> bool {
+    let mut running = hub.inspector_feed.lock();
+    let watched = inspectors.clone().sockets().iter().any(|s| s.connected());
+    if !watched {
+        *running = false;
+    }
+    !watched
+}
+
+/// Forwards the activity feed and sends snapshots when the hub changed.
+async fn run_feed<A: Adapter>(hub: Hub, io: SocketIo<A>, mut feed: Receiver<ActivityRecord>) {
+    let Some(inspectors) = io.of(ns::INSPECTOR) else {
+        tracing::error!(ns = ns::INSPECTOR, "namespace is not registered");
+        *hub.inspector_feed.lock() = false;
+        return;
+    };
+    tracing::debug!("inspector feed started");
+    let mut last_view: Option<HubView> = None;
+    let mut last_sent = Instant::now();
+    let mut changed = true;
+    let mut refresh = tokio::time::interval(REFRESH_EVERY);
+    loop {
+        tokio::select! {
+            received = feed.recv() => match received {
+                Ok(record) => {
+                    let inspector_left =
+                        record.namespace == ns::INSPECTOR && record.event == "disconnect";
+                    forward(&inspectors, &record).await;
+                    changed = true;
+                    if inspector_left && stop_if_unwatched(&hub, &inspectors) {
+                        break;
+                    }
+                }
+                Err(RecvError::Lagged(skipped)) => {
+                    tracing::warn!(skipped, "the inspector feed fell behind; records skipped");
+                    changed = true;
+                }
+                Err(RecvError::Closed) => break,
+            },
+            () = tokio::time::sleep_until(last_sent + SNAPSHOT_SPACING), if changed => {
+                send_if_changed(&hub, &io, &inspectors, &mut last_view).await;
+                last_sent = Instant::now();
+                changed = false;
+            }
+            _ = refresh.tick() => {
+                if stop_if_unwatched(&hub, &inspectors) {
+                    break;
+                }
+                send_if_changed(&hub, &io, &inspectors, &mut last_view).await;
+            }
+        }
+    }
+    tracing::debug!("inspector feed stopped: no inspector left");
+}
+
+async fn forward<A: Adapter>(inspectors: &BroadcastOperators<A>, record: &ActivityRecord) {
+    if let Err(e) = inspectors.clone().emit(event::ACTIVITY, record).await {
+        tracing::warn!(ns = ns::INSPECTOR, seq = record.seq, error = %e, "could not forward an activity record");
+    }
+}
+
+async fn send_if_changed<A: Adapter>(
+    hub: &Hub,
+    io: &SocketIo<A>,
+    inspectors: &BroadcastOperators<A>,
+    last_view: &mut Option<HubView>,
+) {
+    let snapshot = match snapshot(hub, io).await {
+        Ok(snapshot) => snapshot,
+        Err(refusal) => {
+            tracing::warn!(ns = ns::INSPECTOR, %refusal, "no snapshot");
+            return;
+        }
+    };
+    if last_view.as_ref() == Some(&snapshot.view) {
+        return;
+    }
+    match inspectors.clone().emit(event::SNAPSHOT, &snapshot).await {
+        Ok(()) => *last_view = Some(snapshot.view),
+        Err(e) => tracing::warn!(ns = ns::INSPECTOR, error = %e, "could not send a snapshot"),
+    }
+}
