@@ -19,6 +19,7 @@ use crate::config::{Config, Credentials};
 use crate::namespaces;
 use crate::namespaces::inspector::FeedTask;
 use crate::store::{SharedStore, SqliteStore};
+use crate::web;
 
 /// Per-socket event budget.
 #[derive(Debug, Clone, Copy)]
@@ -79,9 +80,16 @@ impl App {
             .build_layer();
         namespaces::register(&io);
 
+        let web = web::WebState {
+            hub: hub.clone(),
+            io: io.clone(),
+            client: web::ClientScript::from_config(config.client_js.as_deref())?,
+            max_body: usize::try_from(max_payload).unwrap_or(usize::MAX),
+        };
         let router = Router::new()
             .route("/api/health", get(health))
             .with_state(hub.clone())
+            .merge(web::router(web))
             .layer(layer);
         Ok(Self { hub, io, router })
     }
@@ -124,7 +132,8 @@ impl App {
         let mut out = format!(
             "parcel-hub {version}\n\
              listening on http://{addr}\n\
-             \n  namespaces  /vendor  /distributor  /chat  (Socket.IO path /socket.io/)\n\
+             \n  pages       http://{addr}/  (vendor, distributor, chat, inspector)\n\
+             \x20 namespaces  /vendor  /distributor  /chat  /inspector  (Socket.IO path /socket.io/)\n\
              \x20 health      http://{addr}/api/health\n\
              \x20 data        {db} (SQLite, durability: {durability:?})\n",
             version = env!("CARGO_PKG_VERSION"),

@@ -53,6 +53,11 @@ pub struct Config {
     /// Packets buffered per socket before emits to it fail.
     #[arg(long, env = "PARCEL_HUB_SOCKET_BUFFER", default_value_t = 4_096)]
     pub socket_buffer: usize,
+
+    /// A local copy of the Socket.IO browser client (`socket.io.min.js`) for
+    /// the pages; without it they load the pinned official CDN build.
+    #[arg(long, env = "PARCEL_HUB_CLIENT_JS")]
+    pub client_js: Option<PathBuf>,
 }
 
 impl Config {
@@ -67,6 +72,7 @@ impl Config {
             rate_limit: 1_000,
             rate_burst: 2_000,
             socket_buffer: 4_096,
+            client_js: None,
         }
     }
 }

@@ -16,6 +16,7 @@
 //! - [`store`]: the storage trait and its SQLite backend.
 //! - [`namespaces`]: one file per namespace, registered in one place.
 //! - [`activity`]: proof-of-life logging and the activity feed.
+//! - [`web`]: the pages, the JSON API and their assets.
 
 pub mod activity;
 pub mod app;
@@ -26,6 +27,7 @@ pub mod protocol;
 pub mod rooms;
 pub mod store;
 pub mod telemetry;
+pub mod web;
 
 pub use app::App;
 pub use config::Config;

@@ -1,0 +1,124 @@
+'use strict';
+// Helpers shared by the parcel-hub pages. Nothing here turns data into
+// markup: every string from the hub or from a person reaches the page
+// through textContent or setAttribute, never innerHTML.
+window.ParcelHub = (() => {
+  /** A new element; `text` becomes its textContent, children are appended. */
+  function el(tag, options = {}, ...children) {
+    const node = document.createElement(tag);
+    if (options.className) node.className = options.className;
+    if (options.text !== undefined && options.text !== null) node.textContent = String(options.text);
+    for (const [name, value] of Object.entries(options.attrs || {})) node.setAttribute(name, String(value));
+    for (const child of children) if (child !== null && child !== undefined && child !== false) node.append(child);
+    return node;
+  }
+
+  /** `HH:MM:SS` of an RFC 3339 time (or of now). */
+  function clock(iso) {
+    const date = iso ? new Date(iso) : new Date();
+    return Number.isNaN(date.getTime()) ? '' : date.toLocaleTimeString([], { hour12: false });
+  }
+
+  function timeEl(iso) {
+    return el('time', { text: clock(iso), attrs: { datetime: iso || new Date().toISOString() } });
+  }
+
+  /** Shows a socket's state on `node`; calls `onRefused(message)` when the hub says no. */
+  function watchConnection(socket, node, onRefused) {
+    const show = (state, text) => {
+      node.dataset.state = state;
+      node.textContent = text;
+    };
+    const transport = () => (socket.io.engine && socket.io.engine.transport ? socket.io.engine.transport.name : '');
+    show('connecting', 'connecting…');
+    socket.on('connect', () => {
+      show('connected', `connected · ${transport()}`);
+      socket.io.engine.once('upgrade', () => show('connected', `connected · ${transport()}`));
+    });
+    socket.on('disconnect', (reason) => {
+      if (reason === 'io client disconnect') show('idle', 'disconnected');
+      else show('connecting', `reconnecting… (${reason})`);
+    });
+    socket.on('connect_error', (err) => {
+      // An active socket retries by itself; an inactive one was refused by the hub.
+      if (socket.active) {
+        show('connecting', `reconnecting… (${err.message})`);
+      } else {
+        show('error', 'refused');
+        onRefused(err.message);
+      }
+    });
+    return show;
+  }
+
+  /** Emits with an acknowledgement; resolves to the ack envelope (a timeout becomes one too). */
+  function request(socket, event, payload) {
+    return new Promise((resolve) => {
+      socket.timeout(8000).emit(event, payload, (err, envelope) => {
+        if (err) resolve({ ok: false, error: { code: 'timeout', message: 'the hub did not answer in time' } });
+        else resolve(envelope);
+      });
+    });
+  }
+
+  /** A fresh order id the vendor can use as its idempotency key. */
+  function freshOrderId() {
+    const random = Math.random().toString(36).slice(2, 6);
+    return `o-${Date.now().toString(36)}-${random}`;
+  }
+
+  const STATUS_LABELS = { pending: 'pending', 'in-transit': 'in transit', delivered: 'delivered' };
+
+  function statusBadge(status) {
+    const known = Object.prototype.hasOwnProperty.call(STATUS_LABELS, status);
+    return el('span', {
+      className: `status ${known ? `status-${status}` : ''}`,
+      text: known ? STATUS_LABELS[status] : status,
+    });
+  }
+
+  /** Keeps whichever version of an order has moved further. */
+  function newer(current, incoming) {
+    if (!current) return incoming;
+    const len = (o) => (Array.isArray(o.history) ? o.history.length : 0);
+    if (len(incoming) !== len(current)) return len(incoming) > len(current) ? incoming : current;
+    return String(incoming.updatedAt) >= String(current.updatedAt) ? incoming : current;
+  }
+
+  /** A card for one order: id, status, customer, address, timeline; `extra` goes last. */
+  function orderCard(order, metaText, extra) {
+    const timeline = el('ol', { className: 'timeline' });
+    for (const step of order.history || []) {
+      timeline.append(el('li', {}, statusBadge(step.status), timeEl(step.at)));
+    }
+    return el(
+      'article',
+      {
+        className: 'order',
+        attrs: { 'data-order-id': order.orderId, 'data-vendor-id': order.vendorId, 'data-status': order.status },
+      },
+      el('div', { className: 'order-head' }, el('span', { className: 'order-id', text: order.orderId }), statusBadge(order.status)),
+      el('p', { className: 'order-meta', text: metaText }),
+      timeline,
+      extra,
+    );
+  }
+
+  /** Wires the demo-credential chips of a sign-in form. */
+  function demoChips(form, idField) {
+    for (const chip of document.querySelectorAll('.chip[data-id]')) {
+      chip.addEventListener('click', () => {
+        form.elements[idField].value = chip.dataset.id;
+        form.elements.token.value = chip.dataset.token;
+      });
+    }
+  }
+
+  /** Shows `message` in the sign-in card, or hides the error with no message. */
+  function showError(node, message) {
+    node.textContent = message || '';
+    node.hidden = !message;
+  }
+
+  return { el, clock, timeEl, watchConnection, request, freshOrderId, statusBadge, newer, orderCard, demoChips, showError };
+})();

@@ -1,0 +1,236 @@
+//! The JSON API beside the pages (PROTOCOL.md "HTTP API"), for scripts and curl.
+//!
+//! It reuses the operations of the namespaces, so `POST /api/pickups` is
+//! the `pickup` event by another door: same validation, same store write,
+//! same notification to the distributor, same envelope. Every failure is
+//! one [`ApiError`], which maps to one status and one error envelope.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::Serialize;
+use serde_json::Value;
+use socketioxide::adapter::Adapter;
+
+use super::WebState;
+use crate::domain::{Order, OrderId, VendorId};
+use crate::namespaces::inspector::{Snapshot, snapshot};
+use crate::namespaces::vendor::{order_ack, submit_pickup};
+use crate::protocol::{ErrorCode, Refusal, ok_envelope};
+
+/// Which credentials an endpoint wanted, for the `WWW-Authenticate` header.
+#[derive(Debug, Clone, Copy)]
+pub enum Scheme {
+    /// `Basic vendorId:token`.
+    Vendor,
+    /// `Bearer <admin token>`.
+    Admin,
+}
+
+/// Why an API request failed; each case is one status and one envelope.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Refused like the matching event would be (status from the code).
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// Credentials missing or not accepted (401).
+    #[error("unauthorized: {message}")]
+    Unauthorized {
+        scheme: Scheme,
+        message: &'static str,
+    },
+    /// The body is larger than the hub accepts (413).
+    #[error("the request body is too large")]
+    TooLarge,
+}
+
+/// The HTTP status of an ack error code.
+fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::InvalidPayload | ErrorCode::UnknownEvent => StatusCode::BAD_REQUEST,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::UnknownOrder | ErrorCode::UnknownDistributor => StatusCode::NOT_FOUND,
+        ErrorCode::InvalidTransition => StatusCode::CONFLICT,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn error_envelope(code: &str, message: &str) -> Value {
+    serde_json::json!({ "ok": false, "error": { "code": code, "message": message } })
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::Refused(refusal) => {
+                (status_of(refusal.code), Json(refusal.envelope())).into_response()
+            }
+            ApiError::Unauthorized { scheme, message } => {
+                let challenge = match scheme {
+                    Scheme::Vendor => r#"Basic realm="parcel-hub vendor", charset="UTF-8""#,
+                    Scheme::Admin => r#"Bearer realm="parcel-hub admin""#,
+                };
+                (
+                    StatusCode::UNAUTHORIZED,
+                    [(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static(challenge),
+                    )],
+                    Json(error_envelope("unauthorized", message)),
+                )
+                    .into_response()
+            }
+            ApiError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Json(error_envelope(
+                    ErrorCode::InvalidPayload.as_str(),
+                    "the request body is too large",
+                )),
+            )
+                .into_response(),
+        }
+    }
+}
+
+/// The value of `Authorization` after `scheme ` (the scheme is case-insensitive).
+fn authorization<'a>(headers: &'a HeaderMap, scheme: &str) -> Option<&'a str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (given, rest) = value.split_once(' ')?;
+    given.eq_ignore_ascii_case(scheme).then(|| rest.trim())
+}
+
+/// The vendor named by HTTP Basic `vendorId:token`, if the token matches.
+fn authenticate_vendor<A: Adapter>(
+    state: &WebState<A>,
+    headers: &HeaderMap,
+) -> Result<VendorId, ApiError> {
+    let unauthorized = |message| ApiError::Unauthorized {
+        scheme: Scheme::Vendor,
+        message,
+    };
+    let encoded = authorization(headers, "Basic")
+        .ok_or_else(|| unauthorized("send HTTP Basic credentials vendorId:token"))?;
+    let decoded = BASE64
+        .decode(encoded)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(|| unauthorized("the Basic credentials are not valid base64 UTF-8"))?;
+    let (id, token) = decoded
+        .split_once(':')
+        .ok_or_else(|| unauthorized("the Basic credentials must be vendorId:token"))?;
+    match VendorId::parse(id) {
+        Ok(vendor) if state.hub.credentials.vendor_token_ok(&vendor, token) => Ok(vendor),
+        _ => Err(unauthorized("unknown vendor or wrong token")),
+    }
+}
+
+fn authenticate_admin<A: Adapter>(
+    state: &WebState<A>,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    match authorization(headers, "Bearer") {
+        Some(token) if state.hub.credentials.admin_token_ok(token) => Ok(()),
+        Some(_) => Err(ApiError::Unauthorized {
+            scheme: Scheme::Admin,
+            message: "wrong admin token",
+        }),
+        None => Err(ApiError::Unauthorized {
+            scheme: Scheme::Admin,
+            message: "send the admin token as Authorization: Bearer <token>",
+        }),
+    }
+}
+
+/// A JSON body, or the `invalid_payload` envelope instead of axum's plain text.
+fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+    let bytes = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge
+        } else {
+            Refusal::new(
+                ErrorCode::InvalidPayload,
+                "the request body could not be read",
+            )
+            .into()
+        }
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Refusal::new(
+            ErrorCode::InvalidPayload,
+            format!("the body is not valid JSON: {e}"),
+        )
+        .into()
+    })
+}
+
+/// `GET /api/inspect` (admin): the inspector snapshot.
+pub async fn inspect<A: Adapter>(
+    State(state): State<WebState<A>>,
+    headers: HeaderMap,
+) -> Result<Json<Snapshot>, ApiError> {
+    authenticate_admin(&state, &headers)?;
+    Ok(Json(snapshot(&state.hub, &state.io).await?))
+}
+
+/// `POST /api/pickups` (vendor): the `pickup` event over HTTP.
+pub async fn post_pickup<A: Adapter>(
+    State(state): State<WebState<A>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let vendor = authenticate_vendor(&state, &headers)?;
+    let payload = json_body(body)?;
+    let result = submit_pickup(&state.hub, &state.io, &vendor, &payload).await;
+    let outcome = result.as_ref().map_or_else(|r| r.code.as_str(), |_| "ok");
+    tracing::info!(route = "POST /api/pickups", vendor = %vendor, outcome, "api request");
+    let recorded = result?;
+    let status = if recorded.duplicate() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(order_ack(&recorded))))
+}
+
+/// The answer of `GET /api/orders/{vendorId}/{orderId}`.
+#[derive(Debug, Serialize)]
+struct OrderFound<'a> {
+    order: &'a Order,
+}
+
+/// `GET /api/orders/{vendorId}/{orderId}` (that vendor): one order.
+pub async fn get_order<A: Adapter>(
+    State(state): State<WebState<A>>,
+    headers: HeaderMap,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let vendor = authenticate_vendor(&state, &headers)?;
+    let Path((vendor_id, order_id)) =
+        path.map_err(|_| Refusal::new(ErrorCode::InvalidPayload, "the path is not valid UTF-8"))?;
+    if vendor.as_str() != vendor_id {
+        return Err(Refusal::new(
+            ErrorCode::Forbidden,
+            "these credentials may read only their own vendor's orders",
+        )
+        .into());
+    }
+    let order_id = OrderId::parse(&order_id).map_err(Refusal::from)?;
+    let order = state
+        .hub
+        .store
+        .order(&vendor, &order_id)
+        .await
+        .map_err(crate::namespaces::refusal_from)?
+        .ok_or_else(|| {
+            Refusal::new(
+                ErrorCode::UnknownOrder,
+                format!("order {order_id} does not exist"),
+            )
+        })?;
+    Ok(Json(ok_envelope(&OrderFound { order: &order })))
+}

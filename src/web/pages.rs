@@ -1,0 +1,222 @@
+//! The pages people use: one askama template per page, one struct per template.
+//!
+//! Pages are rendered once per request from what the hub knows (the
+//! distributors a vendor may choose, the demo credentials when they are in
+//! use); everything live happens in the page scripts under `assets/`, which
+//! talk to the hub through the official Socket.IO browser client. Whatever
+//! a person types reaches the page only through `textContent`.
+
+use askama::Template;
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use socketioxide::adapter::Adapter;
+
+use super::{ClientScript, WebState};
+use crate::config::{DEMO_ADMIN_TOKEN, DEMO_DISTRIBUTORS, DEMO_VENDORS};
+
+/// What the shared layout (`base.html`) needs from every page.
+#[derive(Debug)]
+pub struct Layout {
+    /// The `href` of the navigation link to mark as current.
+    pub nav: &'static str,
+    /// The page script under `/assets/`; pages without one load no client.
+    pub script: Option<&'static str>,
+    pub client: ClientScript,
+    pub version: &'static str,
+}
+
+impl Layout {
+    fn new<A: Adapter>(
+        state: &WebState<A>,
+        nav: &'static str,
+        script: Option<&'static str>,
+    ) -> Self {
+        Self {
+            nav,
+            script,
+            client: state.client.clone(),
+            version: env!("CARGO_PKG_VERSION"),
+        }
+    }
+
+    /// The navigation bar: (href, label).
+    pub fn links(&self) -> [(&'static str, &'static str); 5] {
+        [
+            ("/", "Home"),
+            ("/vendor", "Vendor"),
+            ("/distributor", "Distributor"),
+            ("/chat", "Chat"),
+            ("/inspector", "Inspector"),
+        ]
+    }
+
+    pub fn is_current(&self, href: &str) -> bool {
+        self.nav == href
+    }
+}
+
+/// A demo identity and its token, shown only while the demo set is in use.
+#[derive(Debug, Clone, Copy)]
+pub struct Account {
+    pub id: &'static str,
+    pub token: &'static str,
+}
+
+fn accounts(pairs: &[(&'static str, &'static str)]) -> Vec<Account> {
+    pairs
+        .iter()
+        .map(|&(id, token)| Account { id, token })
+        .collect()
+}
+
+/// `/`: what the hub is, its namespaces, links, demo credentials.
+#[derive(Debug, Template)]
+#[template(path = "index.html")]
+pub struct IndexPage {
+    pub layout: Layout,
+    pub vendors: Vec<Account>,
+    pub distributors: Vec<Account>,
+    pub admin_token: Option<&'static str>,
+}
+
+/// `/vendor`: sign in, ask for pickups, follow the orders.
+#[derive(Debug, Template)]
+#[template(path = "vendor.html")]
+pub struct VendorPage {
+    pub layout: Layout,
+    pub demo: Vec<Account>,
+    /// The distributors a pickup may be sent to.
+    pub distributors: Vec<String>,
+}
+
+/// `/distributor`: sign in, take pickups, move orders, go offline.
+#[derive(Debug, Template)]
+#[template(path = "distributor.html")]
+pub struct DistributorPage {
+    pub layout: Layout,
+    pub demo: Vec<Account>,
+}
+
+/// `/chat`: the Socket.IO chat example, with rooms.
+#[derive(Debug, Template)]
+#[template(path = "chat.html")]
+pub struct ChatPage {
+    pub layout: Layout,
+}
+
+/// `/inspector`: namespaces, rooms, sockets, queues and the activity feed.
+#[derive(Debug, Template)]
+#[template(path = "inspector.html")]
+pub struct InspectorPage {
+    pub layout: Layout,
+    pub admin_token: Option<&'static str>,
+}
+
+/// Any path the hub does not serve.
+#[derive(Debug, Template)]
+#[template(path = "not_found.html")]
+pub struct NotFoundPage {
+    pub layout: Layout,
+    pub path: String,
+}
+
+/// Renders a page with headers that keep injected markup inert.
+fn render(page: &impl Template, client: &ClientScript, status: StatusCode) -> Response {
+    match page.render() {
+        Ok(html) => {
+            let script_src = match client {
+                ClientScript::Cdn => "script-src 'self' https://cdn.socket.io",
+                ClientScript::Local(_) => "script-src 'self'",
+            };
+            let policy = format!(
+                "default-src 'self'; {script_src}; style-src 'self'; img-src 'self'; \
+                 connect-src 'self'; object-src 'none'; base-uri 'none'; \
+                 form-action 'self'; frame-ancestors 'none'"
+            );
+            let mut response = (status, Html(html)).into_response();
+            let headers = response.headers_mut();
+            match HeaderValue::from_str(&policy) {
+                Ok(value) => {
+                    headers.insert(header::CONTENT_SECURITY_POLICY, value);
+                }
+                Err(e) => tracing::error!(error = %e, "invalid content security policy"),
+            }
+            headers.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            response
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "a page failed to render");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page failed to render",
+            )
+                .into_response()
+        }
+    }
+}
+
+fn demo<A: Adapter, T>(state: &WebState<A>, value: T) -> Option<T> {
+    state.hub.credentials.is_demo.then_some(value)
+}
+
+pub async fn index<A: Adapter>(State(state): State<WebState<A>>) -> Response {
+    let page = IndexPage {
+        layout: Layout::new(&state, "/", None),
+        vendors: demo(&state, accounts(&DEMO_VENDORS)).unwrap_or_default(),
+        distributors: demo(&state, accounts(&DEMO_DISTRIBUTORS)).unwrap_or_default(),
+        admin_token: demo(&state, DEMO_ADMIN_TOKEN),
+    };
+    render(&page, &state.client, StatusCode::OK)
+}
+
+pub async fn vendor<A: Adapter>(State(state): State<WebState<A>>) -> Response {
+    let page = VendorPage {
+        layout: Layout::new(&state, "/vendor", Some("vendor.js")),
+        demo: demo(&state, accounts(&DEMO_VENDORS)).unwrap_or_default(),
+        distributors: state
+            .hub
+            .credentials
+            .distributors()
+            .map(|d| d.as_str().to_owned())
+            .collect(),
+    };
+    render(&page, &state.client, StatusCode::OK)
+}
+
+pub async fn distributor<A: Adapter>(State(state): State<WebState<A>>) -> Response {
+    let page = DistributorPage {
+        layout: Layout::new(&state, "/distributor", Some("distributor.js")),
+        demo: demo(&state, accounts(&DEMO_DISTRIBUTORS)).unwrap_or_default(),
+    };
+    render(&page, &state.client, StatusCode::OK)
+}
+
+pub async fn chat<A: Adapter>(State(state): State<WebState<A>>) -> Response {
+    let page = ChatPage {
+        layout: Layout::new(&state, "/chat", Some("chat.js")),
+    };
+    render(&page, &state.client, StatusCode::OK)
+}
+
+pub async fn inspector<A: Adapter>(State(state): State<WebState<A>>) -> Response {
+    let page = InspectorPage {
+        layout: Layout::new(&state, "/inspector", Some("inspector.js")),
+        admin_token: demo(&state, DEMO_ADMIN_TOKEN),
+    };
+    render(&page, &state.client, StatusCode::OK)
+}
+
+pub async fn not_found<A: Adapter>(
+    State(state): State<WebState<A>>,
+    OriginalUri(uri): OriginalUri,
+) -> Response {
+    let page = NotFoundPage {
+        layout: Layout::new(&state, "", None),
+        path: uri.path().to_owned(),
+    };
+    render(&page, &state.client, StatusCode::NOT_FOUND)
+}
