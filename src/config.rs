@@ -229,6 +229,7 @@ impl Credentials {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -198,6 +198,7 @@ impl fmt::Display for Recipient {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -1,0 +1,402 @@
+#!/usr/bin/env node
+// Browser tests of parcel-hub's pages in headless Chromium (Debian's
+// `chromium`, driven by playwright-core), against the real binary.
+//
+// Usage: node tests/browser/pages.test.mjs /path/to/parcel-hub [artifacts-dir]
+//
+// It starts the hub on 127.0.0.1:0 with a fresh database and the local copy
+// of the Socket.IO browser client from node_modules (so nothing is fetched
+// from the Internet), opens the pages, plays the scenarios of issue 3, saves
+// a screenshot of every page to artifacts/, prints one PASS/FAIL line per
+// check and, last, `N passed, M failed`. Exit code 0 only when all passed.
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const CLIENT_JS = join(HERE, 'node_modules/socket.io-client/dist/socket.io.min.js');
+const STARTUP_TIMEOUT_MS = 20_000; // the hub must print its address within this
+const STEP_TIMEOUT_MS = 10_000; // every single wait in a page
+const QUIET_WINDOW_MS = 700; // "nothing arrives" windows
+const CHECK_TIMEOUT_MS = 60_000; // hard cap for one whole check
+
+const binary = process.argv[2];
+const artifacts = resolve(process.argv[3] || join(HERE, 'artifacts'));
+if (!binary || !existsSync(binary)) {
+  console.error('usage: node pages.test.mjs /path/to/parcel-hub [artifacts-dir]');
+  process.exit(2);
+}
+if (!existsSync(CLIENT_JS)) {
+  console.error(`missing ${CLIENT_JS}: run npm ci in ${HERE}`);
+  process.exit(2);
+}
+mkdirSync(artifacts, { recursive: true });
+
+const results = [];
+const problems = []; // console errors, page errors, dialogs: any of them fails the run
+const dataDir = mkdtempSync(join(tmpdir(), 'parcel-hub-browser-'));
+let hub = null;
+let context = null;
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function check(name, body) {
+  let timer;
+  try {
+    await Promise.race([
+      body(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
+      }),
+    ]);
+    results.push(true);
+    console.log(`PASS ${name}`);
+  } catch (e) {
+    results.push(false);
+    console.log(`FAIL ${name}: ${e && e.message ? e.message.split('\n')[0] : e}`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function assert(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+function startHub() {
+  return new Promise((resolveStart, rejectStart) => {
+    const child = spawn(
+      binary,
+      ['--listen', '127.0.0.1:0', '--db', join(dataDir, 'hub.db'), '--client-js', CLIENT_JS],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' } },
+    );
+    const timer = setTimeout(() => rejectStart(new Error('the hub did not print its address in time')), STARTUP_TIMEOUT_MS);
+    let stderr = '';
+    child.stderr.on('data', (chunk) => {
+      stderr = (stderr + chunk).slice(-4000);
+    });
+    child.on('exit', (code) => rejectStart(new Error(`the hub exited early (${code}): ${stderr}`)));
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(line);
+      if (match) {
+        clearTimeout(timer);
+        resolveStart({ child, base: match[1] });
+      }
+    });
+  });
+}
+
+/** A new tab that records console errors, page errors and dialogs. */
+async function openPage(label, path) {
+  const page = await context.newPage();
+  page.setDefaultTimeout(STEP_TIMEOUT_MS);
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') problems.push(`${label}: console error: ${msg.text()}`);
+  });
+  page.on('pageerror', (err) => problems.push(`${label}: page error: ${err.message}`));
+  page.on('dialog', async (dialog) => {
+    problems.push(`${label}: a ${dialog.type()} dialog opened: ${dialog.message()}`);
+    await dialog.dismiss();
+  });
+  await page.goto(`${hub.base}${path}`);
+  return page;
+}
+
+async function signIn(page, idField, id, token) {
+  if (idField) await page.fill(`#signin-form [name="${idField}"]`, id);
+  await page.fill('#signin-form [name="token"]', token);
+  await page.click('#signin-form button[type="submit"]');
+  await page.waitForSelector('#conn[data-state="connected"]');
+  await page.waitForSelector('#console', { state: 'visible' });
+}
+
+async function sendPickup(vendorPage, distributorId, customer, address) {
+  const orderId = await vendorPage.inputValue('#pickup-form [name="orderId"]');
+  await vendorPage.selectOption('#pickup-form [name="distributorId"]', distributorId);
+  await vendorPage.fill('#pickup-form [name="customer"]', customer);
+  await vendorPage.fill('#pickup-form [name="address"]', address);
+  await vendorPage.click('#pickup-form button[type="submit"]');
+  await vendorPage.waitForSelector(`#orders .order[data-order-id="${orderId}"][data-status="pending"]`);
+  // The form offers a fresh id for the next pickup.
+  await vendorPage.waitForFunction(
+    (used) => document.querySelector('#pickup-form [name="orderId"]').value !== used,
+    orderId,
+  );
+  return orderId;
+}
+
+async function screenshot(page, name) {
+  await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+}
+
+async function inspect() {
+  const response = await fetch(`${hub.base}/api/inspect`, { headers: { authorization: 'Bearer demo-admin' } });
+  assert(response.status === 200, `GET /api/inspect answered ${response.status}`);
+  return response.json();
+}
+
+async function main() {
+  hub = await startHub();
+  context = await chromium.launchPersistentContext(join(dataDir, 'profile'), {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1280, height: 860 },
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+
+  let vendor;
+  let north;
+  let south;
+  let orderId;
+
+  await check('the home page links every page and shows the demo credentials', async () => {
+    const home = await openPage('home', '/');
+    for (const href of ['/vendor', '/distributor', '/chat', '/inspector']) {
+      assert((await home.locator(`nav a[href="${href}"]`).count()) === 1, `no nav link to ${href}`);
+    }
+    const text = await home.textContent('main');
+    for (const token of ['demo-acme', 'demo-north', 'demo-admin']) assert(text.includes(token), `${token} is not shown`);
+    await screenshot(home, 'home');
+    await home.close();
+  });
+
+  await check('a wrong vendor token is refused with the hub\'s reason', async () => {
+    const page = await openPage('vendor-refused', '/vendor');
+    await page.fill('#signin-form [name="vendorId"]', 'acme-widgets');
+    await page.fill('#signin-form [name="token"]', 'not-the-token');
+    await page.click('#signin-form button[type="submit"]');
+    await page.waitForSelector('#conn[data-state="error"]');
+    const error = await page.textContent('#signin-error');
+    assert(error.includes('unauthorized'), `error says ${JSON.stringify(error)}`);
+    assert(await page.isHidden('#console'), 'the console opened for a refused vendor');
+    await page.close();
+  });
+
+  await check('a vendor page sends a pickup to north-hub', async () => {
+    north = await openPage('distributor-north', '/distributor');
+    await signIn(north, 'distributorId', 'north-hub', 'demo-north');
+    south = await openPage('distributor-south', '/distributor');
+    await signIn(south, 'distributorId', 'south-hub', 'demo-south');
+    vendor = await openPage('vendor', '/vendor');
+    await vendor.click('.chip[data-id="acme-widgets"]');
+    await signIn(vendor, null, null, await vendor.inputValue('#signin-form [name="token"]'));
+    orderId = await sendPickup(vendor, 'north-hub', 'Jamie <b>Doe</b>', 'Seattle, WA');
+    const result = await vendor.textContent('#pickup-result');
+    assert(result.includes('sent to north-hub'), `pickup result says ${JSON.stringify(result)}`);
+  });
+
+  await check('the north-hub page shows the pickup and the south-hub page does not', async () => {
+    const card = `#pickups .order[data-order-id="${orderId}"]`;
+    await north.waitForSelector(card);
+    const meta = await north.textContent(`${card} .order-meta`);
+    assert(meta.includes('Jamie <b>Doe</b>'), `customer shown as ${JSON.stringify(meta)}`);
+    assert((await north.locator(`${card} b`).count()) === 0, 'the customer name became markup');
+    await sleep(QUIET_WINDOW_MS);
+    assert((await south.locator('#pickups .order').count()) === 0, 'south-hub received a pickup for north-hub');
+  });
+
+  await check('the distributor marks it in transit, then delivered', async () => {
+    const card = `#pickups .order[data-order-id="${orderId}"]`;
+    assert(await north.isDisabled(`${card} button[data-action="delivered"]`), 'delivered is offered before in-transit');
+    await north.click(`${card} button[data-action="in-transit"]`);
+    await north.waitForSelector(`${card}[data-status="in-transit"]`);
+    await north.click(`${card} button[data-action="delivered"]`);
+    await north.waitForSelector(`${card}[data-status="delivered"]`);
+  });
+
+  await check('the vendor page shows both statuses and confirms both notices', async () => {
+    const card = `#orders .order[data-order-id="${orderId}"]`;
+    await vendor.waitForSelector(`${card}[data-status="delivered"]`);
+    const timeline = await vendor.textContent(`${card} .timeline`);
+    assert(timeline.includes('pending') && timeline.includes('in transit') && timeline.includes('delivered'), `timeline is ${timeline}`);
+    await vendor.waitForSelector('#notices li[data-event="in-transit"] .confirmed');
+    await vendor.waitForSelector('#notices li[data-event="delivered"] .confirmed');
+    await screenshot(vendor, 'vendor');
+  });
+
+  await check('an offline distributor receives the queued pickups when it reconnects', async () => {
+    await north.check('#offline');
+    await north.waitForSelector('#conn[data-state="idle"]');
+    assert(await north.isVisible('#offline-note'), 'no offline note');
+    const first = await sendPickup(vendor, 'north-hub', 'Ada Lovelace', 'London');
+    const second = await sendPickup(vendor, 'north-hub', 'Alan Turing', 'Manchester');
+    await sleep(QUIET_WINDOW_MS);
+    for (const id of [first, second]) {
+      assert((await north.locator(`#pickups .order[data-order-id="${id}"]`).count()) === 0, `${id} arrived while offline`);
+    }
+    const queued = (await inspect()).queues.find((q) => q.owner === 'distributor:north-hub');
+    assert(queued && queued.depth === 2, `north-hub queue is ${JSON.stringify(queued)}`);
+    await north.uncheck('#offline');
+    await north.waitForSelector('#conn[data-state="connected"]');
+    for (const id of [first, second]) await north.waitForSelector(`#pickups .order[data-order-id="${id}"][data-status="pending"]`);
+    // Both are confirmed with `received`, so the queue empties.
+    const deadline = Date.now() + STEP_TIMEOUT_MS;
+    for (;;) {
+      const left = (await inspect()).queues.find((q) => q.owner === 'distributor:north-hub');
+      if (!left) break;
+      assert(Date.now() < deadline, `north-hub queue still holds ${left.depth}`);
+      await sleep(100);
+    }
+    await screenshot(north, 'distributor-north');
+    await screenshot(south, 'distributor-south');
+  });
+
+  let alice;
+  let bob;
+  const hello = 'hello from alice';
+  const attack = '<img src=x onerror=alert(1)>';
+
+  await check('two chat pages see each other\'s messages and the sender sees its own once', async () => {
+    alice = await openPage('chat-alice', '/chat');
+    bob = await openPage('chat-bob', '/chat');
+    for (const [page, name] of [[alice, 'alice'], [bob, 'bob']]) {
+      await page.fill('#signin-form [name="name"]', name);
+      await page.click('#signin-form button[type="submit"]');
+      await page.waitForSelector('#conn[data-state="connected"]');
+      await page.waitForSelector('#console', { state: 'visible' });
+    }
+    await alice.waitForFunction(() => document.querySelector('#online').textContent.includes('bob'));
+    await bob.waitForFunction(() => document.querySelector('#online').textContent.includes('alice'));
+    await alice.fill('#message', hello);
+    await alice.press('#message', 'Enter');
+    await bob.waitForSelector(`#messages li.theirs .bubble:text-is("${hello}")`);
+    await alice.waitForSelector(`#messages li.mine .bubble:text-is("${hello}")`);
+    await sleep(QUIET_WINDOW_MS);
+    const own = await alice.locator('#messages .bubble', { hasText: hello }).count();
+    assert(own === 1, `alice sees her message ${own} times`);
+    await bob.fill('#message', 'hi alice');
+    await bob.press('#message', 'Enter');
+    await alice.waitForSelector('#messages li.theirs .bubble:text-is("hi alice")');
+  });
+
+  await check('a chat message with markup shows as text and runs nothing', async () => {
+    await bob.fill('#message', attack);
+    await bob.press('#message', 'Enter');
+    const bubble = alice.locator('#messages li.theirs .bubble').last();
+    await alice.waitForFunction(
+      (text) => [...document.querySelectorAll('#messages li.theirs .bubble')].some((b) => b.textContent === text),
+      attack,
+    );
+    assert((await bubble.textContent()) === attack, 'the text changed on the way');
+    for (const page of [alice, bob]) {
+      assert((await page.locator('#messages img').count()) === 0, 'an <img> element was created');
+    }
+    await sleep(QUIET_WINDOW_MS);
+    assert(!problems.some((p) => p.includes('dialog')), 'a dialog opened');
+  });
+
+  await check('chat rooms: joining shows notices and room messages reach members only', async () => {
+    await alice.fill('#join-form [name="room"]', 'parcels');
+    await alice.click('#join-form button');
+    await alice.waitForSelector('#rooms li[data-room="parcels"]');
+    await alice.selectOption('#target', 'parcels');
+    await alice.fill('#message', 'only for the parcels room');
+    await alice.press('#message', 'Enter');
+    await alice.waitForSelector('#messages li.mine .bubble:text-is("only for the parcels room")');
+    await sleep(QUIET_WINDOW_MS);
+    assert((await bob.locator('#messages .bubble', { hasText: 'only for the parcels room' }).count()) === 0, 'bob got a room message without joining');
+    await bob.fill('#join-form [name="room"]', 'parcels');
+    await bob.click('#join-form button');
+    await alice.waitForSelector('#messages li.system:text-is("bob joined #parcels")');
+    await screenshot(alice, 'chat-alice');
+    await screenshot(bob, 'chat-bob');
+  });
+
+  await check('the inspector shows the sockets and the events', async () => {
+    const inspector = await openPage('inspector', '/inspector');
+    await inspector.click('#signin-form button[type="submit"]');
+    await inspector.waitForSelector('#conn[data-state="connected"]');
+    const tree = '#tree';
+    await inspector.waitForSelector(`${tree} details[data-ns="/vendor"] .sock strong:text-is("vendor acme-widgets")`);
+    await inspector.waitForSelector(`${tree} details[data-ns="/distributor"] .room[data-room="distributor:north-hub"] .sock`);
+    await inspector.waitForSelector(`${tree} details[data-ns="/distributor"] .room[data-room="distributor:south-hub"] .sock`);
+    await inspector.waitForSelector(`${tree} details[data-ns="/chat"] .room[data-room="chat:parcels"] .sock strong:text-is("chat bob")`);
+    await inspector.waitForSelector(`${tree} details[data-ns="/inspector"] .sock strong:text-is("inspector")`);
+    // New events flow in live: a pickup in, and out to the distributor's room.
+    const id = await sendPickup(vendor, 'south-hub', 'Grace Hopper', 'Arlington, VA');
+    await inspector.waitForSelector('#activity tr[data-event="pickup"][data-ns="/vendor"]');
+    await inspector.waitForSelector('#activity tr[data-event="pickup"][data-ns="/distributor"]');
+    const out = await inspector.textContent('#activity tr[data-event="pickup"][data-ns="/distributor"]');
+    assert(out.includes('room distributor:south-hub') && out.includes(id), `outgoing row is ${out}`);
+    await south.waitForSelector(`#pickups .order[data-order-id="${id}"]`);
+    // A chat message shows in the feed with its text, as text.
+    await bob.fill('#message', attack);
+    await bob.press('#message', 'Enter');
+    await inspector.waitForSelector('#activity tr[data-event="chat message"][data-ns="/chat"]');
+    assert((await inspector.locator('#activity img').count()) === 0, 'the feed rendered markup');
+    // Filtering by namespace hides the others.
+    await inspector.selectOption('#filter-ns', '/chat');
+    const namespaces = await inspector.$$eval('#activity tr[data-ns]', (rows) => [...new Set(rows.map((r) => r.dataset.ns))]);
+    assert(namespaces.length === 1 && namespaces[0] === '/chat', `filter shows ${namespaces}`);
+    await inspector.selectOption('#filter-ns', '');
+    await screenshot(inspector, 'inspector');
+  });
+
+  await check('the pages read well on a phone-sized screen', async () => {
+    await vendor.setViewportSize({ width: 390, height: 844 });
+    const overflow = await vendor.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert(overflow <= 0, `the vendor page is ${overflow}px wider than the screen`);
+    await screenshot(vendor, 'vendor-phone');
+    await alice.setViewportSize({ width: 390, height: 844 });
+    const chatOverflow = await alice.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert(chatOverflow <= 0, `the chat page is ${chatOverflow}px wider than the screen`);
+    await screenshot(alice, 'chat-phone');
+  });
+
+  await check('no page logged a console error or opened a dialog', async () => {
+    const notFound = await openPage('not-found', '/no-such-page');
+    await screenshot(notFound, 'not-found');
+    // The 404 itself is expected; Chromium logs it as a failed resource load.
+    const unexpected = problems.filter((p) => !(p.startsWith('not-found:') && p.includes('404')));
+    assert(unexpected.length === 0, unexpected.join(' | '));
+  });
+}
+
+async function shutdown() {
+  if (context) await context.close().catch(() => {});
+  if (hub) {
+    hub.child.kill('SIGTERM');
+    await new Promise((r) => {
+      const timer = setTimeout(() => {
+        hub.child.kill('SIGKILL');
+        r();
+      }, 5000);
+      hub.child.once('exit', () => {
+        clearTimeout(timer);
+        r();
+      });
+    });
+  }
+  rmSync(dataDir, { recursive: true, force: true });
+}
+
+try {
+  await main();
+} catch (e) {
+  results.push(false);
+  console.log(`FAIL setup: ${e && e.message ? e.message : e}`);
+} finally {
+  await shutdown();
+}
+const passed = results.filter(Boolean).length;
+const failed = results.length - passed;
+console.log(`screenshots in ${artifacts}`);
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);
