@@ -17,10 +17,11 @@ use serde_json::Value;
 use socketioxide::adapter::Adapter;
 
 use super::WebState;
-use crate::domain::{Order, OrderId, VendorId};
+use crate::activity::Incoming;
+use crate::domain::{Identity, Order, OrderId, VendorId};
 use crate::namespaces::inspector::{Snapshot, snapshot};
 use crate::namespaces::vendor::{order_ack, submit_pickup};
-use crate::protocol::{ErrorCode, Refusal, ok_envelope};
+use crate::protocol::{ErrorCode, Refusal, event, ns, ok_envelope};
 
 /// Which credentials an endpoint wanted, for the `WWW-Authenticate` header.
 #[derive(Debug, Clone, Copy)]
@@ -186,8 +187,15 @@ pub async fn post_pickup<A: Adapter>(
     let vendor = authenticate_vendor(&state, &headers)?;
     let payload = json_body(body)?;
     let result = submit_pickup(&state.hub, &state.io, &vendor, &payload).await;
-    let outcome = result.as_ref().map_or_else(|r| r.code.as_str(), |_| "ok");
-    tracing::info!(route = "POST /api/pickups", vendor = %vendor, outcome, "api request");
+    // The inspector shows it as the vendor's `pickup`, arriving over HTTP.
+    state.hub.activity.incoming(Incoming {
+        namespace: ns::VENDOR,
+        event: event::PICKUP,
+        socket: "http",
+        identity: &Identity::Vendor(vendor.clone()).to_string(),
+        outcome: result.as_ref().map_or_else(|r| r.code.as_str(), |_| "ok"),
+        payload: &payload,
+    });
     let recorded = result?;
     let status = if recorded.duplicate() {
         StatusCode::OK

@@ -31,8 +31,18 @@ const CLIENT_CDN_URL: &str = "https://cdn.socket.io/4.8.1/socket.io.min.js";
 /// Its subresource-integrity hash (sha384 of `dist/socket.io.min.js` from npm).
 const CLIENT_CDN_INTEGRITY: &str =
     "sha384-mkQ3/7FUtcGyoppY6bz/PORYoGqOl7/aSUMn2ymDOJcapfS6PHqxhRTMh1RR0Q6+";
-/// Where the hub serves a local copy given with `--client-js`.
+/// The asset name, and the path, of a local copy given with `--client-js`.
+const CLIENT_LOCAL_FILE: &str = "socket.io.min.js";
 const CLIENT_LOCAL_PATH: &str = "/assets/socket.io.min.js";
+
+/// The pages' Content-Security-Policy: scripts only from the hub (and the
+/// CDN when it serves the client), no inline script, no plug-ins, no framing.
+const CSP_WITH_CDN: &str = "default-src 'self'; script-src 'self' https://cdn.socket.io; \
+     style-src 'self'; img-src 'self'; connect-src 'self'; object-src 'none'; \
+     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+const CSP_LOCAL: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self'; img-src 'self'; connect-src 'self'; object-src 'none'; \
+     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// Where pages load the Socket.IO browser client from.
 #[derive(Debug, Clone)]
@@ -62,6 +72,14 @@ impl ClientScript {
         match self {
             Self::Cdn => CLIENT_CDN_URL,
             Self::Local(_) => CLIENT_LOCAL_PATH,
+        }
+    }
+
+    /// The Content-Security-Policy of pages that load this client.
+    pub fn content_security_policy(&self) -> &'static str {
+        match self {
+            Self::Cdn => CSP_WITH_CDN,
+            Self::Local(_) => CSP_LOCAL,
         }
     }
 
@@ -162,7 +180,7 @@ async fn asset<A: Adapter>(
     UrlPath(name): UrlPath<String>,
 ) -> Response {
     let (content_type, body): (&'static str, Body) = match &state.client {
-        ClientScript::Local(bytes) if CLIENT_LOCAL_PATH.ends_with(&format!("/{name}")) => {
+        ClientScript::Local(bytes) if name == CLIENT_LOCAL_FILE => {
             ("text/javascript; charset=utf-8", Body::from(bytes.clone()))
         }
         _ => match ASSETS.iter().find(|(file, _, _)| *file == name) {

@@ -125,23 +125,12 @@ pub struct NotFoundPage {
 fn render(page: &impl Template, client: &ClientScript, status: StatusCode) -> Response {
     match page.render() {
         Ok(html) => {
-            let script_src = match client {
-                ClientScript::Cdn => "script-src 'self' https://cdn.socket.io",
-                ClientScript::Local(_) => "script-src 'self'",
-            };
-            let policy = format!(
-                "default-src 'self'; {script_src}; style-src 'self'; img-src 'self'; \
-                 connect-src 'self'; object-src 'none'; base-uri 'none'; \
-                 form-action 'self'; frame-ancestors 'none'"
-            );
             let mut response = (status, Html(html)).into_response();
             let headers = response.headers_mut();
-            match HeaderValue::from_str(&policy) {
-                Ok(value) => {
-                    headers.insert(header::CONTENT_SECURITY_POLICY, value);
-                }
-                Err(e) => tracing::error!(error = %e, "invalid content security policy"),
-            }
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(client.content_security_policy()),
+            );
             headers.insert(
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),

@@ -186,6 +186,7 @@ async function main() {
     const error = await page.textContent('#signin-error');
     assert(error.includes('unauthorized'), `error says ${JSON.stringify(error)}`);
     assert(await page.isHidden('#console'), 'the console opened for a refused vendor');
+    await screenshot(page, 'vendor-refused');
     await page.close();
   });
 

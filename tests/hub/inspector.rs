@@ -267,3 +267,25 @@ async fn every_inspector_gets_the_feed_and_it_resumes_after_all_left() {
     let join = activity_where(&third, "alice joined", |r| r["event"] == json!("join")).await;
     assert_eq!(join["identity"], json!("chat alice"));
 }
+
+#[tokio::test]
+async fn an_http_pickup_shows_in_the_feed_as_the_vendors_pickup() {
+    let app = spawn_app().await;
+    let watcher = inspector(&app).await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/pickups", app.url()))
+        .basic_auth("acme-widgets", Some("demo-acme"))
+        .json(&pickup("o-insp-http", "north-hub"))
+        .send()
+        .await
+        .expect("POST /api/pickups");
+    assert_eq!(response.status(), reqwest::StatusCode::CREATED);
+    let record = activity_where(&watcher, "the HTTP pickup came in", |r| {
+        r["event"] == json!("pickup") && r["direction"] == json!("in")
+    })
+    .await;
+    assert_eq!(record["namespace"], json!("/vendor"));
+    assert_eq!(record["socket"], json!("http"));
+    assert_eq!(record["identity"], json!("vendor acme-widgets"));
+    assert_eq!(record["outcome"], json!("ok"));
+}
