@@ -15,8 +15,8 @@
 //! - [`domain`]: identities, orders and their lifecycle.
 //! - [`store`]: the storage trait and its SQLite backend.
 //! - [`namespaces`]: one file per namespace, registered in one place.
-//! - [`activity`]: proof-of-life logging and the activity feed.
 //! - [`web`]: the pages, the JSON API and their assets.
+//! - [`activity`]: proof-of-life logging and the activity feed.
 
 pub mod activity;
 pub mod app;
