@@ -3,8 +3,8 @@
 //! Handlers report what passed through them; this module turns each report
 //! into one structured log line and, when someone watches (the inspector),
 //! into an `activity` record on a broadcast channel. Connects and
-//! disconnects are records too, so a watcher sees every change of the hub. With nobody watching,
-//! no payload is copied.
+//! disconnects are records too, so a watcher sees every change of the hub.
+//! With nobody watching, no payload is copied.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

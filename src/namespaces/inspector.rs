@@ -26,7 +26,7 @@ use super::{Session, log_connected, log_disconnected, refusal_from};
 use crate::activity::ActivityRecord;
 use crate::app::Hub;
 use crate::domain::{Identity, rfc3339};
-use crate::protocol::{ConnectRefusal, Fields, Refusal, event, ns};
+use crate::protocol::{ConnectRefusal, Refusal, event, ns};
 
 /// At most this many snapshots per second reach an inspector.
 const SNAPSHOT_SPACING: Duration = Duration::from_millis(100);
@@ -106,7 +106,7 @@ pub async fn authenticate<A: Adapter>(
     TryData(auth): TryData<Value>,
     State(hub): State<Hub>,
 ) -> Result<(), ConnectRefusal> {
-    let result = admin_token_from_auth(auth).and_then(|token| {
+    let result = super::token_from_auth(auth).and_then(|token| {
         if hub.credentials.admin_token_ok(&token) {
             Ok(())
         } else {
@@ -125,23 +125,6 @@ pub async fn authenticate<A: Adapter>(
             Err(refusal)
         }
     }
-}
-
-fn admin_token_from_auth(
-    auth: Result<Value, socketioxide::ParserError>,
-) -> Result<String, ConnectRefusal> {
-    let bad_auth = || ConnectRefusal::BadAuth("auth must be a JSON object".into());
-    let auth = auth.map_err(|_| bad_auth())?;
-    let fields = Fields::of_optional(&auth).map_err(|_| bad_auth())?;
-    fields
-        .required("token", |raw| {
-            if raw.is_empty() {
-                Err(crate::domain::InvalidValue("token is required".into()))
-            } else {
-                Ok(raw.to_owned())
-            }
-        })
-        .map_err(|r| ConnectRefusal::BadAuth(r.message))
 }
 
 /// Makes sure the feed runs, then greets the inspector with a snapshot.

@@ -292,13 +292,27 @@ pub fn credentials_from_auth<T>(
     field: &str,
     parse: impl FnOnce(&str) -> Result<T, crate::domain::InvalidValue>,
 ) -> Result<(T, String), ConnectRefusal> {
-    let auth = auth.map_err(|_| ConnectRefusal::BadAuth("auth must be a JSON object".into()))?;
-    let fields = Fields::of_optional(&auth)
-        .map_err(|_| ConnectRefusal::BadAuth("auth must be a JSON object".into()))?;
+    let auth = auth.map_err(|_| not_an_object())?;
+    let fields = Fields::of_optional(&auth).map_err(|_| not_an_object())?;
     let id = fields
         .required(field, parse)
         .map_err(|r| ConnectRefusal::BadAuth(r.message))?;
-    let token = fields
+    Ok((id, token_of(&fields)?))
+}
+
+/// Reads `{ token }` from a handshake `auth` (the inspector's admin token).
+pub fn token_from_auth(auth: Result<Value, ParserError>) -> Result<String, ConnectRefusal> {
+    let auth = auth.map_err(|_| not_an_object())?;
+    let fields = Fields::of_optional(&auth).map_err(|_| not_an_object())?;
+    token_of(&fields)
+}
+
+fn not_an_object() -> ConnectRefusal {
+    ConnectRefusal::BadAuth("auth must be a JSON object".into())
+}
+
+fn token_of(fields: &Fields<'_>) -> Result<String, ConnectRefusal> {
+    fields
         .required("token", |raw| {
             if raw.is_empty() {
                 Err(crate::domain::InvalidValue("token is required".into()))
@@ -306,8 +320,7 @@ pub fn credentials_from_auth<T>(
                 Ok(raw.to_owned())
             }
         })
-        .map_err(|r| ConnectRefusal::BadAuth(r.message))?;
-    Ok((id, token))
+        .map_err(|r| ConnectRefusal::BadAuth(r.message))
 }
 
 /// Logs a refused connection; the token is never part of it.
