@@ -120,5 +120,18 @@ window.ParcelHub = (() => {
     node.hidden = !message;
   }
 
+  // Without the browser client nothing can connect: say so instead of failing on click.
+  if (typeof window.io !== 'function') {
+    document.querySelector('main').prepend(
+      el('p', {
+        className: 'error',
+        text:
+          'The Socket.IO browser client did not load, so this page cannot connect. ' +
+          'Without Internet access, start the hub with --client-js PATH to serve a local copy.',
+      }),
+    );
+    for (const button of document.querySelectorAll('#signin-form button')) button.disabled = true;
+  }
+
   return { el, clock, timeEl, watchConnection, request, freshOrderId, statusBadge, newer, orderCard, demoChips, showError };
 })();
