@@ -42,6 +42,7 @@ const results = [];
 const problems = []; // console errors, page errors, dialogs: any of them fails the run
 const dataDir = mkdtempSync(join(tmpdir(), 'parcel-hub-browser-'));
 let hub = null;
+let cdnHub = null; // a second hub without --client-js
 let context = null;
 
 function sleep(ms) {
@@ -71,11 +72,11 @@ function assert(condition, message) {
   if (!condition) throw new Error(message);
 }
 
-function startHub() {
+function startHub(name, extraArgs) {
   return new Promise((resolveStart, rejectStart) => {
     const child = spawn(
       binary,
-      ['--listen', '127.0.0.1:0', '--db', join(dataDir, 'hub.db'), '--client-js', CLIENT_JS],
+      ['--listen', '127.0.0.1:0', '--db', join(dataDir, `${name}.db`), ...extraArgs],
       { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' } },
     );
     const timer = setTimeout(() => rejectStart(new Error('the hub did not print its address in time')), STARTUP_TIMEOUT_MS);
@@ -144,7 +145,7 @@ async function inspect() {
 }
 
 async function main() {
-  hub = await startHub();
+  hub = await startHub('hub', ['--client-js', CLIENT_JS]);
   context = await chromium.launchPersistentContext(join(dataDir, 'profile'), {
     executablePath: CHROMIUM,
     headless: true,
@@ -361,6 +362,23 @@ async function main() {
     await screenshot(alice, 'chat-phone');
   });
 
+  await check('without --client-js the pages use the pinned CDN build and say when it cannot load', async () => {
+    cdnHub = await startHub('cdn', []);
+    const page = await context.newPage();
+    page.setDefaultTimeout(STEP_TIMEOUT_MS);
+    // Deterministic with or without Internet access: the CDN is unreachable here.
+    await page.route('https://cdn.socket.io/**', (route) => route.abort());
+    await page.goto(`${cdnHub.base}/chat`);
+    const script = page.locator('script[src^="https://cdn.socket.io/"]');
+    assert((await script.getAttribute('src')) === 'https://cdn.socket.io/4.8.1/socket.io.min.js', 'not the pinned CDN build');
+    assert(/^sha384-[A-Za-z0-9+/]{64}$/.test(await script.getAttribute('integrity')), 'no integrity hash');
+    assert((await script.getAttribute('crossorigin')) === 'anonymous', 'no crossorigin attribute');
+    const note = await page.textContent('main > p.error');
+    assert(note.includes('did not load') && note.includes('--client-js'), `the page says ${note}`);
+    assert(await page.isDisabled('#signin-form button'), 'the sign-in button still works without a client');
+    await page.close();
+  });
+
   await check('no page logged a console error or opened a dialog', async () => {
     const notFound = await openPage('not-found', '/no-such-page');
     await screenshot(notFound, 'not-found');
@@ -372,14 +390,15 @@ async function main() {
 
 async function shutdown() {
   if (context) await context.close().catch(() => {});
-  if (hub) {
-    hub.child.kill('SIGTERM');
+  for (const running of [hub, cdnHub]) {
+    if (!running) continue;
+    running.child.kill('SIGTERM');
     await new Promise((r) => {
       const timer = setTimeout(() => {
-        hub.child.kill('SIGKILL');
+        running.child.kill('SIGKILL');
         r();
       }, 5000);
-      hub.child.once('exit', () => {
+      running.child.once('exit', () => {
         clearTimeout(timer);
         r();
       });
