@@ -321,8 +321,10 @@ async function main() {
     await screenshot(bob, 'chat-bob');
   });
 
+  let inspector;
+
   await check('the inspector shows the sockets and the events', async () => {
-    const inspector = await openPage('inspector', '/inspector');
+    inspector = await openPage('inspector', '/inspector');
     await inspector.click('#signin-form button[type="submit"]');
     await inspector.waitForSelector('#conn[data-state="connected"]');
     const tree = '#tree';
@@ -360,6 +362,10 @@ async function main() {
     const chatOverflow = await alice.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert(chatOverflow <= 0, `the chat page is ${chatOverflow}px wider than the screen`);
     await screenshot(alice, 'chat-phone');
+    await inspector.setViewportSize({ width: 390, height: 844 });
+    const inspectorOverflow = await inspector.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert(inspectorOverflow <= 0, `the inspector is ${inspectorOverflow}px wider than the screen`);
+    await screenshot(inspector, 'inspector-phone');
   });
 
   await check('without --client-js the pages use the pinned CDN build and say when it cannot load', async () => {
