@@ -1,6 +1,7 @@
 //! Wiring: the shared hub state, the Socket.IO layer, the HTTP router, and `serve`.
 
 use std::future::Future;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
 use axum::serve::ListenerExt;
+use governor::Quota;
 use socketioxide::SocketIo;
 use tokio::net::TcpListener;
 
@@ -21,11 +23,21 @@ use crate::namespaces::inspector::FeedTask;
 use crate::store::{SharedStore, SqliteStore};
 use crate::web;
 
-/// Per-socket event budget.
+/// Per-socket event budget (also each vendor's budget of API requests).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub rate_per_second: u32,
     pub burst: u32,
+}
+
+impl Limits {
+    /// The budget as a rate-limiter quota; `None` when limits are off.
+    pub fn quota(&self) -> Option<Quota> {
+        NonZeroU32::new(self.rate_per_second).map(|rate| {
+            let burst = NonZeroU32::new(self.burst).unwrap_or(rate);
+            Quota::per_second(rate).allow_burst(burst)
+        })
+    }
 }
 
 /// What every handler may reach. Shared as [`Hub`]; cloning is shallow.
@@ -80,12 +92,12 @@ impl App {
             .build_layer();
         namespaces::register(&io);
 
-        let web = web::WebState {
-            hub: hub.clone(),
-            io: io.clone(),
-            client: web::ClientScript::from_config(config.client_js.as_deref())?,
-            max_body: usize::try_from(max_payload).unwrap_or(usize::MAX),
-        };
+        let web = web::WebState::new(
+            hub.clone(),
+            io.clone(),
+            web::ClientScript::from_config(config.client_js.as_deref())?,
+            usize::try_from(max_payload).unwrap_or(usize::MAX),
+        );
         let router = Router::new()
             .route("/api/health", get(health))
             .with_state(hub.clone())

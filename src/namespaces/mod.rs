@@ -13,10 +13,9 @@ pub mod queue;
 pub mod vendor;
 
 use std::convert::Infallible;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, RateLimiter};
 use serde_json::Value;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
@@ -67,12 +66,10 @@ impl std::fmt::Debug for Session {
 
 impl Session {
     pub fn new(identity: Identity, hub: &Hub) -> Self {
-        let limiter = NonZeroU32::new(hub.limits.rate_per_second).map(|rate| {
-            let burst = NonZeroU32::new(hub.limits.burst).unwrap_or(rate);
-            Arc::new(RateLimiter::direct(
-                Quota::per_second(rate).allow_burst(burst),
-            ))
-        });
+        let limiter = hub
+            .limits
+            .quota()
+            .map(|quota| Arc::new(RateLimiter::direct(quota)));
         Self {
             label: identity.to_string().into(),
             connected_at: chrono::Utc::now(),

@@ -105,7 +105,8 @@ fn authorization<'a>(headers: &'a HeaderMap, scheme: &str) -> Option<&'a str> {
     given.eq_ignore_ascii_case(scheme).then(|| rest.trim())
 }
 
-/// The vendor named by HTTP Basic `vendorId:token`, if the token matches.
+/// The vendor named by HTTP Basic `vendorId:token`, if the token matches
+/// and the vendor's request budget is not spent.
 fn authenticate_vendor<A: Adapter>(
     state: &WebState<A>,
     headers: &HeaderMap,
@@ -124,9 +125,15 @@ fn authenticate_vendor<A: Adapter>(
     let (id, token) = decoded
         .split_once(':')
         .ok_or_else(|| unauthorized("the Basic credentials must be vendorId:token"))?;
-    match VendorId::parse(id) {
-        Ok(vendor) if state.hub.credentials.vendor_token_ok(&vendor, token) => Ok(vendor),
-        _ => Err(unauthorized("unknown vendor or wrong token")),
+    let vendor = match VendorId::parse(id) {
+        Ok(vendor) if state.hub.credentials.vendor_token_ok(&vendor, token) => vendor,
+        _ => return Err(unauthorized("unknown vendor or wrong token")),
+    };
+    match &state.vendor_limits {
+        Some(limits) if limits.check_key(&vendor).is_err() => {
+            Err(Refusal::new(ErrorCode::RateLimited, "too many requests; slow down").into())
+        }
+        _ => Ok(vendor),
     }
 }
 

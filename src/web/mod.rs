@@ -18,11 +18,14 @@ use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use governor::{DefaultKeyedRateLimiter, RateLimiter};
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::app::Hub;
+use crate::domain::VendorId;
 
 /// The pinned version of the official browser client the pages use.
 pub const CLIENT_VERSION: &str = "4.8.1";
@@ -101,6 +104,24 @@ pub struct WebState<A: Adapter> {
     pub client: ClientScript,
     /// Largest accepted request body, the same bound as a Socket.IO message.
     pub max_body: usize,
+    /// Each vendor's budget of API requests (the per-socket limits); `None` when off.
+    pub vendor_limits: Option<Arc<DefaultKeyedRateLimiter<VendorId>>>,
+}
+
+impl<A: Adapter> WebState<A> {
+    pub fn new(hub: Hub, io: SocketIo<A>, client: ClientScript, max_body: usize) -> Self {
+        let vendor_limits = hub
+            .limits
+            .quota()
+            .map(|quota| Arc::new(RateLimiter::keyed(quota)));
+        Self {
+            hub,
+            io,
+            client,
+            max_body,
+            vendor_limits,
+        }
+    }
 }
 
 impl<A: Adapter> Clone for WebState<A> {
@@ -110,6 +131,7 @@ impl<A: Adapter> Clone for WebState<A> {
             io: self.io.clone(),
             client: self.client.clone(),
             max_body: self.max_body,
+            vendor_limits: self.vendor_limits.clone(),
         }
     }
 }

@@ -253,3 +253,36 @@ async fn the_inspect_endpoint_needs_the_admin_token_and_shows_the_hub() {
         json!([{ "owner": "distributor:south-hub", "depth": 1 }])
     );
 }
+
+#[tokio::test]
+async fn each_vendor_has_its_own_budget_of_api_requests() {
+    let app = spawn_app_with(|config| {
+        config.rate_limit = 1;
+        config.rate_burst = 1;
+    })
+    .await;
+    let (status, _) = post_pickup(
+        &app,
+        Some(&acme()),
+        &pickup("o-rate-1", "north-hub").to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, envelope) = post_pickup(
+        &app,
+        Some(&acme()),
+        &pickup("o-rate-2", "north-hub").to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_error(&envelope, "rate_limited");
+    // Another vendor is not slowed down by acme's requests.
+    let flowers = basic("1-800-flowers", "demo-flowers");
+    let (status, _) = post_pickup(
+        &app,
+        Some(&flowers),
+        &pickup("o-rate-3", "north-hub").to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+}

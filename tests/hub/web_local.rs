@@ -1,7 +1,7 @@
 //! Stand-in for `helpers` while this branch has no `tests/hub/main.rs`:
 //! the same names and signatures as the helpers module of the main
 //! checkout (`spawn_app`, `connect`, `vendor`, `Client::ack`/`expect`/
-//! `expect_none`, `assert_error`, ...), so `api` and `inspector` switch to
+//! `expect_none`, `assert_error`, `spawn_app_with`, ...), so `api` and `inspector` switch to
 //! `use crate::helpers::*` by changing one import. Only `Client::within`
 //! is extra (the inspector's debounce check counts snapshots in a window).
 
@@ -36,8 +36,14 @@ impl TestApp {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts a hub after `adjust` has changed the test configuration.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = Config::for_tests(dir.path().join("hub.db"));
+    let mut config = Config::for_tests(dir.path().join("hub.db"));
+    adjust(&mut config);
     let app = App::build(&config).expect("the hub builds");
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
