@@ -249,3 +249,42 @@ pub async fn get_order<A: Adapter>(
         })?;
     Ok(Json(ok_envelope(&OrderFound { order: &order })))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_code_has_the_status_of_the_protocol_table() {
+        assert_eq!(
+            status_of(ErrorCode::InvalidPayload),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(status_of(ErrorCode::Forbidden), StatusCode::FORBIDDEN);
+        assert_eq!(status_of(ErrorCode::UnknownOrder), StatusCode::NOT_FOUND);
+        assert_eq!(
+            status_of(ErrorCode::UnknownDistributor),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status_of(ErrorCode::RateLimited),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        assert_eq!(
+            status_of(ErrorCode::Internal),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+
+    #[test]
+    fn the_authorization_scheme_is_case_insensitive() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer  t0k "),
+        );
+        assert_eq!(authorization(&headers, "Bearer"), Some("t0k"));
+        assert_eq!(authorization(&headers, "Basic"), None);
+        assert_eq!(authorization(&HeaderMap::new(), "Bearer"), None);
+    }
+}

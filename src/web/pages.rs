@@ -209,3 +209,47 @@ pub async fn not_found<A: Adapter>(
     };
     render(&page, &state.client, StatusCode::NOT_FOUND)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(nav: &'static str, script: Option<&'static str>) -> Layout {
+        Layout {
+            nav,
+            script,
+            client: ClientScript::Cdn,
+            version: "0.0.0",
+        }
+    }
+
+    #[test]
+    fn what_a_person_typed_is_escaped() {
+        let page = NotFoundPage {
+            layout: layout("", None),
+            path: "/<img src=x onerror=alert(1)>".into(),
+        };
+        let html = page.render().expect("renders");
+        assert!(
+            html.contains("&#60;img src=x onerror=alert(1)&#62;"),
+            "{html}"
+        );
+        assert!(!html.contains("<img src=x"), "{html}");
+    }
+
+    #[test]
+    fn pages_load_the_pinned_cdn_client_with_its_integrity_hash() {
+        let page = ChatPage {
+            layout: layout("/chat", Some("chat.js")),
+        };
+        let html = page.render().expect("renders");
+        assert!(
+            html.contains(
+                r#"<script src="https://cdn.socket.io/4.8.1/socket.io.min.js" integrity="sha384-"#
+            ),
+            "{html}"
+        );
+        assert!(html.contains(r#"<script src="/assets/chat.js"></script>"#));
+        assert!(html.contains(r#"<a href="/chat" aria-current="page">"#));
+    }
+}
