@@ -45,6 +45,8 @@
     socket.on('activity', (record) => {
       if (paused) {
         held.push(record);
+        // Only the newest rows are ever shown; the gap row tells what was dropped.
+        if (held.length > MAX_ROWS) held.shift();
         pauseButton.textContent = `Resume (${held.length} new)`;
       } else {
         addRecords([record]);
