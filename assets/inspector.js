@@ -38,6 +38,8 @@
       showError($('signin-error'), `The hub refused: ${message}`);
     });
     socket.on('connect', () => {
+      // Records from while this page was away were never meant for it: no gap.
+      lastSeq = 0;
       $('signin').hidden = true;
       $('console').hidden = false;
     });
