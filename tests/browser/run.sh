@@ -15,6 +15,10 @@ if [ $# -lt 1 ]; then
   exit 2
 fi
 binary=$(realpath "$1")
+if [ ! -x "$binary" ]; then
+  echo "no executable hub at $1 (build it first: cargo build)" >&2
+  exit 2
+fi
 here=$(cd "$(dirname "$0")" && pwd)
 artifacts=${2:-$here/artifacts}
 
