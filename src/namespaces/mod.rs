@@ -257,13 +257,12 @@ pub async fn on_unknown_event<A: Adapter>(
 /// Logs a connection with its namespace, identity and transport, and
 /// reports it to the activity feed (the inspector redraws on it).
 pub fn log_connected<A: Adapter>(hub: &Hub, socket: &SocketRef<A>, session: &Session) {
-    let transport: &'static str = socket.transport_type().into();
-    tracing::info!(ns = socket.ns(), sid = %socket.id, identity = %session.label, transport, "connected");
+    tracing::info!(ns = socket.ns(), sid = %socket.id, identity = %session.label, transport = ?socket.transport_type(), "connected");
     hub.activity.connected(
         namespace_of(socket),
         &socket.id.to_string(),
         &session.label,
-        transport,
+        socket.transport_type().into(),
     );
 }
 
