@@ -330,6 +330,7 @@ pub fn parse_optional_room(value: &Value) -> Result<Option<RoomName>, Refusal> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;

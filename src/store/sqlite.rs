@@ -222,7 +222,7 @@ fn enqueue(
         message_id: MessageId::generate(),
         event: event.to_owned(),
         order: order.clone(),
-        at,
+        at: crate::domain::wire_time(at),
     };
     let body = serde_json::to_string(&envelope).map_err(backend)?;
     conn.prepare_cached("INSERT INTO messages (message_id, owner, body) VALUES (?1, ?2, ?3)")

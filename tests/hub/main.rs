@@ -1,0 +1,13 @@
+//! The hub's integration tests: one binary, a real hub on 127.0.0.1:0,
+//! real Socket.IO clients, assertions on who received what and who did not.
+#![allow(clippy::unwrap_used)]
+
+mod bad_input;
+mod chat;
+mod delivery;
+mod durability;
+mod errors;
+mod helpers;
+mod queue;
+mod refusals;
+mod store;
