@@ -16,9 +16,11 @@
 //! - [`store`]: the storage trait and its SQLite backend.
 //! - [`namespaces`]: one file per namespace, registered in one place.
 //! - [`activity`]: proof-of-life logging and the activity feed.
+//! - [`client`]: a small Socket.IO client for the scenario runner and the load generator.
 
 pub mod activity;
 pub mod app;
+pub mod client;
 pub mod config;
 pub mod domain;
 pub mod namespaces;

@@ -231,7 +231,7 @@ pub async fn deliver<A: Adapter>(hub: &Hub, io: &SocketIo<A>, queued: &Queued) {
             payload: &payload,
         });
     } else {
-        tracing::info!(ns = namespace, event, target = %room, message = %queued.envelope.message_id, outcome, "event out");
+        tracing::info!(ns = namespace, event, target = %room, message_id = %queued.envelope.message_id, outcome, "event out");
     }
 }
 

@@ -11,7 +11,9 @@ async fn raw_socket(
     app: &TestApp,
 ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
     let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", app.addr);
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
     let open = ws.next().await.unwrap().unwrap();
     assert!(
         open.to_text().unwrap().starts_with('0'),
@@ -41,9 +43,9 @@ async fn deeply_nested_json_is_refused_without_harm() {
     ws.send(Message::Text("40/chat,{\"name\":\"mallory\"}".into()))
         .await
         .unwrap();
-    ws.send(Message::Text(format!(
-        "42/chat,1[\"chat message\",{nested}]"
-    )))
+    ws.send(Message::Text(
+        format!("42/chat,1[\"chat message\",{nested}]").into(),
+    ))
     .await
     .unwrap();
     drop(ws);
@@ -57,7 +59,7 @@ async fn garbage_frames_and_invalid_utf8_do_not_disturb_others() {
     let alice = chatter(&app, "alice").await;
     let bob = chatter(&app, "bob").await;
     let frames = [
-        Message::Binary(vec![0xff, 0xfe, 0x00, 0x80]),
+        Message::Binary(vec![0xff, 0xfe, 0x00, 0x80].into()),
         Message::Text("42/chat,[\"chat message\"".into()),
         Message::Text("4".into()),
         Message::Text("zzz".into()),
@@ -91,9 +93,9 @@ async fn an_oversized_message_is_refused_by_the_transport() {
         .unwrap();
     let big = "x".repeat(8 * 1024);
     let _closed_by_server = ws
-        .send(Message::Text(format!(
-            "42/chat,[\"chat message\",\"{big}\"]"
-        )))
+        .send(Message::Text(
+            format!("42/chat,[\"chat message\",\"{big}\"]").into(),
+        ))
         .await;
     bob.expect_none("chat message").await;
     assert_hub_still_serves(&app, &alice, &bob).await;
