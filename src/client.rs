@@ -298,6 +298,11 @@ impl Client {
             .flatten()
     }
 
+    /// The next event from the hub; `None` once the connection is closed.
+    pub async fn recv(&self) -> Option<Received> {
+        self.inbox.lock().await.recv().await
+    }
+
     /// Leaves the namespace and closes the WebSocket.
     pub fn disconnect(&self) {
         // Either frame failing means the connection is already gone.

@@ -14,6 +14,30 @@ use subtle::ConstantTimeEq;
 use crate::domain::{DistributorId, VendorId};
 use crate::store::Durability;
 
+/// The command line: the hub's settings, or a subcommand.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "parcel-hub",
+    version,
+    about = "A real-time parcel-delivery hub on Socket.IO"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do instead of serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Scripted lessons: list them, or play one with real clients.
+    Scenario {
+        #[command(subcommand)]
+        command: crate::scenario::cli::ScenarioCommand,
+    },
+}
+
 /// The hub's settings.
 #[derive(Debug, Clone, Parser)]
 #[command(

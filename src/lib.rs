@@ -16,6 +16,7 @@
 //! - [`store`]: the storage trait and its SQLite backend.
 //! - [`namespaces`]: one file per namespace, registered in one place.
 //! - [`activity`]: proof-of-life logging and the activity feed.
+//! - [`scenario`]: scenario files, the runner, the `scenario` CLI.
 //! - [`client`]: a small Socket.IO client for the scenario runner and the load generator.
 
 pub mod activity;
@@ -26,6 +27,7 @@ pub mod domain;
 pub mod namespaces;
 pub mod protocol;
 pub mod rooms;
+pub mod scenario;
 pub mod store;
 pub mod telemetry;
 

@@ -59,6 +59,17 @@ impl Drop for TestApp {
     }
 }
 
+/// Hub logs go through the test harness, so only failing tests show them.
+fn init_test_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(parcel_hub::telemetry::DEFAULT_FILTER)
+    });
+    let _already_set = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
 /// Starts a hub with default settings on a fresh database.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
@@ -69,7 +80,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
     let mut config = Config::for_tests(dir.path().join("hub.db"));
     adjust(&mut config);
-    parcel_hub::telemetry::init();
+    init_test_logs();
     let app = App::build(&config).expect("the hub builds");
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

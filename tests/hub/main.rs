@@ -11,4 +11,5 @@ mod errors;
 mod helpers;
 mod queue;
 mod refusals;
+mod scenarios;
 mod store;
