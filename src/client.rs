@@ -68,7 +68,8 @@ fn websocket_url(base: &str) -> String {
     format!("{rest}/socket.io/?EIO=4&transport=websocket")
 }
 
-fn namespace_prefix(namespace: &str) -> String {
+/// `/vendor,`: the prefix of every packet of a namespace (none for `/`).
+pub fn namespace_prefix(namespace: &str) -> String {
     if namespace == "/" {
         String::new()
     } else {
@@ -83,6 +84,62 @@ fn split_ack_id(rest: &str) -> (Option<i64>, &str) {
         return (None, rest);
     }
     (rest[..digits].parse().ok(), &rest[digits..])
+}
+
+/// A WebSocket that has finished the Socket.IO handshake.
+pub type Connected =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a WebSocket and connects to `namespace`: returns the socket, ready
+/// for events, and the namespace's session id, or the `connect_error`.
+pub async fn handshake(
+    base_url: &str,
+    namespace: &str,
+    auth: Option<&Value>,
+) -> Result<(Connected, String), ClientError> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(websocket_url(base_url))
+        .await
+        .map_err(|e| ClientError::Transport(e.to_string()))?;
+    // Engine.IO open packet first.
+    match ws.next().await {
+        Some(Ok(Message::Text(t))) if t.starts_with('0') => {}
+        other => return Err(ClientError::Protocol(format!("{other:?}"))),
+    }
+    let prefix = namespace_prefix(namespace);
+    let connect = match auth {
+        Some(auth) => format!("40{prefix}{auth}"),
+        None => format!("40{prefix}"),
+    };
+    let send_err = |e: tokio_tungstenite::tungstenite::Error| ClientError::Transport(e.to_string());
+    ws.send(Message::Text(connect.into()))
+        .await
+        .map_err(send_err)?;
+    // Wait for CONNECT or CONNECT_ERROR of our namespace, answering pings.
+    loop {
+        let frame = match ws.next().await {
+            Some(Ok(Message::Text(t))) => t.to_string(),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(ClientError::Transport(e.to_string())),
+            None => return Err(ClientError::Closed),
+        };
+        if frame == "2" {
+            ws.send(Message::Text("3".into())).await.map_err(send_err)?;
+            continue;
+        }
+        if let Some(body) = frame.strip_prefix(&format!("40{prefix}")) {
+            let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+            let sid = v["sid"].as_str().unwrap_or_default().to_owned();
+            return Ok((ws, sid));
+        }
+        if let Some(body) = frame.strip_prefix(&format!("44{prefix}")) {
+            let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+            let message = v["message"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| body.to_owned());
+            return Err(ClientError::Refused(message));
+        }
+    }
 }
 
 impl Client {
@@ -103,55 +160,9 @@ impl Client {
         namespace: &str,
         auth: Option<&Value>,
     ) -> Result<Self, ClientError> {
-        let (ws, _) = tokio_tungstenite::connect_async(websocket_url(base_url))
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let (ws, sid) = handshake(base_url, namespace, auth).await?;
         let (mut sink, mut stream) = ws.split();
-        // Engine.IO open packet first.
-        match stream.next().await {
-            Some(Ok(Message::Text(t))) if t.starts_with('0') => {}
-            other => return Err(ClientError::Protocol(format!("{other:?}"))),
-        }
         let prefix = namespace_prefix(namespace);
-        let connect = match auth {
-            Some(auth) => format!("40{prefix}{auth}"),
-            None => format!("40{prefix}"),
-        };
-        sink.send(Message::Text(connect.into()))
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
-
-        // Wait for CONNECT or CONNECT_ERROR of our namespace, answering pings.
-        let sid = loop {
-            let frame = match stream.next().await {
-                Some(Ok(Message::Text(t))) => t.to_string(),
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => return Err(ClientError::Transport(e.to_string())),
-                None => return Err(ClientError::Closed),
-            };
-            if frame == "2" {
-                sink.send(Message::Text("3".into()))
-                    .await
-                    .map_err(|e| ClientError::Transport(e.to_string()))?;
-                continue;
-            }
-            if let Some(body) = frame.strip_prefix(&format!("40{prefix}")) {
-                let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-                break v["sid"].as_str().unwrap_or_default().to_owned();
-            }
-            if let Some(body) = frame.strip_prefix(&format!("44{prefix}")) {
-                let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-                let message = v["message"]
-                    .as_str()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| body.to_owned());
-                return Err(ClientError::Refused(message));
-            }
-            if frame.starts_with("44") && prefix.is_empty() {
-                return Err(ClientError::Refused(frame[2..].to_owned()));
-            }
-        };
-
         let (outbox, mut to_send) = mpsc::unbounded_channel::<Message>();
         let (events, inbox) = mpsc::unbounded_channel();
         let pending: PendingAcks = Arc::default();

@@ -36,6 +36,11 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::scenario::cli::ScenarioCommand,
     },
+    /// The load generator: four workloads, and the bare relay to compare with.
+    Bench {
+        #[command(subcommand)]
+        command: crate::bench::BenchCommand,
+    },
 }
 
 /// The hub's settings.

@@ -17,10 +17,12 @@
 //! - [`namespaces`]: one file per namespace, registered in one place.
 //! - [`activity`]: proof-of-life logging and the activity feed.
 //! - [`scenario`]: scenario files, the runner, the `scenario` CLI.
+//! - [`bench`]: the load generator, its workloads and the bare relay.
 //! - [`client`]: a small Socket.IO client for the scenario runner and the load generator.
 
 pub mod activity;
 pub mod app;
+pub mod bench;
 pub mod client;
 pub mod config;
 pub mod domain;

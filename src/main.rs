@@ -13,6 +13,11 @@ async fn main() -> anyhow::Result<()> {
         let code = parcel_hub::scenario::cli::main(command).await?;
         std::process::exit(code);
     }
+    if let Some(Command::Bench { command }) = command {
+        telemetry::init_with("warn");
+        let code = parcel_hub::bench::main(command).await?;
+        std::process::exit(code);
+    }
     telemetry::init();
     let app = App::build(&config)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
