@@ -7,18 +7,18 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{ClientError, handshake, namespace_prefix};
 
-/// What a receiving socket reports for each event it gets.
-#[derive(Debug, Clone, Copy)]
-pub struct Delivery {
-    /// Nanoseconds from the run's clock origin to the moment of sending.
-    pub sent_at_ns: u64,
-    /// And to the moment of arrival.
-    pub received_at_ns: u64,
+/// Counters every receiving socket of a run shares.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Events received so far, by all sockets.
+    pub delivered: AtomicU64,
+    /// The latest arrival, in nanoseconds since the run's origin.
+    pub last_ns: AtomicU64,
 }
 
 /// The marker a sender writes into a payload (`"t<nanos>"`) so receivers
@@ -35,21 +35,29 @@ pub fn read_stamp(frame: &str) -> Option<u64> {
     frame[start..start + digits].parse().ok()
 }
 
-/// Opens one receiving socket: it answers pings and reports every event
-/// named `event` (by its stamp) on `deliveries` until the socket closes.
+/// Opens one receiving socket. It answers pings, counts every `event` in
+/// `tally` and keeps its latencies (from the payload's stamp) locally, so the
+/// hot loop shares nothing but two atomics; it returns them when `stop` fires.
 pub async fn spawn_receiver(
     url: &str,
     namespace: &str,
     auth: &Value,
     event: &str,
     origin: Instant,
-    deliveries: mpsc::UnboundedSender<Delivery>,
-) -> Result<tokio::task::JoinHandle<()>, ClientError> {
+    tally: Arc<Tally>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<Vec<u64>>, ClientError> {
     let (ws, _) = handshake(url, namespace, Some(auth)).await?;
     let marker = format!("42{}[\"{event}\"", namespace_prefix(namespace));
     Ok(tokio::spawn(async move {
         let (mut sink, mut stream) = ws.split();
-        while let Some(Ok(msg)) = stream.next().await {
+        let mut latencies = Vec::new();
+        loop {
+            let msg = tokio::select! {
+                msg = stream.next() => msg,
+                _ = stop.changed() => break,
+            };
+            let Some(Ok(msg)) = msg else { break };
             let Message::Text(text) = msg else { continue };
             let text = text.as_str();
             if text == "2" {
@@ -61,17 +69,12 @@ pub async fn spawn_receiver(
             if text.starts_with(&marker) {
                 let received_at_ns = elapsed_ns(origin);
                 let sent_at_ns = read_stamp(text).unwrap_or(received_at_ns);
-                if deliveries
-                    .send(Delivery {
-                        sent_at_ns,
-                        received_at_ns,
-                    })
-                    .is_err()
-                {
-                    break;
-                }
+                latencies.push(received_at_ns.saturating_sub(sent_at_ns));
+                tally.delivered.fetch_add(1, Ordering::Relaxed);
+                tally.last_ns.fetch_max(received_at_ns, Ordering::Relaxed);
             }
         }
+        latencies
     }))
 }
 

@@ -5,9 +5,12 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use super::conn::{Delivery, Sender, elapsed_ns, spawn_receiver};
+use tokio::sync::watch;
+
+use super::conn::{Sender, Tally, elapsed_ns, spawn_receiver};
 use super::{
     BENCH_TOKEN, BENCH_VENDOR, BenchArgs, Percentiles, Report, Workload, bench_distributor,
     process_stats, spawn_target,
@@ -55,13 +58,14 @@ fn target(args: &BenchArgs) -> anyhow::Result<Target> {
     }
 }
 
-/// Where receiving sockets connect and what they listen for.
+/// Where receiving sockets connect, what they listen for, and what they share.
 struct Listeners<'a> {
     url: &'a str,
     namespace: &'a str,
     event: &'a str,
     origin: Instant,
-    deliveries: &'a mpsc::UnboundedSender<Delivery>,
+    tally: &'a Arc<Tally>,
+    stop: &'a watch::Receiver<bool>,
 }
 
 /// Opens `count` receiving sockets with bounded concurrency; returns their
@@ -71,14 +75,14 @@ async fn connect_receivers(
     count: usize,
     concurrency: usize,
     auth_of: impl Fn(usize) -> Value,
-) -> anyhow::Result<(Vec<tokio::task::JoinHandle<()>>, Vec<u64>)> {
+) -> anyhow::Result<(Vec<Receiver>, Vec<u64>)> {
     let attempts = (0..count).map(|i| {
         let auth = auth_of(i);
-        let deliveries = to.deliveries.clone();
+        let (tally, stop) = (to.tally.clone(), to.stop.clone());
         let (url, namespace, event, origin) = (to.url, to.namespace, to.event, to.origin);
         async move {
             let started = Instant::now();
-            let task = spawn_receiver(url, namespace, &auth, event, origin, deliveries).await;
+            let task = spawn_receiver(url, namespace, &auth, event, origin, tally, stop).await;
             (
                 task,
                 u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
@@ -98,25 +102,45 @@ async fn connect_receivers(
     Ok((tasks, times))
 }
 
-/// Collects deliveries until `expected` arrived or none came for [`IDLE_LIMIT`].
-fn collect(
-    mut rx: mpsc::UnboundedReceiver<Delivery>,
-    expected: u64,
-) -> tokio::task::JoinHandle<(Vec<u64>, u64)> {
-    tokio::spawn(async move {
-        let mut latencies = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
-        let mut last = 0;
-        while (latencies.len() as u64) < expected {
-            match tokio::time::timeout(IDLE_LIMIT, rx.recv()).await {
-                Ok(Some(d)) => {
-                    latencies.push(d.received_at_ns.saturating_sub(d.sent_at_ns));
-                    last = last.max(d.received_at_ns);
-                }
-                _ => break,
-            }
+type Receiver = tokio::task::JoinHandle<Vec<u64>>;
+
+/// Waits until `expected` deliveries arrived, or none came for [`IDLE_LIMIT`];
+/// returns the count and the last arrival time.
+async fn wait_for(tally: &Tally, expected: u64) -> (u64, u64) {
+    let mut seen = 0;
+    let mut last_progress = Instant::now();
+    loop {
+        let now = tally.delivered.load(Ordering::Relaxed);
+        if now >= expected {
+            break;
         }
-        (latencies, last)
-    })
+        if now != seen {
+            seen = now;
+            last_progress = Instant::now();
+        } else if last_progress.elapsed() > IDLE_LIMIT {
+            break;
+        }
+        // A load generator may poll: this is not on any measured path.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (
+        tally.delivered.load(Ordering::Relaxed),
+        tally.last_ns.load(Ordering::Relaxed),
+    )
+}
+
+/// Stops the receivers and gathers their latencies.
+async fn gather(stop: &watch::Sender<bool>, receivers: Vec<Receiver>) -> Vec<u64> {
+    // Receivers that already ended have dropped their side; that is fine.
+    let _some_gone = stop.send(true);
+    let mut all = Vec::new();
+    for r in receivers {
+        match r.await {
+            Ok(mut latencies) => all.append(&mut latencies),
+            Err(e) => tracing::warn!(error = %e, "a receiver task failed"),
+        }
+    }
+    all
 }
 
 fn distributor_auth(n: usize) -> Value {
@@ -202,9 +226,10 @@ pub async fn run_workload(workload: Workload, args: &BenchArgs) -> anyhow::Resul
         hub_errors_logged: None,
     };
     let run_id = format!("r{}", chrono::Utc::now().timestamp_millis());
-    let (tx, rx) = mpsc::unbounded_channel();
+    let tally = Arc::new(Tally::default());
+    let (stop, stop_rx) = watch::channel(false);
 
-    let receivers = match workload {
+    match workload {
         Workload::W1 | Workload::W2 => {
             let sockets = args.distributors * args.sockets_per_distributor;
             let d = args.distributors.max(1);
@@ -213,7 +238,8 @@ pub async fn run_workload(workload: Workload, args: &BenchArgs) -> anyhow::Resul
                 namespace: "/distributor",
                 event: "pickup",
                 origin,
-                deliveries: &tx,
+                tally: &tally,
+                stop: &stop_rx,
             };
             let (tasks, mut times) =
                 connect_receivers(&to, sockets, args.connect_concurrency, |i| {
@@ -237,10 +263,8 @@ pub async fn run_workload(workload: Workload, args: &BenchArgs) -> anyhow::Resul
             };
             let per_pickup = args.sockets_per_distributor as u64;
             let start = elapsed_ns(origin);
-            let collector;
             let (mut rtts, ok, failed) = if workload == Workload::W1 {
                 report.expected = args.pickups as u64 * per_pickup;
-                collector = collect(rx, report.expected);
                 send_windowed(
                     &mut vendor,
                     "pickup",
@@ -253,22 +277,18 @@ pub async fn run_workload(workload: Workload, args: &BenchArgs) -> anyhow::Resul
             } else {
                 let total = usize::try_from(u64::from(args.rate) * args.seconds).unwrap_or(0);
                 report.expected = total as u64 * per_pickup;
-                collector = collect(rx, report.expected);
                 send_paced(&mut vendor, total, args.rate, origin, pickup).await
             };
             report.ack_ms = Percentiles::of(&mut rtts);
             report.acks_ok = ok;
             report.acks_failed = failed;
-            let (mut latencies, last) = collector.await?;
-            report.delivered = latencies.len() as u64;
+            let (delivered, last) = wait_for(&tally, report.expected).await;
+            report.delivered = delivered;
             let span = last.saturating_sub(start);
             report.seconds = span as f64 / 1e9;
             report.messages_per_second = per_second(report.delivered, span);
-            report.latency_ms = Percentiles::of(&mut latencies);
-            report.unexpected_to_sender = vendor
-                .events_received
-                .load(std::sync::atomic::Ordering::Relaxed);
-            tasks
+            report.latency_ms = Percentiles::of(&mut gather(&stop, tasks).await);
+            report.unexpected_to_sender = vendor.events_received.load(Ordering::Relaxed);
         }
         Workload::W3 => {
             let idle_before = target.pid.and_then(process_stats);
@@ -278,7 +298,8 @@ pub async fn run_workload(workload: Workload, args: &BenchArgs) -> anyhow::Resul
                 namespace: "/distributor",
                 event: "pickup",
                 origin,
-                deliveries: &tx,
+                tally: &tally,
+                stop: &stop_rx,
             };
             let (tasks, mut times) =
                 connect_receivers(&to, args.idle, args.connect_concurrency, |i| {
@@ -299,8 +320,7 @@ pub async fn run_workload(workload: Workload, args: &BenchArgs) -> anyhow::Resul
                 report.rss_per_connection_kb =
                     Some((rss_after - rss_before) / args.idle.max(1) as f64);
             }
-            drop(rx);
-            tasks
+            gather(&stop, tasks).await;
         }
         Workload::W4 => {
             let mut sender =
@@ -311,7 +331,8 @@ pub async fn run_workload(workload: Workload, args: &BenchArgs) -> anyhow::Resul
                 namespace: "/chat",
                 event: "chat message",
                 origin,
-                deliveries: &tx,
+                tally: &tally,
+                stop: &stop_rx,
             };
             let (tasks, mut times) = connect_receivers(
                 &to,
@@ -323,7 +344,6 @@ pub async fn run_workload(workload: Workload, args: &BenchArgs) -> anyhow::Resul
             report.sockets = args.chat_sockets;
             report.connect_ms = Percentiles::of(&mut times);
             report.expected = args.messages as u64 * others as u64;
-            let collector = collect(rx, report.expected);
             let start = elapsed_ns(origin);
             let (mut rtts, ok, failed) = send_windowed(
                 &mut sender,
@@ -337,28 +357,21 @@ pub async fn run_workload(workload: Workload, args: &BenchArgs) -> anyhow::Resul
             report.ack_ms = Percentiles::of(&mut rtts);
             report.acks_ok = ok;
             report.acks_failed = failed;
-            let (mut latencies, last) = collector.await?;
-            report.delivered = latencies.len() as u64;
+            let (delivered, last) = wait_for(&tally, report.expected).await;
+            report.delivered = delivered;
             let span = last.saturating_sub(start);
             report.seconds = span as f64 / 1e9;
             report.messages_per_second = per_second(report.delivered, span);
-            report.latency_ms = Percentiles::of(&mut latencies);
-            report.unexpected_to_sender = sender
-                .events_received
-                .load(std::sync::atomic::Ordering::Relaxed);
-            tasks
+            report.latency_ms = Percentiles::of(&mut gather(&stop, tasks).await);
+            report.unexpected_to_sender = sender.events_received.load(Ordering::Relaxed);
         }
     };
-    drop(tx);
 
     if let (Some(pid), Some((cpu_before, _, _))) = (target.pid, before)
         && let Some((cpu_after, peak, _)) = process_stats(pid)
     {
         report.hub_cpu_seconds = Some(((cpu_after - cpu_before) * 100.0).round() / 100.0);
         report.hub_peak_rss_mb = Some((peak * 10.0).round() / 10.0);
-    }
-    for task in receivers {
-        task.abort();
     }
     if let Some(spawned) = &target.spawned {
         report.hub_errors_logged = Some(spawned.errors_logged());
