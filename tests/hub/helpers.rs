@@ -70,7 +70,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config::for_tests(dir.path().join("hub.db"));
     adjust(&mut config);
     parcel_hub::telemetry::init();
-    let app = App::build(&config).expect("the hub builds");
+    let app = App::build(&config).await.expect("the hub builds");
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .expect("bind 127.0.0.1:0");
