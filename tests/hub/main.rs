@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod chat;
+mod cluster;
 mod delivery;
 mod durability;
 mod errors;
