@@ -16,7 +16,6 @@
 //! API; it works with either adapter.
 
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -36,8 +35,8 @@ use crate::namespaces::{HubAdapter, Session};
 pub type ClusterAdapter = CustomRedisAdapter<Emitter, PubSubDriver>;
 
 impl HubAdapter for ClusterAdapter {
-    fn ready(init: InitRes<PubSubDriver>) -> impl Future<Output = Result<(), String>> + Send {
-        async move { init.await.map_err(|e| e.to_string()) }
+    async fn ready(init: InitRes<PubSubDriver>) -> Result<(), String> {
+        init.await.map_err(|e| e.to_string())
     }
 }
 

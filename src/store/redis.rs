@@ -134,7 +134,7 @@ impl std::fmt::Debug for RedisStore {
 
 /// What one compare-and-set attempt did.
 enum Attempt {
-    Done(Recorded),
+    Done(Box<Recorded>),
     LostRace,
 }
 
@@ -199,13 +199,13 @@ impl RedisStore {
             .await
             .map_err(backend)?;
         Ok(if written == 1 {
-            Attempt::Done(Recorded {
+            Attempt::Done(Box::new(Recorded {
                 order,
                 queued: Some(Queued {
                     recipient,
                     envelope,
                 }),
-            })
+            }))
         } else {
             Attempt::LostRace
         })
@@ -220,10 +220,10 @@ impl RedisStore {
         let key = self.keys.order(vendor, &request.order_id);
         if let Some((_, order)) = self.load(&key).await? {
             if order.same_request(&request.distributor_id, &request.customer, &request.address) {
-                return Ok(Attempt::Done(Recorded {
+                return Ok(Attempt::Done(Box::new(Recorded {
                     order,
                     queued: None,
-                }));
+                })));
             }
             return Err(StoreError::ConflictingPickup(request.order_id.clone()));
         }
@@ -253,10 +253,10 @@ impl RedisStore {
             .await?
             .ok_or_else(|| StoreError::UnknownOrder(order_id.clone()))?;
         match order.apply(by, to, at)? {
-            TransitionOutcome::AlreadyThere => Ok(Attempt::Done(Recorded {
+            TransitionOutcome::AlreadyThere => Ok(Attempt::Done(Box::new(Recorded {
                 order,
                 queued: None,
-            })),
+            }))),
             TransitionOutcome::Moved => {
                 let recipient = Recipient::Vendor(vendor.clone());
                 self.commit(Some(&body), order, recipient, transition_event(to), at)
@@ -274,7 +274,7 @@ where
 {
     for _ in 0..MAX_ATTEMPTS {
         if let Attempt::Done(recorded) = attempt().await? {
-            return Ok(recorded);
+            return Ok(*recorded);
         }
     }
     Err(StoreError::Backend(format!(
