@@ -85,6 +85,9 @@ impl HubIo {
     }
 }
 
+/// Messages from other hubs buffered per namespace channel.
+const CLUSTER_STREAM_BUFFER: usize = 8_192;
+
 /// The namespaces a socket listing covers (those not registered are skipped).
 const NAMESPACES: [&str; 4] = [ns::VENDOR, ns::DISTRIBUTOR, ns::CHAT, ns::INSPECTOR];
 
@@ -142,7 +145,10 @@ impl App {
             redis.driver,
             RedisAdapterConfig::new()
                 .with_prefix(format!("{prefix}:socket.io"))
-                .with_request_timeout(Duration::from_secs(2)),
+                .with_request_timeout(Duration::from_secs(2))
+                // Messages from other hubs wait here; a full buffer drops them
+                // (they stay queued for `getAll`), so leave room for bursts.
+                .with_stream_buffer(CLUSTER_STREAM_BUFFER),
         );
         let (layer, io) = socket_io(config, &hub)
             .with_adapter::<ClusterAdapter>(adapter)

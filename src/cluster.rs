@@ -16,7 +16,7 @@
 //! API; it works with either adapter.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -54,10 +54,23 @@ pub struct PubSubDriver {
 
 impl std::fmt::Debug for PubSubDriver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let channels = self.channels.read().map(|c| c.len()).unwrap_or(0);
+        let channels = self
+            .channels
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
         f.debug_struct("PubSubDriver")
             .field("channels", &channels)
             .finish_non_exhaustive()
+    }
+}
+
+impl PubSubDriver {
+    /// The channel map; a panic elsewhere while holding it leaves it usable.
+    fn channels(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, mpsc::Sender<ChanItem>>> {
+        self.channels
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -80,10 +93,11 @@ fn route(channels: &Channels, push: PushInfo) {
             return;
         }
     };
-    let sender = match channels.read() {
-        Ok(map) => map.get(&channel).cloned(),
-        Err(_) => None,
-    };
+    let sender = channels
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&channel)
+        .cloned();
     match sender {
         Some(tx) => {
             if let Err(e) = tx.try_send((channel.clone(), payload)) {
@@ -142,22 +156,16 @@ impl Driver for PubSubDriver {
     ) -> Result<MessageStream<ChanItem>, RedisError> {
         let (tx, rx) = mpsc::channel(size);
         // Listen before subscribing, so no message slips by in between.
-        if let Ok(mut map) = self.channels.write() {
-            map.insert(chan.clone(), tx);
-        }
+        self.channels().insert(chan.clone(), tx);
         if let Err(e) = self.conn.clone().subscribe(&chan).await {
-            if let Ok(mut map) = self.channels.write() {
-                map.remove(&chan);
-            }
+            self.channels().remove(&chan);
             return Err(e);
         }
         Ok(MessageStream::new(rx))
     }
 
     async fn unsubscribe(&self, chan: String) -> Result<(), RedisError> {
-        if let Ok(mut map) = self.channels.write() {
-            map.remove(&chan);
-        }
+        self.channels().remove(&chan);
         self.conn.clone().unsubscribe(chan).await
     }
 
@@ -173,7 +181,10 @@ impl Driver for PubSubDriver {
 
 /// Pings Redis every second while it lives; dropping it stops the task.
 #[derive(Debug)]
-pub struct Watchdog(tokio::task::JoinHandle<()>);
+pub struct Watchdog(
+    /// The pinging task, aborted on drop so a stopped hub leaves nothing running.
+    tokio::task::JoinHandle<()>,
+);
 
 impl Drop for Watchdog {
     fn drop(&mut self) {
