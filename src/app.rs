@@ -170,6 +170,7 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let io = self.io.clone();
+        // Keeps pinging Redis for as long as this hub serves, and stops with it.
         let _watchdog = self.watchdog;
         // Small frames must not wait for Nagle's algorithm (about 40 ms each).
         let listener = listener.tap_io(|tcp| {

@@ -1,10 +1,18 @@
 //! The Socket.IO namespaces: the only place that calls `io.ns(..)`.
 //!
 //! Each namespace file has the same shape: `authenticate` (connect
-//! middleware), `on_connect` (rooms and handler registration), one
-//! `on_<event>` function per event, and `on_disconnect`. What they share
-//! (the session kept in socket extensions, rate limiting, answering acks,
-//! delivering queued messages) lives here.
+//! middleware), `enter` (connect middleware: rooms and handler
+//! registration), `on_connect` (logs, announcements), one `on_<event>`
+//! function per event, and `on_disconnect`. What they share (the session
+//! kept in socket extensions, rate limiting, answering acks, delivering
+//! queued messages) lives here.
+//!
+//! Rooms and handlers are set up in a middleware, not in `on_connect`,
+//! because socketioxide sends CONNECT to the client first and only then
+//! spawns the connect handler: a client that emits the moment it is
+//! connected could beat the registration, and socketioxide drops an event
+//! that has no handler without a word (no ack, no log). Middlewares run
+//! before CONNECT is sent.
 
 pub mod chat;
 pub mod distributor;
@@ -65,20 +73,30 @@ pub async fn register<A: HubAdapter>(io: &SocketIo<A>) -> Result<(), RegisterErr
     };
     ready(
         ns::VENDOR,
-        io.ns(ns::VENDOR, vendor::on_connect.with(vendor::authenticate)),
+        io.ns(
+            ns::VENDOR,
+            vendor::on_connect
+                .with(vendor::enter)
+                .with(vendor::authenticate),
+        ),
     )
     .await?;
     ready(
         ns::DISTRIBUTOR,
         io.ns(
             ns::DISTRIBUTOR,
-            distributor::on_connect.with(distributor::authenticate),
+            distributor::on_connect
+                .with(distributor::enter)
+                .with(distributor::authenticate),
         ),
     )
     .await?;
     ready(
         ns::CHAT,
-        io.ns(ns::CHAT, chat::on_connect.with(chat::authenticate)),
+        io.ns(
+            ns::CHAT,
+            chat::on_connect.with(chat::enter).with(chat::authenticate),
+        ),
     )
     .await
 }

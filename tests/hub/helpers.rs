@@ -193,6 +193,53 @@ impl Drop for RedisPrefix {
     }
 }
 
+/// Connects a raw WebSocket to `namespace` of the hub at `url` (`http://…`),
+/// and sends `event` the very moment the CONNECT reply arrives, as a fast
+/// client does. Returns the ack's first argument, or `None` if no ack came.
+pub async fn ack_right_after_connect(
+    url: &str,
+    namespace: &str,
+    auth: &Value,
+    event: &str,
+    payload: &Value,
+) -> Option<Value> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let ws_url = format!(
+        "{}/socket.io/?EIO=4&transport=websocket",
+        url.replacen("http://", "ws://", 1)
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url)
+        .await
+        .expect("websocket");
+    ws.send(Message::Text(format!("40{namespace},{auth}")))
+        .await
+        .expect("send CONNECT");
+    let connected = format!("40{namespace},");
+    let acked = format!("43{namespace},1");
+    let frame = json!([event, payload]);
+    tokio::time::timeout(TIMEOUT, async {
+        while let Some(Ok(message)) = ws.next().await {
+            let Message::Text(text) = message else {
+                continue;
+            };
+            if text.starts_with(&connected) {
+                ws.send(Message::Text(format!("42{namespace},1{frame}")))
+                    .await
+                    .expect("send the event");
+            } else if let Some(args) = text.strip_prefix(&acked) {
+                let mut args: Vec<Value> = serde_json::from_str(args).expect("ack arguments");
+                return Some(args.swap_remove(0));
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
 /// What a client saw, in arrival order.
 #[derive(Debug, Clone)]
 enum Signal {
