@@ -6,7 +6,9 @@
 //! [`ConnectionManager`] per hub, which reconnects after Redis comes back and
 //! then re-subscribes the adapter's channels by itself. That is why the
 //! adapter runs on [`PubSubDriver`] here rather than on the crate's own
-//! driver, whose plain multiplexed connection stays broken once Redis restarts.
+//! driver, whose plain multiplexed connection does not reconnect (redis-rs
+//! leaves reconnection to `ConnectionManager`), so a restarted Redis would
+//! cut the hubs apart for good.
 //!
 //! A [`Watchdog`] pings Redis every second, so the connection is re-made
 //! (and the hub hears broadcasts again) even when no client is sending
