@@ -1,7 +1,8 @@
 //! Configuration: one clap struct, every flag also read from `PARCEL_HUB_<FLAG>`.
 //!
 //! Defaults run locally with no set-up: port 3000 on loopback, a SQLite file
-//! in the working directory, and built-in demo credentials.
+//! in the working directory, and built-in demo credentials. `--redis` turns
+//! the hub into one node of a cluster (see [`crate::cluster`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -82,6 +83,15 @@ pub struct Config {
     /// Packets buffered per socket before emits to it fail.
     #[arg(long, env = "PARCEL_HUB_SOCKET_BUFFER", default_value_t = 4_096)]
     pub socket_buffer: usize,
+
+    /// Join a cluster: orders, queues and broadcasts go through this Redis
+    /// (`redis://127.0.0.1:6379`); `--db` is then unused.
+    #[arg(long, env = "PARCEL_HUB_REDIS")]
+    pub redis: Option<String>,
+
+    /// Prefix of every Redis key and pub/sub channel; hubs of one cluster share it.
+    #[arg(long, env = "PARCEL_HUB_REDIS_PREFIX", default_value = "parcel-hub")]
+    pub redis_prefix: String,
 }
 
 impl Config {
@@ -96,6 +106,8 @@ impl Config {
             rate_limit: 1_000,
             rate_burst: 2_000,
             socket_buffer: 4_096,
+            redis: None,
+            redis_prefix: "parcel-hub".into(),
         }
     }
 }

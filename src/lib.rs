@@ -13,7 +13,9 @@
 //! - [`protocol`]: event names, payloads, ack envelope, error codes.
 //! - [`rooms`]: room-name functions.
 //! - [`domain`]: identities, orders and their lifecycle.
-//! - [`store`]: the storage trait and its SQLite backend.
+//! - [`store`]: the storage trait, its SQLite backend and its Redis backend.
+//! - [`cluster`]: several hubs behind one Redis (adapter driver, watchdog,
+//!   cluster-wide socket listing).
 //! - [`namespaces`]: one file per namespace, registered in one place.
 //! - [`activity`]: proof-of-life logging and the activity feed.
 //! - [`scenario`]: scenario files, the runner, the `scenario` CLI.
@@ -24,6 +26,7 @@ pub mod activity;
 pub mod app;
 pub mod bench;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod namespaces;

@@ -19,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
         std::process::exit(code);
     }
     telemetry::init();
-    let app = App::build(&config)?;
+    let app = App::build(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;

@@ -146,7 +146,7 @@ async fn start_hub(db: &std::path::Path) -> anyhow::Result<OwnHub> {
     let mut config = Config::for_tests(db);
     // A learner's steps are few; rate limits would only confuse the lesson.
     config.rate_limit = 0;
-    let app = crate::App::build(&config)?;
+    let app = crate::App::build(&config).await?;
     let activity = app.hub.activity.subscribe();
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let url = format!("http://{}", listener.local_addr()?);

@@ -134,3 +134,28 @@ async fn the_same_flow_works_over_http_long_polling() {
         json!("in-transit")
     );
 }
+
+/// socketioxide sends CONNECT before it runs the connect handler; rooms and
+/// events are set up in a middleware, so a client that emits at once is heard.
+/// (The real binary, for its multi-threaded runtime; see also the cluster test.)
+#[tokio::test]
+async fn an_event_sent_the_moment_a_client_is_connected_is_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = HubProcess::start([
+        std::ffi::OsStr::new("--db"),
+        dir.path().join("hub.db").as_os_str(),
+    ]);
+    for (namespace, auth, event) in [
+        ("/vendor", vendor_auth("acme-widgets"), "getAll"),
+        ("/distributor", distributor_auth("north-hub"), "getAll"),
+        ("/chat", json!({ "name": "alice" }), "join"),
+    ] {
+        for _ in 0..10 {
+            let payload = json!({ "room": "lobby" });
+            let ack = ack_right_after_connect(&hub.url, namespace, &auth, event, &payload)
+                .await
+                .unwrap_or_else(|| panic!("{namespace}: no ack for the first event"));
+            assert_ok(&ack);
+        }
+    }
+}

@@ -1,9 +1,8 @@
 //! Nothing acknowledged is lost when the hub process is killed, and a
 //! graceful stop exits cleanly.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::ffi::OsStr;
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
@@ -11,50 +10,11 @@ use tf_rust_socketio::TransportType;
 
 use crate::helpers::*;
 
-/// The real binary, started on a free port with `db`.
-struct HubProcess {
-    child: Child,
-    url: String,
-}
-
-impl HubProcess {
-    fn start(db: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_parcel-hub"))
-            .args(["--listen", "127.0.0.1:0", "--db"])
-            .arg(db)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start parcel-hub");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(url) = line.strip_prefix("listening on ") {
-                    let _test_ended = tx.send(url.trim().to_owned());
-                }
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the hub prints its address");
-        Self { child, url }
-    }
-}
-
-impl Drop for HubProcess {
-    fn drop(&mut self) {
-        let _already_dead = self.child.kill();
-        let _reaped = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn every_acknowledged_pickup_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("hub.db");
-    let mut hub = HubProcess::start(&db);
+    let mut hub = HubProcess::start([OsStr::new("--db"), db.as_os_str()]);
     let acme = try_connect(
         &hub.url,
         "/vendor",
@@ -76,7 +36,7 @@ async fn every_acknowledged_pickup_survives_sigkill() {
     hub.child.wait().unwrap();
     drop(hub);
 
-    let hub = HubProcess::start(&db);
+    let hub = HubProcess::start([OsStr::new("--db"), db.as_os_str()]);
     let north = try_connect(
         &hub.url,
         "/distributor",
@@ -98,7 +58,7 @@ async fn every_acknowledged_pickup_survives_sigkill() {
 #[tokio::test]
 async fn sigterm_disconnects_sockets_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let mut hub = HubProcess::start(&dir.path().join("hub.db"));
+    let mut hub = HubProcess::start([OsStr::new("--db"), dir.path().join("hub.db").as_os_str()]);
     let _alice = try_connect(
         &hub.url,
         "/chat",

@@ -4,13 +4,18 @@
 //! real protocol over a real WebSocket or long-polling). Every wait has a
 //! timeout; proving that something did *not* arrive uses [`QUIET_WINDOW`].
 
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
+use parcel_hub::app::HubIo;
 use parcel_hub::{App, Config};
+use redis::Commands;
 use serde_json::{Value, json};
 use tf_rust_socketio::asynchronous::{Client as RawClient, ClientBuilder};
 use tf_rust_socketio::{Event, Payload, TransportType};
@@ -25,6 +30,8 @@ pub const QUIET_WINDOW: Duration = Duration::from_millis(300);
 pub struct TestApp {
     pub addr: SocketAddr,
     pub db: PathBuf,
+    /// The hub's Socket.IO handle, to ask it what it sees (e.g. the cluster's sockets).
+    pub io: HubIo,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     /// Keeps the database directory alive as long as the app.
@@ -81,11 +88,12 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config::for_tests(dir.path().join("hub.db"));
     adjust(&mut config);
     init_test_logs();
-    let app = App::build(&config).expect("the hub builds");
+    let app = App::build(&config).await.expect("the hub builds");
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("local addr");
+    let io = app.io.clone();
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(app.serve(listener, async move {
         let _ = rx.await;
@@ -93,10 +101,154 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     TestApp {
         addr,
         db: config.db.clone(),
+        io,
         shutdown: Some(tx),
         server: Some(server),
         _dir: dir,
     }
+}
+
+/// The real binary on a free loopback port, with extra `args`.
+pub struct HubProcess {
+    pub child: Child,
+    pub url: String,
+}
+
+impl HubProcess {
+    pub fn start<I, S>(args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_parcel-hub"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args.into_iter().map(Into::into))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start parcel-hub");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    let _test_ended = tx.send(url.trim().to_owned());
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the hub prints its address");
+        Self { child, url }
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _already_dead = self.child.kill();
+        let _reaped = self.child.wait();
+    }
+}
+
+/// The Redis for cluster tests and the Redis store suite: `PARCEL_HUB_TEST_REDIS`.
+/// Unset, the caller skips (and says so); set, Redis must answer.
+pub fn test_redis(test: &str) -> Option<String> {
+    match std::env::var("PARCEL_HUB_TEST_REDIS") {
+        Ok(url) if !url.trim().is_empty() => Some(url.trim().to_owned()),
+        _ => {
+            eprintln!("{test}: skipping Redis: PARCEL_HUB_TEST_REDIS is not set");
+            None
+        }
+    }
+}
+
+/// A fresh key prefix in a Redis that must answer; its keys go on drop.
+pub struct RedisPrefix {
+    pub url: String,
+    pub prefix: String,
+}
+
+impl RedisPrefix {
+    pub fn new(url: &str) -> Self {
+        let answer = redis::Client::open(url)
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
+        if let Err(e) = answer {
+            panic!("PARCEL_HUB_TEST_REDIS={url} is set but Redis does not answer: {e}");
+        }
+        Self {
+            url: url.to_owned(),
+            prefix: format!("parcel-hub-test-{}", uuid::Uuid::now_v7().simple()),
+        }
+    }
+}
+
+impl Drop for RedisPrefix {
+    fn drop(&mut self) {
+        let cleaned = redis::Client::open(self.url.as_str())
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+            .and_then(|mut c| {
+                let keys: Vec<String> = c
+                    .scan_match::<_, String>(format!("{}:*", self.prefix))?
+                    .filter_map(Result::ok)
+                    .collect();
+                for chunk in keys.chunks(500) {
+                    redis::cmd("DEL").arg(chunk).query::<()>(&mut c)?;
+                }
+                Ok(())
+            });
+        if let Err(e) = cleaned {
+            eprintln!("could not delete the test keys {}:*: {e}", self.prefix);
+        }
+    }
+}
+
+/// Connects a raw WebSocket to `namespace` of the hub at `url` (`http://…`),
+/// and sends `event` the very moment the CONNECT reply arrives, as a fast
+/// client does. Returns the ack's first argument, or `None` if no ack came.
+pub async fn ack_right_after_connect(
+    url: &str,
+    namespace: &str,
+    auth: &Value,
+    event: &str,
+    payload: &Value,
+) -> Option<Value> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let ws_url = format!(
+        "{}/socket.io/?EIO=4&transport=websocket",
+        url.replacen("http://", "ws://", 1)
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url)
+        .await
+        .expect("websocket");
+    ws.send(Message::Text(format!("40{namespace},{auth}").into()))
+        .await
+        .expect("send CONNECT");
+    let connected = format!("40{namespace},");
+    let acked = format!("43{namespace},1");
+    let frame = json!([event, payload]);
+    tokio::time::timeout(TIMEOUT, async {
+        while let Some(Ok(message)) = ws.next().await {
+            let Message::Text(text) = message else {
+                continue;
+            };
+            if text.starts_with(&connected) {
+                ws.send(Message::Text(format!("42{namespace},1{frame}").into()))
+                    .await
+                    .expect("send the event");
+            } else if let Some(args) = text.strip_prefix(&acked) {
+                let mut args: Vec<Value> = serde_json::from_str(args).expect("ack arguments");
+                return Some(args.swap_remove(0));
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// What a client saw, in arrival order.

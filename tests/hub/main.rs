@@ -6,6 +6,7 @@ mod bad_input;
 mod bench;
 mod chat;
 mod client;
+mod cluster;
 mod delivery;
 mod durability;
 mod errors;
