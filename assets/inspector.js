@@ -94,16 +94,18 @@
     );
     $('queues-empty').hidden = snapshot.queues.length > 0;
     const queued = snapshot.queues.reduce((sum, q) => sum + q.depth, 0);
-    $('summary').textContent = `${sockets} socket${sockets === 1 ? '' : 's'} · ${queued} queued message${queued === 1 ? '' : 's'} · updated ${clock(snapshot.at)}`;
+    $('summary').textContent = `${sockets} socket${sockets === 1 ? '' : 's'} · ${queued} queued message${queued === 1 ? '' : 's'} · hub ${String(snapshot.hub || '').slice(0, 8)} · updated ${clock(snapshot.at)}`;
   }
 
   function socketLine(s) {
     const line = el(
       'div',
       { className: 'sock', attrs: { 'data-sid': s.id } },
-      el('strong', { text: s.identity }),
+      // A chat name is known only to the hub the socket is on.
+      el('strong', { text: s.identity || 'someone' }),
       el('span', { className: 'sid', text: s.id }),
       s.transport ? el('span', { className: `tag ${s.transport === 'websocket' ? 'websocket' : 'polling'}`, text: s.transport }) : null,
+      s.local === false ? el('span', { className: 'tag', text: `on hub ${String(s.hub).slice(0, 8)}` }) : null,
     );
     if (s.rooms.length > 0) line.append(el('span', { className: 'members', text: `rooms: ${s.rooms.join(', ')}` }));
     if (s.connectedAt) line.append(el('span', { className: 'members', text: `since ${clock(s.connectedAt)}` }));

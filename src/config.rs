@@ -1,7 +1,8 @@
 //! Configuration: one clap struct, every flag also read from `PARCEL_HUB_<FLAG>`.
 //!
 //! Defaults run locally with no set-up: port 3000 on loopback, a SQLite file
-//! in the working directory, and built-in demo credentials.
+//! in the working directory, and built-in demo credentials. `--redis` turns
+//! the hub into one node of a cluster (see [`crate::cluster`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -13,6 +14,35 @@ use subtle::ConstantTimeEq;
 
 use crate::domain::{DistributorId, VendorId};
 use crate::store::Durability;
+
+/// The command line: the hub's settings, or a subcommand.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "parcel-hub",
+    version,
+    about = "A real-time parcel-delivery hub on Socket.IO"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do instead of serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Scripted lessons: list them, or play one with real clients.
+    Scenario {
+        #[command(subcommand)]
+        command: crate::scenario::cli::ScenarioCommand,
+    },
+    /// The load generator: four workloads, and the bare relay to compare with.
+    Bench {
+        #[command(subcommand)]
+        command: crate::bench::BenchCommand,
+    },
+}
 
 /// The hub's settings.
 #[derive(Debug, Clone, Parser)]
@@ -58,6 +88,15 @@ pub struct Config {
     /// the pages; without it they load the pinned official CDN build.
     #[arg(long, env = "PARCEL_HUB_CLIENT_JS")]
     pub client_js: Option<PathBuf>,
+
+    /// Join a cluster: orders, queues and broadcasts go through this Redis
+    /// (`redis://127.0.0.1:6379`); `--db` is then unused.
+    #[arg(long, env = "PARCEL_HUB_REDIS")]
+    pub redis: Option<String>,
+
+    /// Prefix of every Redis key and pub/sub channel; hubs of one cluster share it.
+    #[arg(long, env = "PARCEL_HUB_REDIS_PREFIX", default_value = "parcel-hub")]
+    pub redis_prefix: String,
 }
 
 impl Config {
@@ -73,6 +112,8 @@ impl Config {
             rate_burst: 2_000,
             socket_buffer: 4_096,
             client_js: None,
+            redis: None,
+            redis_prefix: "parcel-hub".into(),
         }
     }
 }

@@ -13,18 +13,27 @@
 //! - [`protocol`]: event names, payloads, ack envelope, error codes.
 //! - [`rooms`]: room-name functions.
 //! - [`domain`]: identities, orders and their lifecycle.
-//! - [`store`]: the storage trait and its SQLite backend.
+//! - [`store`]: the storage trait, its SQLite backend and its Redis backend.
+//! - [`cluster`]: several hubs behind one Redis (adapter driver, watchdog,
+//!   cluster-wide socket listing).
 //! - [`namespaces`]: one file per namespace, registered in one place.
 //! - [`web`]: the pages, the JSON API and their assets.
 //! - [`activity`]: proof-of-life logging and the activity feed.
+//! - [`scenario`]: scenario files, the runner, the `scenario` CLI.
+//! - [`bench`]: the load generator, its workloads and the bare relay.
+//! - [`client`]: a small Socket.IO client for the scenario runner and the load generator.
 
 pub mod activity;
 pub mod app;
+pub mod bench;
+pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod namespaces;
 pub mod protocol;
 pub mod rooms;
+pub mod scenario;
 pub mod store;
 pub mod telemetry;
 pub mod web;

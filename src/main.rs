@@ -1,13 +1,25 @@
 //! The `parcel-hub` binary: parse config, start tracing, bind, serve.
 
 use clap::Parser;
-use parcel_hub::{App, Config, telemetry};
+use parcel_hub::config::{Cli, Command};
+use parcel_hub::{App, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
+    let Cli { config, command } = Cli::parse();
+    if let Some(Command::Scenario { command }) = command {
+        // The learner reads the runner's own output; hub logs only when asked (RUST_LOG).
+        telemetry::init_with("warn");
+        let code = parcel_hub::scenario::cli::main(command).await?;
+        std::process::exit(code);
+    }
+    if let Some(Command::Bench { command }) = command {
+        telemetry::init_with("warn");
+        let code = parcel_hub::bench::main(command).await?;
+        std::process::exit(code);
+    }
     telemetry::init();
-    let app = App::build(&config)?;
+    let app = App::build(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;

@@ -10,7 +10,7 @@ mod order;
 
 pub use ids::{ChatName, DistributorId, Identity, MessageId, OrderId, RoomName, VendorId};
 pub use order::{
-    HistoryEntry, Order, Recipient, Status, TransitionError, TransitionOutcome, rfc3339,
+    HistoryEntry, Order, Recipient, Status, TransitionError, TransitionOutcome, rfc3339, wire_time,
 };
 
 /// Why a value from the outside was not accepted; the text is for the client.

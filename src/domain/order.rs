@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, DurationRound, SecondsFormat, TimeDelta, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::{DistributorId, OrderId, VendorId};
@@ -56,6 +56,11 @@ impl fmt::Display for Status {
 /// Serializes a time as PROTOCOL.md wants it: RFC 3339, UTC, milliseconds, `Z`.
 pub fn rfc3339<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+/// The wire carries milliseconds; keep no more, so a stored value equals the sent one.
+pub fn wire_time(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.duration_trunc(TimeDelta::milliseconds(1)).unwrap_or(at)
 }
 
 /// One step of an order's timeline.
@@ -115,6 +120,7 @@ impl Order {
         address: String,
         at: DateTime<Utc>,
     ) -> Self {
+        let at = wire_time(at);
         Self {
             order_id,
             vendor_id,
@@ -158,6 +164,7 @@ impl Order {
                 to,
             });
         }
+        let at = wire_time(at);
         self.status = to;
         self.updated_at = at;
         self.history.push(HistoryEntry { status: to, at });

@@ -112,14 +112,10 @@ async fn relay<A: Adapter, T: Serialize>(
     });
 }
 
-/// Announces the newcomer and registers the chat events.
-pub async fn on_connect<A: Adapter>(
-    socket: SocketRef<A>,
-    Extension(session): Extension<Session>,
-    Extension(name): Extension<ChatName>,
-    State(hub): State<Hub>,
-) {
-    log_connected(&hub, &socket, &session);
+/// Connect middleware, after `authenticate`: registers the chat events
+/// before the client hears CONNECT (see [`super`] for why this is not done
+/// in `on_connect`).
+pub async fn enter<A: Adapter>(socket: SocketRef<A>) -> Result<(), ConnectRefusal> {
     socket.on(event::CHAT_MESSAGE, on_chat_message::<A>);
     socket.on(event::JOIN, on_join::<A>);
     socket.on(event::LEAVE, on_leave::<A>);
@@ -127,6 +123,17 @@ pub async fn on_connect<A: Adapter>(
     socket.on(event::STOP_TYPING, on_stop_typing::<A>);
     socket.on_fallback(super::on_unknown_event::<A>);
     socket.on_disconnect(on_disconnect::<A>);
+    Ok(())
+}
+
+/// Announces the newcomer.
+pub async fn on_connect<A: Adapter>(
+    socket: SocketRef<A>,
+    Extension(session): Extension<Session>,
+    Extension(name): Extension<ChatName>,
+    State(hub): State<Hub>,
+) {
+    log_connected(&hub, &socket, &session);
     let users = online(&socket, true);
     let presence = Presence {
         name: name.as_str(),

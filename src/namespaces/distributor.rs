@@ -47,21 +47,30 @@ pub async fn authenticate<A: Adapter>(
     }
 }
 
-/// Joins the distributor's room and registers its events.
-pub async fn on_connect<A: Adapter>(
+/// Connect middleware, after `authenticate`: joins the distributor's room
+/// and registers its events before the client hears CONNECT (see [`super`]
+/// for why this is not done in `on_connect`).
+pub async fn enter<A: Adapter>(
     socket: SocketRef<A>,
-    Extension(session): Extension<Session>,
     Extension(distributor): Extension<DistributorId>,
-    State(hub): State<Hub>,
-) {
+) -> Result<(), ConnectRefusal> {
     socket.join(rooms::distributor(&distributor));
-    log_connected(&hub, &socket, &session);
     socket.on(event::IN_TRANSIT, on_in_transit::<A>);
     socket.on(event::DELIVERED, on_delivered::<A>);
     socket.on(event::RECEIVED, super::queue::on_received::<A>);
     socket.on(event::GET_ALL, super::queue::on_get_all::<A>);
     socket.on_fallback(super::on_unknown_event::<A>);
     socket.on_disconnect(on_disconnect::<A>);
+    Ok(())
+}
+
+/// The distributor is in: log it.
+pub async fn on_connect<A: Adapter>(
+    socket: SocketRef<A>,
+    Extension(session): Extension<Session>,
+    State(hub): State<Hub>,
+) {
+    log_connected(&hub, &socket, &session);
 }
 
 /// `in-transit { vendorId, orderId }`.

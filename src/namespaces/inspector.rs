@@ -6,6 +6,8 @@
 //! hub does this for all inspector sockets; it runs only while at least one
 //! is connected, so with nobody watching the feed copies nothing. What it
 //! emits is not itself reported to the feed, or it would feed on itself.
+//! In a cluster each hub feeds its own inspector sockets: the activity of
+//! that hub, and snapshots that list the sockets of every hub.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -25,8 +27,9 @@ use tokio::time::Instant;
 use super::{Session, log_connected, log_disconnected, refusal_from};
 use crate::activity::ActivityRecord;
 use crate::app::Hub;
+use crate::cluster::{self, ClusterSocket};
 use crate::domain::{Identity, rfc3339};
-use crate::protocol::{ConnectRefusal, Refusal, event, ns};
+use crate::protocol::{ConnectRefusal, ErrorCode, Refusal, event, ns};
 
 /// At most this many snapshots per second reach an inspector.
 const SNAPSHOT_SPACING: Duration = Duration::from_millis(100);
@@ -42,6 +45,8 @@ const NAMESPACES: [&str; 4] = [ns::VENDOR, ns::DISTRIBUTOR, ns::CHAT, ns::INSPEC
 pub struct Snapshot {
     #[serde(serialize_with = "rfc3339")]
     pub at: DateTime<Utc>,
+    /// The hub that took it (its Socket.IO server id).
+    pub hub: String,
     #[serde(flatten)]
     pub view: HubView,
 }
@@ -56,20 +61,9 @@ pub struct HubView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NamespaceView {
     pub name: &'static str,
-    pub sockets: Vec<SocketView>,
+    /// Every socket of the namespace, on this hub and (in a cluster) the others.
+    pub sockets: Vec<ClusterSocket>,
     pub rooms: Vec<RoomView>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SocketView {
-    pub id: String,
-    /// The session label, as in the activity feed (`vendor acme-widgets`).
-    pub identity: String,
-    pub rooms: Vec<String>,
-    pub transport: &'static str,
-    #[serde(serialize_with = "rfc3339")]
-    pub connected_at: DateTime<Utc>,
 }
 
 /// A room and the ids of the sockets in it.
@@ -127,6 +121,14 @@ pub async fn authenticate<A: Adapter>(
     }
 }
 
+/// Connect middleware, after `authenticate`: registers the handlers before
+/// the client hears CONNECT (see [`super`] for why).
+pub async fn enter<A: Adapter>(socket: SocketRef<A>) -> Result<(), ConnectRefusal> {
+    socket.on_fallback(super::on_unknown_event::<A>);
+    socket.on_disconnect(on_disconnect::<A>);
+    Ok(())
+}
+
 /// Makes sure the feed runs, then greets the inspector with a snapshot.
 pub async fn on_connect<A: Adapter>(
     socket: SocketRef<A>,
@@ -137,8 +139,6 @@ pub async fn on_connect<A: Adapter>(
     // Before the connect is reported, so the feed sees this one too.
     start_feed(&hub, &io);
     log_connected(&hub, &socket, &session);
-    socket.on_fallback(super::on_unknown_event::<A>);
-    socket.on_disconnect(on_disconnect::<A>);
     match snapshot(&hub, &io).await {
         Ok(snapshot) => {
             if let Err(e) = socket.emit(event::SNAPSHOT, &snapshot) {
@@ -160,7 +160,8 @@ pub async fn on_disconnect<A: Adapter>(
     log_disconnected(&hub, &socket, &session, reason);
 }
 
-/// The hub as it is now: every namespace, its sockets and rooms, and the queues.
+/// The hub as it is now: every namespace, its sockets and rooms (across the
+/// cluster with `--redis`), and the queues.
 pub async fn snapshot<A: Adapter>(hub: &Hub, io: &SocketIo<A>) -> Result<Snapshot, Refusal> {
     let queues = hub
         .store
@@ -173,39 +174,30 @@ pub async fn snapshot<A: Adapter>(hub: &Hub, io: &SocketIo<A>) -> Result<Snapsho
             depth: q.depth,
         })
         .collect();
+    let sockets = cluster::sockets(io, &NAMESPACES).await.map_err(|e| {
+        tracing::error!(error = %e, "could not list the sockets");
+        Refusal::new(ErrorCode::Internal, "the hub could not list its sockets")
+    })?;
     let namespaces = NAMESPACES
         .iter()
-        .map(|path| namespace_view(io, path))
+        .map(|&name| namespace_view(name, &sockets))
         .collect();
     Ok(Snapshot {
         at: Utc::now(),
+        hub: hub.hub_id().to_owned(),
         view: HubView { namespaces, queues },
     })
 }
 
-fn namespace_view<A: Adapter>(io: &SocketIo<A>, name: &'static str) -> NamespaceView {
-    let sockets = io.of(name).map(|ops| ops.sockets()).unwrap_or_default();
-    let mut views: Vec<SocketView> = sockets
+fn namespace_view(name: &'static str, all: &[ClusterSocket]) -> NamespaceView {
+    let mut sockets: Vec<ClusterSocket> = all
         .iter()
-        // A closing socket stays listed until its disconnect handler ends.
-        .filter(|socket| socket.connected())
-        .filter_map(|socket| {
-            // Only sockets past the connect middleware have a session.
-            let session = socket.extensions.get::<Session>()?;
-            let mut rooms: Vec<String> = socket.rooms().iter().map(|r| r.to_string()).collect();
-            rooms.sort();
-            Some(SocketView {
-                id: socket.id.to_string(),
-                identity: session.label.to_string(),
-                rooms,
-                transport: socket.transport_type().into(),
-                connected_at: session.connected_at,
-            })
-        })
+        .filter(|socket| socket.namespace == name)
+        .cloned()
         .collect();
-    views.sort_by(|a, b| (a.connected_at, &a.id).cmp(&(b.connected_at, &b.id)));
+    sockets.sort_by(|a, b| (a.connected_at, &a.hub, &a.id).cmp(&(b.connected_at, &b.hub, &b.id)));
     let mut rooms: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for socket in &views {
+    for socket in &sockets {
         for room in &socket.rooms {
             rooms.entry(room).or_default().push(socket.id.clone());
         }
@@ -219,7 +211,7 @@ fn namespace_view<A: Adapter>(io: &SocketIo<A>, name: &'static str) -> Namespace
         .collect();
     NamespaceView {
         name,
-        sockets: views,
+        sockets,
         rooms,
     }
 }
@@ -247,7 +239,8 @@ fn stop_if_unwatched<A: Adapter>(hub: &Hub, inspectors: &BroadcastOperators<A>) 
 
 /// Forwards the activity feed and sends snapshots when the hub changed.
 async fn run_feed<A: Adapter>(hub: Hub, io: SocketIo<A>, mut feed: Receiver<ActivityRecord>) {
-    let Some(inspectors) = io.of(ns::INSPECTOR) else {
+    // Each hub feeds its own inspectors; in a cluster, its snapshots list every hub.
+    let Some(inspectors) = io.of(ns::INSPECTOR).map(BroadcastOperators::local) else {
         tracing::error!(ns = ns::INSPECTOR, "namespace is not registered");
         *hub.inspector_feed.lock() = false;
         return;

@@ -1,10 +1,18 @@
 //! The Socket.IO namespaces: the only place that calls `io.ns(..)`.
 //!
 //! Each namespace file has the same shape: `authenticate` (connect
-//! middleware), `on_connect` (rooms and handler registration), one
-//! `on_<event>` function per event, and `on_disconnect`. What they share
-//! (the session kept in socket extensions, rate limiting, answering acks,
-//! delivering queued messages) lives here.
+//! middleware), `enter` (connect middleware: rooms and handler
+//! registration), `on_connect` (logs, announcements), one `on_<event>`
+//! function per event, and `on_disconnect`. What they share (the session
+//! kept in socket extensions, rate limiting, answering acks, delivering
+//! queued messages) lives here.
+//!
+//! Rooms and handlers are set up in a middleware, not in `on_connect`,
+//! because socketioxide sends CONNECT to the client first and only then
+//! spawns the connect handler: a client that emits the moment it is
+//! connected could beat the registration, and socketioxide drops an event
+//! that has no handler without a word (no ack, no log). Middlewares run
+//! before CONNECT is sent.
 
 pub mod chat;
 pub mod distributor;
@@ -13,15 +21,17 @@ pub mod queue;
 pub mod vendor;
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
 
 use governor::{DefaultDirectRateLimiter, RateLimiter};
 use serde_json::Value;
-use socketioxide::adapter::Adapter;
+use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::{ConnectHandler, FromMessageParts};
 use socketioxide::socket::{DisconnectReason, Socket};
 use socketioxide::{ParserError, SocketIo};
+use socketioxide_core::adapter::DefinedAdapter;
 
 use crate::activity::{Incoming, Outgoing};
 use crate::app::Hub;
@@ -30,18 +40,75 @@ use crate::protocol::{ConnectRefusal, ErrorCode, Fields, Refusal, ns};
 use crate::rooms;
 use crate::store::{Queued, StoreError};
 
+/// An adapter the hub can run on, and how to wait until a namespace is ready on it.
+///
+/// With the local adapter a namespace is ready at once; with the cluster's
+/// Redis adapter, `io.ns(..)` returns a future that subscribes the namespace
+/// to its pub/sub channels and must be awaited (see [`crate::cluster`]).
+pub trait HubAdapter: Adapter + DefinedAdapter {
+    /// Resolves once the namespace whose `io.ns(..)` returned `init` is ready.
+    fn ready(init: Self::InitRes) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+impl HubAdapter for LocalAdapter {
+    fn ready(_init: ()) -> impl Future<Output = Result<(), String>> + Send {
+        std::future::ready(Ok(()))
+    }
+}
+
+/// A namespace that could not be set up (its adapter could not start).
+#[derive(Debug, thiserror::Error)]
+#[error("namespace {namespace} could not start: {cause}")]
+pub struct RegisterError {
+    pub namespace: &'static str,
+    pub cause: String,
+}
+
 /// Registers every namespace on `io`. There is deliberately no `/`.
-pub fn register(io: &SocketIo) {
-    io.ns(ns::VENDOR, vendor::on_connect.with(vendor::authenticate));
-    io.ns(
+pub async fn register<A: HubAdapter>(io: &SocketIo<A>) -> Result<(), RegisterError> {
+    let ready = |namespace: &'static str, init| async move {
+        A::ready(init)
+            .await
+            .map_err(|cause| RegisterError { namespace, cause })
+    };
+    ready(
+        ns::VENDOR,
+        io.ns(
+            ns::VENDOR,
+            vendor::on_connect
+                .with(vendor::enter)
+                .with(vendor::authenticate),
+        ),
+    )
+    .await?;
+    ready(
         ns::DISTRIBUTOR,
-        distributor::on_connect.with(distributor::authenticate),
-    );
-    io.ns(ns::CHAT, chat::on_connect.with(chat::authenticate));
-    io.ns(
+        io.ns(
+            ns::DISTRIBUTOR,
+            distributor::on_connect
+                .with(distributor::enter)
+                .with(distributor::authenticate),
+        ),
+    )
+    .await?;
+    ready(
+        ns::CHAT,
+        io.ns(
+            ns::CHAT,
+            chat::on_connect.with(chat::enter).with(chat::authenticate),
+        ),
+    )
+    .await?;
+    ready(
         ns::INSPECTOR,
-        inspector::on_connect.with(inspector::authenticate),
-    );
+        io.ns(
+            ns::INSPECTOR,
+            inspector::on_connect
+                .with(inspector::enter)
+                .with(inspector::authenticate),
+        ),
+    )
+    .await
 }
 
 /// Who a socket is, set by the connect middleware and read by every handler.
@@ -233,7 +300,7 @@ pub async fn deliver<A: Adapter>(hub: &Hub, io: &SocketIo<A>, queued: &Queued) {
             payload: &payload,
         });
     } else {
-        tracing::info!(ns = namespace, event, target = %room, message = %queued.envelope.message_id, outcome, "event out");
+        tracing::info!(ns = namespace, event, target = %room, message_id = %queued.envelope.message_id, outcome, "event out");
     }
 }
 

@@ -48,20 +48,29 @@ pub async fn authenticate<A: Adapter>(
     }
 }
 
-/// Joins the vendor's room and registers the vendor's events.
-pub async fn on_connect<A: Adapter>(
+/// Connect middleware, after `authenticate`: joins the vendor's room and
+/// registers the vendor's events before the client hears CONNECT (see
+/// [`super`] for why this is not done in `on_connect`).
+pub async fn enter<A: Adapter>(
     socket: SocketRef<A>,
-    Extension(session): Extension<Session>,
     Extension(vendor): Extension<VendorId>,
-    State(hub): State<Hub>,
-) {
+) -> Result<(), ConnectRefusal> {
     socket.join(rooms::vendor(&vendor));
-    log_connected(&hub, &socket, &session);
     socket.on(event::PICKUP, on_pickup::<A>);
     socket.on(event::RECEIVED, super::queue::on_received::<A>);
     socket.on(event::GET_ALL, super::queue::on_get_all::<A>);
     socket.on_fallback(super::on_unknown_event::<A>);
     socket.on_disconnect(on_disconnect::<A>);
+    Ok(())
+}
+
+/// The vendor is in: log it.
+pub async fn on_connect<A: Adapter>(
+    socket: SocketRef<A>,
+    Extension(session): Extension<Session>,
+    State(hub): State<Hub>,
+) {
+    log_connected(&hub, &socket, &session);
 }
 
 /// `pickup`: record the order, queue it for the distributor, tell them.

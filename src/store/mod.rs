@@ -4,7 +4,11 @@
 //! clustered backend are interchangeable and pass the same test suite
 //! (`tests/hub/store.rs`). Every method that writes returns only after the
 //! write is committed, which is what lets a handler ack `ok`.
+//!
+//! - [`SqliteStore`]: one file, one hub (the default).
+//! - [`RedisStore`]: one Redis shared by every hub of a cluster (`--redis`).
 
+mod redis;
 mod sqlite;
 
 use std::sync::Arc;
@@ -15,6 +19,9 @@ use chrono::{DateTime, Utc};
 use crate::domain::{DistributorId, MessageId, Order, OrderId, Recipient, Status, VendorId};
 use crate::protocol::{MessageEnvelope, PickupRequest};
 
+pub use self::redis::{
+    RedisStore, client as redis_client, connection_config as redis_connection_config,
+};
 pub use sqlite::{Durability, SqliteStore};
 
 /// A shared handle to whichever backend runs. Cloning is shallow.
@@ -39,6 +46,16 @@ impl Recorded {
 pub struct Queued {
     pub recipient: Recipient,
     pub envelope: MessageEnvelope,
+}
+
+/// The envelope a write queues: a fresh message id, the event, the order as it stands.
+fn envelope(event: &str, order: &Order, at: DateTime<Utc>) -> MessageEnvelope {
+    MessageEnvelope {
+        message_id: MessageId::generate(),
+        event: event.to_owned(),
+        order: order.clone(),
+        at: crate::domain::wire_time(at),
+    }
 }
 
 /// Why a store call failed.

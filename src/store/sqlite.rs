@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
-use super::{QueueDepth, Queued, Recorded, Store, StoreError};
+use super::{QueueDepth, Queued, Recorded, Store, StoreError, envelope};
 use crate::domain::{
     DistributorId, MessageId, Order, OrderId, Recipient, Status, TransitionError,
     TransitionOutcome, VendorId,
@@ -218,12 +218,7 @@ fn enqueue(
     order: &Order,
     at: DateTime<Utc>,
 ) -> Result<Queued, StoreError> {
-    let envelope = MessageEnvelope {
-        message_id: MessageId::generate(),
-        event: event.to_owned(),
-        order: order.clone(),
-        at,
-    };
+    let envelope = envelope(event, order, at);
     let body = serde_json::to_string(&envelope).map_err(backend)?;
     conn.prepare_cached("INSERT INTO messages (message_id, owner, body) VALUES (?1, ?2, ?3)")
         .and_then(|mut st| st.execute(params![envelope.message_id.as_str(), recipient.key(), body]))

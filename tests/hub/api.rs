@@ -6,7 +6,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::web_local::*;
+use crate::helpers::*;
 
 fn basic(vendor: &str, token: &str) -> String {
     format!("Basic {}", BASE64.encode(format!("{vendor}:{token}")))

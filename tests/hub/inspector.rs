@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::web_local::*;
+use crate::helpers::*;
 
 fn admin() -> Value {
     json!({ "token": parcel_hub::config::DEMO_ADMIN_TOKEN })

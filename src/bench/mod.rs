@@ -1,0 +1,407 @@
+//! The load generator: `parcel-hub bench <workload>`.
+//!
+//! It speaks PROTOCOL.md over WebSocket with lean raw connections
+//! ([`conn`]), measures latency in one process on one monotonic clock, and
+//! samples the hub's CPU time and peak RSS when it knows the hub's pid
+//! (`--spawn` starts the hub itself). Four workloads (see the README's
+//! Performance section) and a bare socketioxide relay ([`relay`]) as the
+//! yardstick.
+
+pub mod conn;
+pub mod relay;
+mod workloads;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+use serde::Serialize;
+
+use crate::store::Durability;
+
+pub use workloads::run_workload;
+
+/// Distributors, vendor and token the workloads use.
+pub const BENCH_VENDOR: &str = "bench-vendor";
+pub const BENCH_TOKEN: &str = "bench-token";
+
+/// The distributor id of bench distributor `n`.
+pub fn bench_distributor(n: usize) -> String {
+    format!("bench-d{n:02}")
+}
+
+/// A credentials file with the bench identities (`parcel-hub bench credentials`).
+pub fn bench_credentials(distributors: usize) -> String {
+    let mut out = format!(
+        "admin_token = \"{BENCH_TOKEN}\"\n\n[vendors]\n{BENCH_VENDOR} = \"{BENCH_TOKEN}\"\n\n[distributors]\n"
+    );
+    for n in 0..distributors {
+        out.push_str(&format!("{} = \"{BENCH_TOKEN}\"\n", bench_distributor(n)));
+    }
+    out
+}
+
+/// The `bench` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum BenchCommand {
+    /// W1 fan-out: pickups with acks to rooms of distributor sockets.
+    W1(BenchArgs),
+    /// W2 paced latency: a steady rate of pickups to the same sockets.
+    W2(BenchArgs),
+    /// W3 footprint: idle distributor sockets, RSS per connection.
+    W3(BenchArgs),
+    /// W4 chat fan-out: one sender, every other /chat socket receives.
+    W4(BenchArgs),
+    /// Print a credentials file with the bench identities (for a hub at --url).
+    Credentials {
+        #[arg(long, default_value_t = 10)]
+        distributors: usize,
+    },
+    /// Serve the bare socketioxide relay (the yardstick) on --listen.
+    Relay {
+        #[arg(long, default_value = "127.0.0.1:3001")]
+        listen: std::net::SocketAddr,
+        #[arg(long, default_value_t = 4096)]
+        socket_buffer: usize,
+    },
+}
+
+/// Which workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    W1,
+    W2,
+    W3,
+    W4,
+}
+
+/// Knobs of every workload; defaults are the sizes of the issue.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Start the hub (or the relay) as a child process on a free port.
+    #[arg(long, conflicts_with = "url")]
+    pub spawn: bool,
+    /// A running hub instead (it needs `parcel-hub bench credentials`).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The pid of the hub at --url, to sample its CPU time and RSS.
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Measure the bare socketioxide relay instead of parcel-hub.
+    #[arg(long)]
+    pub relay_only: bool,
+    /// The parcel-hub binary to spawn (default: this one).
+    #[arg(long)]
+    pub hub_bin: Option<PathBuf>,
+    /// Durability of a spawned hub.
+    #[arg(long, value_enum, default_value_t = Durability::Process)]
+    pub durability: Durability,
+    /// Distributors (rooms).
+    #[arg(long, default_value_t = 10)]
+    pub distributors: usize,
+    /// Sockets per distributor room.
+    #[arg(long, default_value_t = 100)]
+    pub sockets_per_distributor: usize,
+    /// Pickups to send (W1).
+    #[arg(long, default_value_t = 10_000)]
+    pub pickups: usize,
+    /// Pickups in flight before waiting for acks (W1), chat messages likewise (W4).
+    #[arg(long, default_value_t = 100)]
+    pub window: usize,
+    /// Pickups per second (W2).
+    #[arg(long, default_value_t = 500)]
+    pub rate: u32,
+    /// Seconds of paced load (W2).
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u64,
+    /// Idle sockets (W3).
+    #[arg(long, default_value_t = 10_000)]
+    pub idle: usize,
+    /// Chat sockets including the sender (W4).
+    #[arg(long, default_value_t = 1_000)]
+    pub chat_sockets: usize,
+    /// Chat messages (W4).
+    #[arg(long, default_value_t = 1_000)]
+    pub messages: usize,
+    /// Connections opened at once.
+    #[arg(long, default_value_t = 64)]
+    pub connect_concurrency: usize,
+    /// Also write the result as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Percentiles {
+    /// From nanosecond samples (sorted in place).
+    pub fn of(samples: &mut [u64]) -> Self {
+        if samples.is_empty() {
+            return Self::default();
+        }
+        samples.sort_unstable();
+        let at = |q: f64| {
+            let last = samples.len() - 1;
+            // Nearest-rank percentile; float rounding is fine for reporting.
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                clippy::cast_precision_loss
+            )]
+            let i = ((last as f64) * q).round() as usize;
+            ms(samples[i.min(last)])
+        };
+        Self {
+            p50: at(0.50),
+            p90: at(0.90),
+            p99: at(0.99),
+            max: ms(samples[samples.len() - 1]),
+        }
+    }
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn ms(ns: u64) -> f64 {
+    (ns as f64 / 1e4).round() / 100.0
+}
+
+/// One workload's result.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub workload: Workload,
+    /// `parcel-hub` or `relay`.
+    pub target: String,
+    pub durability: Option<String>,
+    pub sockets: usize,
+    pub delivered: u64,
+    pub expected: u64,
+    pub seconds: f64,
+    pub messages_per_second: f64,
+    pub latency_ms: Percentiles,
+    pub ack_ms: Percentiles,
+    pub acks_ok: u64,
+    pub acks_failed: u64,
+    pub connect_ms: Percentiles,
+    pub unexpected_to_sender: u64,
+    pub hub_cpu_seconds: Option<f64>,
+    pub hub_peak_rss_mb: Option<f64>,
+    pub rss_per_connection_kb: Option<f64>,
+    pub hub_errors_logged: Option<u64>,
+}
+
+impl Report {
+    /// The human-readable table.
+    pub fn table(&self) -> String {
+        let opt = |v: Option<f64>, unit: &str| v.map_or("-".into(), |v| format!("{v:.2}{unit}"));
+        let mut rows = vec![
+            (
+                "workload",
+                format!("{:?} against {}", self.workload, self.target),
+            ),
+            ("sockets", self.sockets.to_string()),
+            (
+                "delivered",
+                format!("{} / {}", self.delivered, self.expected),
+            ),
+            ("time", format!("{:.2} s", self.seconds)),
+            ("messages/s", format!("{:.0}", self.messages_per_second)),
+            (
+                "latency ms",
+                format!(
+                    "p50 {} p90 {} p99 {} max {}",
+                    self.latency_ms.p50,
+                    self.latency_ms.p90,
+                    self.latency_ms.p99,
+                    self.latency_ms.max
+                ),
+            ),
+            (
+                "ack ms",
+                format!(
+                    "p50 {} p99 {} ({} ok, {} failed)",
+                    self.ack_ms.p50, self.ack_ms.p99, self.acks_ok, self.acks_failed
+                ),
+            ),
+            (
+                "connect ms",
+                format!(
+                    "p50 {} p99 {} max {}",
+                    self.connect_ms.p50, self.connect_ms.p99, self.connect_ms.max
+                ),
+            ),
+            ("to sender", self.unexpected_to_sender.to_string()),
+            ("hub cpu", opt(self.hub_cpu_seconds, " s")),
+            ("hub peak rss", opt(self.hub_peak_rss_mb, " MB")),
+            ("rss/conn", opt(self.rss_per_connection_kb, " KB")),
+            (
+                "hub errors",
+                self.hub_errors_logged.map_or("-".into(), |n| n.to_string()),
+            ),
+        ];
+        if let Some(d) = &self.durability {
+            rows.insert(1, ("durability", d.clone()));
+        }
+        rows.iter().map(|(k, v)| format!("{k:<14} {v}\n")).collect()
+    }
+}
+
+/// CPU seconds (user + system) and peak RSS (MB) of a process, from /proc.
+pub fn process_stats(pid: u32) -> Option<(f64, f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // Linux reports CPU time in USER_HZ, which is 100 on every mainstream kernel.
+    let cpu = ticks / 100.0;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb = |key: &str| -> Option<f64> {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    Some((cpu, kb("VmHWM:")? / 1024.0, kb("VmRSS:")?))
+}
+
+/// A hub or relay this run started; killed when dropped.
+#[derive(Debug)]
+pub struct Spawned {
+    child: Child,
+    pub url: String,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Spawned {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Lines of the hub's log at ERROR level so far.
+    pub fn errors_logged(&self) -> u64 {
+        std::fs::read_to_string(&self.log)
+            .map(|log| log.lines().filter(|l| l.contains("ERROR")).count() as u64)
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Err(e) = self.child.kill() {
+            tracing::warn!(error = %e, "could not stop the spawned hub");
+        }
+        if let Err(e) = self.child.wait() {
+            tracing::warn!(error = %e, "could not reap the spawned hub");
+        }
+    }
+}
+
+/// Starts the hub (or the relay) on a free loopback port and waits for its address.
+pub fn spawn_target(args: &BenchArgs) -> anyhow::Result<Spawned> {
+    let dir = tempfile::tempdir()?;
+    let bin = match &args.hub_bin {
+        Some(bin) => bin.clone(),
+        None => std::env::current_exe()?,
+    };
+    let log = dir.path().join("hub.log");
+    let mut cmd = Command::new(bin);
+    if args.relay_only {
+        cmd.args(["bench", "relay", "--listen", "127.0.0.1:0"]);
+    } else {
+        let creds = dir.path().join("credentials.toml");
+        std::fs::write(&creds, bench_credentials(args.distributors))?;
+        cmd.args(["--listen", "127.0.0.1:0", "--rate-limit", "0", "--db"])
+            .arg(dir.path().join("bench.db"))
+            .arg("--credentials")
+            .arg(&creds)
+            .arg("--durability")
+            .arg(match args.durability {
+                Durability::Process => "process",
+                Durability::Power => "power",
+            });
+    }
+    let mut child = cmd
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout from the hub"))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(url) = line.strip_prefix("listening on ") {
+                // The receiver may have given up waiting; nothing to do then.
+                let _gave_up = tx.send(url.trim().to_owned());
+            }
+        }
+    });
+    let url = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(url) => url,
+        Err(_) => {
+            let _already_dead = child.kill();
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            anyhow::bail!("the hub did not start within 30 s:\n{log}");
+        }
+    };
+    Ok(Spawned {
+        child,
+        url,
+        log,
+        _dir: dir,
+    })
+}
+
+/// Runs a `bench` subcommand.
+pub async fn main(command: BenchCommand) -> anyhow::Result<i32> {
+    let (workload, args) = match command {
+        BenchCommand::Credentials { distributors } => {
+            print!("{}", bench_credentials(distributors));
+            return Ok(0);
+        }
+        BenchCommand::Relay {
+            listen,
+            socket_buffer,
+        } => {
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            println!("listening on http://{}", listener.local_addr()?);
+            relay::serve(listener, socket_buffer).await?;
+            return Ok(0);
+        }
+        BenchCommand::W1(a) => (Workload::W1, a),
+        BenchCommand::W2(a) => (Workload::W2, a),
+        BenchCommand::W3(a) => (Workload::W3, a),
+        BenchCommand::W4(a) => (Workload::W4, a),
+    };
+    let report = run_workload(workload, &args).await?;
+    print!("{}", report.table());
+    let json = serde_json::to_string(&report)?;
+    println!("{json}");
+    if let Some(path) = &args.json {
+        std::fs::write(path, &json)?;
+    }
+    let complete = report.delivered == report.expected
+        && report.acks_failed == 0
+        && report.unexpected_to_sender == 0
+        && report.hub_errors_logged.unwrap_or(0) == 0;
+    Ok(if complete { 0 } else { 1 })
+}

@@ -1,0 +1,422 @@
+//! The four workloads: W1 fan-out, W2 paced latency, W3 footprint, W4 chat fan-out.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio::sync::watch;
+
+use super::conn::{Sender, Tally, elapsed_ns, spawn_receiver};
+use super::{
+    BENCH_TOKEN, BENCH_VENDOR, BenchArgs, Percentiles, Report, Workload, bench_distributor,
+    process_stats, spawn_target,
+};
+
+/// A payload marker the receivers find without parsing JSON (see `conn::read_stamp`).
+fn stamp(origin: Instant) -> String {
+    format!("~t{}", elapsed_ns(origin))
+}
+
+/// How long deliveries may pause before the run counts what it has.
+const IDLE_LIMIT: Duration = Duration::from_secs(10);
+
+/// The hub (or relay) under test.
+struct Target {
+    url: String,
+    pid: Option<u32>,
+    spawned: Option<super::Spawned>,
+    name: String,
+}
+
+fn target(args: &BenchArgs) -> anyhow::Result<Target> {
+    let name = if args.relay_only {
+        "relay"
+    } else {
+        "parcel-hub"
+    }
+    .to_owned();
+    match &args.url {
+        Some(url) => Ok(Target {
+            url: url.clone(),
+            pid: args.pid,
+            spawned: None,
+            name,
+        }),
+        None => {
+            let spawned = spawn_target(args)?;
+            Ok(Target {
+                url: spawned.url.clone(),
+                pid: Some(spawned.pid()),
+                spawned: Some(spawned),
+                name,
+            })
+        }
+    }
+}
+
+/// Where receiving sockets connect, what they listen for, and what they share.
+struct Listeners<'a> {
+    url: &'a str,
+    namespace: &'a str,
+    event: &'a str,
+    origin: Instant,
+    tally: &'a Arc<Tally>,
+    stop: &'a watch::Receiver<bool>,
+}
+
+/// Opens `count` receiving sockets with bounded concurrency; returns their
+/// tasks and each connection's handshake time.
+async fn connect_receivers(
+    to: &Listeners<'_>,
+    count: usize,
+    concurrency: usize,
+    auth_of: impl Fn(usize) -> Value,
+) -> anyhow::Result<(Vec<Receiver>, Vec<u64>)> {
+    let attempts = (0..count).map(|i| {
+        let auth = auth_of(i);
+        let (tally, stop) = (to.tally.clone(), to.stop.clone());
+        let (url, namespace, event, origin) = (to.url, to.namespace, to.event, to.origin);
+        async move {
+            let started = Instant::now();
+            let task = spawn_receiver(url, namespace, &auth, event, origin, tally, stop).await;
+            (
+                task,
+                u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            )
+        }
+    });
+    let results: Vec<_> = futures_util::stream::iter(attempts)
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    let mut tasks = Vec::with_capacity(count);
+    let mut times = Vec::with_capacity(count);
+    for (task, took) in results {
+        tasks.push(task.map_err(|e| anyhow::anyhow!("a receiver could not connect: {e}"))?);
+        times.push(took);
+    }
+    Ok((tasks, times))
+}
+
+type Receiver = tokio::task::JoinHandle<Vec<u64>>;
+
+/// Waits until `expected` deliveries arrived, or none came for [`IDLE_LIMIT`];
+/// returns the count and the last arrival time.
+async fn wait_for(tally: &Tally, expected: u64) -> (u64, u64) {
+    let mut seen = 0;
+    let mut last_progress = Instant::now();
+    loop {
+        let now = tally.delivered.load(Ordering::Relaxed);
+        if now >= expected {
+            break;
+        }
+        if now != seen {
+            seen = now;
+            last_progress = Instant::now();
+        } else if last_progress.elapsed() > IDLE_LIMIT {
+            break;
+        }
+        // A load generator may poll: this is not on any measured path.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (
+        tally.delivered.load(Ordering::Relaxed),
+        tally.last_ns.load(Ordering::Relaxed),
+    )
+}
+
+/// Stops the receivers and gathers their latencies.
+async fn gather(stop: &watch::Sender<bool>, receivers: Vec<Receiver>) -> Vec<u64> {
+    // Receivers that already ended have dropped their side; that is fine.
+    let _some_gone = stop.send(true);
+    let mut all = Vec::new();
+    for r in receivers {
+        match r.await {
+            Ok(mut latencies) => all.append(&mut latencies),
+            Err(e) => tracing::warn!(error = %e, "a receiver task failed"),
+        }
+    }
+    all
+}
+
+fn distributor_auth(n: usize) -> Value {
+    json!({ "distributorId": bench_distributor(n), "token": BENCH_TOKEN })
+}
+
+/// Sends `total` events with acks, at most `window` in flight; returns ack
+/// round trips and how many acks said ok / not ok.
+async fn send_windowed(
+    sender: &mut Sender,
+    event: &str,
+    total: usize,
+    window: usize,
+    origin: Instant,
+    payload_of: impl Fn(usize, &str) -> String,
+) -> (Vec<u64>, u64, u64) {
+    let mut sent_at: HashMap<i64, u64> = HashMap::with_capacity(window * 2);
+    let mut rtts = Vec::with_capacity(total);
+    let (mut sent, mut ok, mut failed) = (0, 0, 0);
+    while (ok + failed) < total as u64 {
+        while sent_at.len() < window.max(1) && sent < total {
+            let payload = payload_of(sent, &stamp(origin));
+            match sender.send(event, &payload) {
+                Ok(id) => {
+                    sent_at.insert(id, elapsed_ns(origin));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the sender's connection closed");
+                    return (rtts, ok, failed + (total - sent) as u64);
+                }
+            }
+            sent += 1;
+        }
+        match sender.next_ack(IDLE_LIMIT).await {
+            Some((id, was_ok)) => {
+                if let Some(at) = sent_at.remove(&id) {
+                    rtts.push(elapsed_ns(origin).saturating_sub(at));
+                }
+                if was_ok { ok += 1 } else { failed += 1 }
+            }
+            None => {
+                failed += (total as u64) - ok - failed;
+                break;
+            }
+        }
+    }
+    (rtts, ok, failed)
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn per_second(count: u64, ns: u64) -> f64 {
+    if ns == 0 {
+        0.0
+    } else {
+        count as f64 / (ns as f64 / 1e9)
+    }
+}
+
+/// Runs one workload and measures it.
+pub async fn run_workload(workload: Workload, args: &BenchArgs) -> anyhow::Result<Report> {
+    let target = target(args)?;
+    let origin = Instant::now();
+    let before = target.pid.and_then(process_stats);
+    let url = target.url.as_str();
+    let mut report = Report {
+        workload,
+        target: target.name.clone(),
+        durability: (!args.relay_only).then(|| format!("{:?}", args.durability).to_lowercase()),
+        sockets: 0,
+        delivered: 0,
+        expected: 0,
+        seconds: 0.0,
+        messages_per_second: 0.0,
+        latency_ms: Percentiles::default(),
+        ack_ms: Percentiles::default(),
+        acks_ok: 0,
+        acks_failed: 0,
+        connect_ms: Percentiles::default(),
+        unexpected_to_sender: 0,
+        hub_cpu_seconds: None,
+        hub_peak_rss_mb: None,
+        rss_per_connection_kb: None,
+        hub_errors_logged: None,
+    };
+    let run_id = format!("r{}", chrono::Utc::now().timestamp_millis());
+    let tally = Arc::new(Tally::default());
+    let (stop, stop_rx) = watch::channel(false);
+
+    match workload {
+        Workload::W1 | Workload::W2 => {
+            let sockets = args.distributors * args.sockets_per_distributor;
+            let d = args.distributors.max(1);
+            let to = Listeners {
+                url,
+                namespace: "/distributor",
+                event: "pickup",
+                origin,
+                tally: &tally,
+                stop: &stop_rx,
+            };
+            let (tasks, mut times) =
+                connect_receivers(&to, sockets, args.connect_concurrency, |i| {
+                    distributor_auth(i % d)
+                })
+                .await?;
+            report.sockets = sockets + 1;
+            report.connect_ms = Percentiles::of(&mut times);
+            let mut vendor = Sender::connect(
+                url,
+                "/vendor",
+                &json!({ "vendorId": BENCH_VENDOR, "token": BENCH_TOKEN }),
+                "pickup",
+            )
+            .await?;
+            let pickup = |n: usize, stamp: &str| {
+                format!(
+                    r#"{{"orderId":"{run_id}-{n}","distributorId":"{}","customer":"{stamp}","address":"bench"}}"#,
+                    bench_distributor(n % d)
+                )
+            };
+            let per_pickup = args.sockets_per_distributor as u64;
+            let start = elapsed_ns(origin);
+            let (mut rtts, ok, failed) = if workload == Workload::W1 {
+                report.expected = args.pickups as u64 * per_pickup;
+                send_windowed(
+                    &mut vendor,
+                    "pickup",
+                    args.pickups,
+                    args.window,
+                    origin,
+                    pickup,
+                )
+                .await
+            } else {
+                let total = usize::try_from(u64::from(args.rate) * args.seconds).unwrap_or(0);
+                report.expected = total as u64 * per_pickup;
+                send_paced(&mut vendor, total, args.rate, origin, pickup).await
+            };
+            report.ack_ms = Percentiles::of(&mut rtts);
+            report.acks_ok = ok;
+            report.acks_failed = failed;
+            let (delivered, last) = wait_for(&tally, report.expected).await;
+            report.delivered = delivered;
+            let span = last.saturating_sub(start);
+            report.seconds = span as f64 / 1e9;
+            report.messages_per_second = per_second(report.delivered, span);
+            report.latency_ms = Percentiles::of(&mut gather(&stop, tasks).await);
+            report.unexpected_to_sender = vendor.events_received.load(Ordering::Relaxed);
+        }
+        Workload::W3 => {
+            let idle_before = target.pid.and_then(process_stats);
+            let d = args.distributors.max(1);
+            let to = Listeners {
+                url,
+                namespace: "/distributor",
+                event: "pickup",
+                origin,
+                tally: &tally,
+                stop: &stop_rx,
+            };
+            let (tasks, mut times) =
+                connect_receivers(&to, args.idle, args.connect_concurrency, |i| {
+                    distributor_auth(i % d)
+                })
+                .await?;
+            report.sockets = tasks.len();
+            report.expected = args.idle as u64;
+            report.delivered = tasks.len() as u64;
+            report.connect_ms = Percentiles::of(&mut times);
+            report.seconds = elapsed_ns(origin) as f64 / 1e9;
+            report.messages_per_second = per_second(report.delivered, elapsed_ns(origin));
+            // Let the hub finish every handshake's bookkeeping before reading RSS.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if let (Some((_, _, rss_before)), Some((_, _, rss_after))) =
+                (idle_before, target.pid.and_then(process_stats))
+            {
+                report.rss_per_connection_kb =
+                    Some((rss_after - rss_before) / args.idle.max(1) as f64);
+            }
+            gather(&stop, tasks).await;
+        }
+        Workload::W4 => {
+            let mut sender =
+                Sender::connect(url, "/chat", &json!({ "name": "sender" }), "chat message").await?;
+            let others = args.chat_sockets.saturating_sub(1);
+            let to = Listeners {
+                url,
+                namespace: "/chat",
+                event: "chat message",
+                origin,
+                tally: &tally,
+                stop: &stop_rx,
+            };
+            let (tasks, mut times) = connect_receivers(
+                &to,
+                others,
+                args.connect_concurrency,
+                |i| json!({ "name": format!("listener {i}") }),
+            )
+            .await?;
+            report.sockets = args.chat_sockets;
+            report.connect_ms = Percentiles::of(&mut times);
+            report.expected = args.messages as u64 * others as u64;
+            let start = elapsed_ns(origin);
+            let (mut rtts, ok, failed) = send_windowed(
+                &mut sender,
+                "chat message",
+                args.messages,
+                args.window,
+                origin,
+                |_, stamp| format!(r#"{{"text":"{stamp}"}}"#),
+            )
+            .await;
+            report.ack_ms = Percentiles::of(&mut rtts);
+            report.acks_ok = ok;
+            report.acks_failed = failed;
+            let (delivered, last) = wait_for(&tally, report.expected).await;
+            report.delivered = delivered;
+            let span = last.saturating_sub(start);
+            report.seconds = span as f64 / 1e9;
+            report.messages_per_second = per_second(report.delivered, span);
+            report.latency_ms = Percentiles::of(&mut gather(&stop, tasks).await);
+            report.unexpected_to_sender = sender.events_received.load(Ordering::Relaxed);
+        }
+    };
+
+    if let (Some(pid), Some((cpu_before, _, _))) = (target.pid, before)
+        && let Some((cpu_after, peak, _)) = process_stats(pid)
+    {
+        report.hub_cpu_seconds = Some(((cpu_after - cpu_before) * 100.0).round() / 100.0);
+        report.hub_peak_rss_mb = Some((peak * 10.0).round() / 10.0);
+    }
+    if let Some(spawned) = &target.spawned {
+        report.hub_errors_logged = Some(spawned.errors_logged());
+    }
+    Ok(report)
+}
+
+/// Sends `total` pickups at `rate` per second regardless of acks.
+async fn send_paced(
+    sender: &mut Sender,
+    total: usize,
+    rate: u32,
+    origin: Instant,
+    payload_of: impl Fn(usize, &str) -> String,
+) -> (Vec<u64>, u64, u64) {
+    let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
+    let mut sent_at: HashMap<i64, u64> = HashMap::new();
+    let mut rtts = Vec::with_capacity(total);
+    let (mut sent, mut ok, mut failed) = (0usize, 0u64, 0u64);
+    while (ok + failed) < total as u64 {
+        tokio::select! {
+            _ = interval.tick(), if sent < total => {
+                let payload = payload_of(sent, &stamp(origin));
+                match sender.send("pickup", &payload) {
+                    Ok(id) => { sent_at.insert(id, elapsed_ns(origin)); }
+                    Err(e) => {
+                        tracing::error!(error = %e, "the sender's connection closed");
+                        return (rtts, ok, failed + (total - sent) as u64);
+                    }
+                }
+                sent += 1;
+            }
+            ack = sender.next_ack(IDLE_LIMIT) => match ack {
+                Some((id, was_ok)) => {
+                    if let Some(at) = sent_at.remove(&id) {
+                        rtts.push(elapsed_ns(origin).saturating_sub(at));
+                    }
+                    if was_ok { ok += 1 } else { failed += 1 }
+                }
+                None => {
+                    failed += total as u64 - ok - failed;
+                    break;
+                }
+            }
+        }
+    }
+    (rtts, ok, failed)
+}

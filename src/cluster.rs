@@ -1,0 +1,346 @@
+//! Several hubs behind one Redis (`--redis URL`).
+//!
+//! Every hub of a cluster shares two things through Redis: the store (orders
+//! and queues, [`crate::store::RedisStore`]) and Socket.IO broadcasts
+//! (socketioxide's Redis adapter, so a room spans every hub). Both ride on one
+//! [`ConnectionManager`] per hub, which reconnects after Redis comes back and
+//! then re-subscribes the adapter's channels by itself. That is why the
+//! adapter runs on [`PubSubDriver`] here rather than on the crate's own
+//! driver, whose plain multiplexed connection does not reconnect (redis-rs
+//! leaves reconnection to `ConnectionManager`), so a restarted Redis would
+//! cut the hubs apart for good.
+//!
+//! A [`Watchdog`] pings Redis every second, so the connection is re-made
+//! (and the hub hears broadcasts again) even when no client is sending
+//! anything, and logs once when Redis is lost and once when it is back.
+//!
+//! [`sockets`] lists the sockets of every hub for the inspector and the HTTP
+//! API; it works with either adapter.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use redis::aio::ConnectionManager;
+use redis::{PushInfo, PushKind, RedisError};
+use serde::Serialize;
+use socketioxide::SocketIo;
+use socketioxide::adapter::{Adapter, Emitter};
+use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
+use socketioxide_redis::{CustomRedisAdapter, InitRes};
+use tokio::sync::mpsc;
+
+use crate::namespaces::{HubAdapter, Session};
+
+/// The adapter of a hub in a cluster.
+pub type ClusterAdapter = CustomRedisAdapter<Emitter, PubSubDriver>;
+
+impl HubAdapter for ClusterAdapter {
+    async fn ready(init: InitRes<PubSubDriver>) -> Result<(), String> {
+        init.await.map_err(|e| e.to_string())
+    }
+}
+
+/// Where each subscribed channel's messages go.
+type Channels = Arc<RwLock<HashMap<String, mpsc::Sender<ChanItem>>>>;
+
+/// Pub/sub for socketioxide's Redis adapter over a reconnecting connection.
+#[derive(Clone)]
+pub struct PubSubDriver {
+    /// Shared with the store; subscriptions survive its reconnections.
+    conn: ConnectionManager,
+    /// Filled by `subscribe`, read by the push handler for every message.
+    channels: Channels,
+}
+
+impl std::fmt::Debug for PubSubDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let channels = self
+            .channels
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        f.debug_struct("PubSubDriver")
+            .field("channels", &channels)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PubSubDriver {
+    /// The channel map; a panic elsewhere while holding it leaves it usable.
+    fn channels(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, mpsc::Sender<ChanItem>>> {
+        self.channels
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Hands a pushed message to the stream of its channel.
+fn route(channels: &Channels, push: PushInfo) {
+    if push.kind != PushKind::Message {
+        return;
+    }
+    let mut data = push.data.into_iter();
+    let (Some(channel), Some(payload)) = (data.next(), data.next()) else {
+        return;
+    };
+    let (channel, payload) = match (
+        redis::from_redis_value::<String>(channel),
+        redis::from_redis_value::<Vec<u8>>(payload),
+    ) {
+        (Ok(c), Ok(p)) => (c, p),
+        _ => {
+            tracing::warn!("unreadable pub/sub message from redis; dropped");
+            return;
+        }
+    };
+    let sender = channels
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&channel)
+        .cloned();
+    match sender {
+        Some(tx) => {
+            if let Err(e) = tx.try_send((channel.clone(), payload)) {
+                tracing::warn!(%channel, error = %e, "cluster message dropped: the adapter is not keeping up");
+            }
+        }
+        None => tracing::debug!(%channel, "message for a channel nobody listens to"),
+    }
+}
+
+/// The hub's connection to the cluster's Redis.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// For the store, and for publishing.
+    pub conn: ConnectionManager,
+    /// For the adapter.
+    pub driver: PubSubDriver,
+}
+
+/// Connects to `url` (fails if Redis does not answer now).
+pub async fn connect(url: &str) -> Result<Connection, RedisError> {
+    let client = crate::store::redis_client(url)?;
+    let channels: Channels = Arc::default();
+    let routed = channels.clone();
+    let config = crate::store::redis_connection_config()
+        .set_push_sender(move |push: PushInfo| {
+            route(&routed, push);
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .set_automatic_resubscription();
+    let conn = ConnectionManager::new_with_config(client, config).await?;
+    Ok(Connection {
+        driver: PubSubDriver {
+            conn: conn.clone(),
+            channels,
+        },
+        conn,
+    })
+}
+
+impl Driver for PubSubDriver {
+    type Error = RedisError;
+
+    async fn publish(&self, chan: String, val: Vec<u8>) -> Result<(), RedisError> {
+        redis::cmd("PUBLISH")
+            .arg(chan)
+            .arg(val)
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+    }
+
+    async fn subscribe(
+        &self,
+        chan: String,
+        size: usize,
+    ) -> Result<MessageStream<ChanItem>, RedisError> {
+        let (tx, rx) = mpsc::channel(size);
+        // Listen before subscribing, so no message slips by in between.
+        self.channels().insert(chan.clone(), tx);
+        if let Err(e) = self.conn.clone().subscribe(&chan).await {
+            self.channels().remove(&chan);
+            return Err(e);
+        }
+        Ok(MessageStream::new(rx))
+    }
+
+    async fn unsubscribe(&self, chan: String) -> Result<(), RedisError> {
+        self.channels().remove(&chan);
+        self.conn.clone().unsubscribe(chan).await
+    }
+
+    async fn num_serv(&self, chan: &str) -> Result<u16, RedisError> {
+        let counts: HashMap<String, u16> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(chan)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(counts.get(chan).copied().unwrap_or(0))
+    }
+}
+
+/// Pings Redis every second while it lives; dropping it stops the task.
+#[derive(Debug)]
+pub struct Watchdog(
+    /// The pinging task, aborted on drop so a stopped hub leaves nothing running.
+    tokio::task::JoinHandle<()>,
+);
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Watchdog {
+    pub fn start(conn: ConnectionManager) -> Self {
+        Self(tokio::spawn(async move {
+            let mut conn = conn;
+            let ping = redis::cmd("PING");
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let mut was_up = true;
+            loop {
+                tick.tick().await;
+                let answer = ping.query_async::<()>(&mut conn);
+                let up = match tokio::time::timeout(Duration::from_secs(2), answer).await {
+                    Ok(Ok(())) => true,
+                    Ok(Err(e)) => {
+                        if was_up {
+                            tracing::error!(error = %e, "lost the connection to redis; events are answered `internal` until it is back");
+                        }
+                        false
+                    }
+                    Err(_) => {
+                        if was_up {
+                            tracing::error!(
+                                "redis does not answer; events are answered `internal` until it does"
+                            );
+                        }
+                        false
+                    }
+                };
+                if up && !was_up {
+                    tracing::info!("redis is back; the hub serves again");
+                }
+                was_up = up;
+            }
+        }))
+    }
+}
+
+/// A socket of any hub of the cluster, as the inspector shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterSocket {
+    pub namespace: &'static str,
+    pub id: String,
+    /// The Socket.IO server id of the hub the socket is connected to.
+    pub hub: String,
+    /// True when it is connected to this hub.
+    pub local: bool,
+    pub rooms: Vec<String>,
+    /// Known for this hub's sockets; for others, read from their vendor or
+    /// distributor room (a chat name lives only on its own hub).
+    pub identity: Option<String>,
+    /// Known for this hub's sockets only.
+    pub transport: Option<&'static str>,
+    /// Known for this hub's sockets only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connected_at: Option<DateTime<Utc>>,
+}
+
+/// Why the cluster could not be asked.
+#[derive(Debug, thiserror::Error)]
+#[error("could not list the sockets of {namespace}: {cause}")]
+pub struct ListError {
+    pub namespace: &'static str,
+    pub cause: String,
+}
+
+/// The identity a vendor or distributor room names (`vendor:acme` -> `vendor acme`).
+fn identity_from_rooms(rooms: &[String]) -> Option<String> {
+    rooms.iter().find_map(|room| {
+        let (kind, id) = room.split_once(':')?;
+        matches!(kind, "vendor" | "distributor").then(|| format!("{kind} {id}"))
+    })
+}
+
+/// Every socket of `namespaces` on every hub, with its rooms, sorted by
+/// namespace, hub and id. With the local adapter this is this hub's sockets.
+pub async fn sockets<A: Adapter>(
+    io: &SocketIo<A>,
+    namespaces: &[&'static str],
+) -> Result<Vec<ClusterSocket>, ListError> {
+    let this_hub = io.config().server_id.to_string();
+    let mut out = Vec::new();
+    for &namespace in namespaces {
+        let Some(ops) = io.of(namespace) else {
+            continue;
+        };
+        let failed = |e: A::Error| ListError {
+            namespace,
+            cause: e.to_string(),
+        };
+        let everyone = ops.clone().fetch_sockets().await.map_err(failed)?;
+        let mut rooms_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for room in ops.clone().rooms().await.map_err(failed)? {
+            let members = ops
+                .clone()
+                .within(room.clone())
+                .fetch_sockets()
+                .await
+                .map_err(failed)?;
+            for member in members {
+                rooms_of
+                    .entry(member.data().id.to_string())
+                    .or_default()
+                    .push(room.to_string());
+            }
+        }
+        let local: HashMap<String, _> = ops
+            .sockets()
+            .into_iter()
+            .map(|s| (s.id.to_string(), s))
+            .collect();
+        for remote in everyone {
+            let data = remote.data();
+            let id = data.id.to_string();
+            let mut rooms = rooms_of.remove(&id).unwrap_or_default();
+            rooms.sort();
+            let here = local.get(&id);
+            let session = here.and_then(|s| s.extensions.get::<Session>());
+            out.push(ClusterSocket {
+                namespace,
+                hub: data.server_id.to_string(),
+                local: data.server_id.to_string() == this_hub,
+                identity: session
+                    .as_ref()
+                    .map(|s| s.label.to_string())
+                    .or_else(|| identity_from_rooms(&rooms)),
+                transport: here.map(|s| s.transport_type().into()),
+                connected_at: session.map(|s| s.connected_at),
+                rooms,
+                id,
+            });
+        }
+    }
+    out.sort_by(|a, b| (a.namespace, &a.hub, &a.id).cmp(&(b.namespace, &b.hub, &b.id)));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_identities_come_from_their_rooms() {
+        let rooms = |r: &[&str]| r.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            identity_from_rooms(&rooms(&["distributor:north-hub"])),
+            Some("distributor north-hub".into())
+        );
+        assert_eq!(identity_from_rooms(&rooms(&["chat:lobby"])), None);
+    }
+}

@@ -1,0 +1,247 @@
+//! `parcel-hub scenario list|run`: scenarios in the terminal.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use super::runner::{Run, StepReport, Target};
+use super::{ScenarioFile, default_dir, find, load_all};
+
+/// The `scenario` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ScenarioCommand {
+    /// List the scenarios with what each teaches.
+    List {
+        /// Folder of scenario files.
+        #[arg(long, env = "PARCEL_HUB_SCENARIOS", default_value_os_t = default_dir())]
+        dir: PathBuf,
+    },
+    /// Play a scenario: by number (`3`), name (`03-rooms`) or file path.
+    Run {
+        which: String,
+        /// Wait for Enter before each step, so you can predict first.
+        #[arg(long)]
+        step: bool,
+        /// Use the hub at this URL instead of a private in-process one.
+        #[arg(long)]
+        url: Option<String>,
+        /// Folder of scenario files.
+        #[arg(long, env = "PARCEL_HUB_SCENARIOS", default_value_os_t = default_dir())]
+        dir: PathBuf,
+    },
+}
+
+/// ANSI styling, only when stdout is a terminal and `NO_COLOR` is unset.
+#[derive(Debug, Clone, Copy)]
+struct Paint(bool);
+
+impl Paint {
+    fn detect() -> Self {
+        Paint(std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+    }
+    fn wrap(self, code: &str, text: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+    fn bold(self, t: &str) -> String {
+        self.wrap("1", t)
+    }
+    fn dim(self, t: &str) -> String {
+        self.wrap("2", t)
+    }
+    fn green(self, t: &str) -> String {
+        self.wrap("32", t)
+    }
+    fn red(self, t: &str) -> String {
+        self.wrap("31", t)
+    }
+    fn cyan(self, t: &str) -> String {
+        self.wrap("36", t)
+    }
+    fn yellow(self, t: &str) -> String {
+        self.wrap("33", t)
+    }
+}
+
+/// Runs a `scenario` subcommand; the exit code is 0 only when everything passed.
+pub async fn main(command: ScenarioCommand) -> anyhow::Result<i32> {
+    match command {
+        ScenarioCommand::List { dir } => {
+            let paint = Paint::detect();
+            for file in load_all(&dir)? {
+                println!(
+                    "{:>3}  {}  {}",
+                    file.number,
+                    paint.bold(&file.scenario.title),
+                    paint.dim(&format!("({})", file.slug))
+                );
+                println!("     {}", file.scenario.teaches);
+            }
+            println!("\nRun one with: parcel-hub scenario run NUMBER [--step]");
+            Ok(0)
+        }
+        ScenarioCommand::Run {
+            which,
+            step,
+            url,
+            dir,
+        } => {
+            let file = find(&dir, &which)?;
+            let target = url.map_or(Target::InProcess, Target::Url);
+            let passed = play(&file, target, step).await?;
+            Ok(if passed { 0 } else { 1 })
+        }
+    }
+}
+
+async fn wait_for_enter() {
+    // Reading stdin blocks; keep it off the runtime's threads.
+    let read = tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)
+    });
+    if let Ok(Err(e)) = read.await {
+        tracing::warn!(error = %e, "cannot read from stdin; continuing");
+    }
+}
+
+/// Plays a scenario in the terminal; true when every step passed.
+pub async fn play(file: &ScenarioFile, target: Target, interactive: bool) -> anyhow::Result<bool> {
+    let paint = Paint::detect();
+    let scenario = &file.scenario;
+    println!(
+        "{}",
+        paint.bold(&format!("{} ({})", scenario.title, file.slug))
+    );
+    println!("{}", scenario.teaches);
+    if let Some(reading) = &scenario.reading {
+        println!("{}", paint.dim(&format!("From the readings: {reading}")));
+    }
+    let mut run = Run::start(scenario.clone(), target).await?;
+    println!("{}", paint.dim(&format!("hub: {}", run.url())));
+    let total = scenario.steps.len();
+    let mut passed_steps = 0;
+    let mut failure = None;
+    while let Some(index) = run.next_step() {
+        let step = &scenario.steps[index];
+        println!(
+            "\n{}",
+            paint.cyan(&format!("── Step {}/{total} ──", index + 1))
+        );
+        println!("{}", step.say);
+        if let Some(ask) = &step.ask {
+            println!("{} {ask}", paint.yellow("?"));
+        }
+        if interactive {
+            print!("{}", paint.dim("  (think, then press Enter to run it) "));
+            // A failed flush only delays the prompt.
+            let _prompt_late = std::io::stdout().flush();
+            wait_for_enter().await;
+        }
+        let Some(report) = run.step().await else {
+            break;
+        };
+        print_report(paint, &report);
+        if report.passed() {
+            passed_steps += 1;
+        } else {
+            failure = report.failure();
+            break;
+        }
+    }
+    run.finish().await;
+    println!();
+    match failure {
+        None => {
+            println!(
+                "{} {}: {passed_steps}/{total} steps",
+                paint.green("PASS"),
+                file.slug
+            );
+            Ok(true)
+        }
+        Some(why) => {
+            println!("{} {}: {why}", paint.red("FAIL"), file.slug);
+            Ok(false)
+        }
+    }
+}
+
+/// A payload in one short line: queued envelopes by what they are about,
+/// anything else as JSON cut to fit.
+fn brief(payload: &serde_json::Value) -> String {
+    let order = &payload["order"];
+    if let (Some(id), Some(status)) = (order["orderId"].as_str(), order["status"].as_str()) {
+        let message = payload["messageId"].as_str().unwrap_or("");
+        let kind = payload["event"].as_str().unwrap_or("order");
+        return format!("{kind} of order {id}, now {status} {message}");
+    }
+    let text = payload.to_string();
+    if text.chars().count() <= 140 {
+        return text;
+    }
+    let cut: String = text.chars().take(140).collect();
+    format!("{cut}…")
+}
+
+fn print_report(paint: Paint, report: &StepReport) {
+    println!("{} {}", paint.bold("▶"), report.action);
+    if let Some(e) = &report.error {
+        println!("  {}", paint.red(e));
+    }
+    if let Some(ack) = &report.ack {
+        println!("  ack: {}", brief(ack));
+    }
+    if let Some(refusal) = &report.connect_error {
+        println!("  connect_error: {refusal}");
+    }
+    let width = report
+        .actors
+        .iter()
+        .map(|a| a.actor.len())
+        .max()
+        .unwrap_or(0);
+    for actor in &report.actors {
+        let name = format!("{:<width$}", actor.actor);
+        let state = if actor.connected { "" } else { " (offline)" };
+        if actor.received.is_empty() {
+            println!(
+                "  {} {}",
+                paint.bold(&name),
+                paint.dim(&format!("nothing{state}"))
+            );
+        }
+        for (i, got) in actor.received.iter().enumerate() {
+            let label = if i == 0 {
+                name.clone()
+            } else {
+                " ".repeat(width)
+            };
+            println!(
+                "  {} ← {:?} {}",
+                paint.bold(&label),
+                got.event,
+                brief(&got.payload)
+            );
+        }
+    }
+    for check in &report.checks {
+        if check.passed {
+            println!("  {} {}", paint.green("✔"), check.expected);
+        } else {
+            println!(
+                "  {} {}: {}",
+                paint.red("✘"),
+                check.expected,
+                check.detail.as_deref().unwrap_or("")
+            );
+        }
+    }
+    if let Some(explain) = &report.explain {
+        println!("  {} {explain}", paint.dim("Why:"));
+    }
+}

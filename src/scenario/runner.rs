@@ -1,0 +1,625 @@
+//! Plays a scenario with real Socket.IO clients against a real hub.
+//!
+//! The hub is either started in-process on 127.0.0.1:0 with a fresh
+//! database (the default, and the only way `restart` works) or an existing
+//! one at a URL. Steps run one at a time so a learner (CLI `--step`, or the
+//! `/learn` pages) can predict before each one; every step returns a
+//! [`StepReport`] saying what arrived where and which expectations held.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::{Action, Expectation, Scenario};
+use crate::activity::ActivityRecord;
+use crate::client::{Client, ClientError, Received};
+use crate::config::Config;
+
+/// How long an expected event may take.
+pub const EXPECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a step watches for events nobody expected, unless it says otherwise.
+pub const DEFAULT_QUIET: Duration = Duration::from_millis(300);
+
+/// Where the hub is.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Start a private hub in this process on a fresh database.
+    InProcess,
+    /// Use the hub at this base URL (`http://127.0.0.1:3000`).
+    Url(String),
+}
+
+/// One expectation checked.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub passed: bool,
+    /// The expectation in words.
+    pub expected: String,
+    /// What happened instead, when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// What one actor received during a step.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActorView {
+    pub actor: String,
+    pub namespace: String,
+    pub connected: bool,
+    pub received: Vec<ReceivedEvent>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReceivedEvent {
+    pub event: String,
+    pub payload: Value,
+}
+
+/// Everything a step did, for the CLI and the web stepper.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepReport {
+    /// 1-based.
+    pub number: usize,
+    pub say: String,
+    pub ask: Option<String>,
+    pub action: String,
+    /// The ack the action got, if it asked for one.
+    pub ack: Option<Value>,
+    /// The refusal a connect got, if any.
+    pub connect_error: Option<String>,
+    pub actors: Vec<ActorView>,
+    pub checks: Vec<Check>,
+    pub explain: Option<String>,
+    /// The hub's activity feed during the step (in-process hubs only).
+    pub activity: Vec<ActivityRecord>,
+    /// A step-level failure (the action itself could not run).
+    pub error: Option<String>,
+}
+
+impl StepReport {
+    pub fn passed(&self) -> bool {
+        self.error.is_none() && self.checks.iter().all(|c| c.passed)
+    }
+
+    /// The first failure as one line naming the step, the actor and the event.
+    pub fn failure(&self) -> Option<String> {
+        if let Some(e) = &self.error {
+            return Some(format!("step {}: {e}", self.number));
+        }
+        self.checks.iter().find(|c| !c.passed).map(|c| {
+            format!(
+                "step {}: expected {}; {}",
+                self.number,
+                c.expected,
+                c.detail.as_deref().unwrap_or("it did not happen")
+            )
+        })
+    }
+}
+
+/// An in-process hub and how to stop it.
+struct OwnHub {
+    url: String,
+    activity: broadcast::Receiver<ActivityRecord>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// One actor's live connection.
+struct Live {
+    client: Arc<Client>,
+}
+
+/// A scenario being played.
+pub struct Run {
+    scenario: Scenario,
+    target: Target,
+    /// The database directory of an in-process hub; removed when the run ends.
+    dir: Option<tempfile::TempDir>,
+    hub: Option<OwnHub>,
+    url: String,
+    live: HashMap<String, Live>,
+    /// Every event from every actor, tagged with the actor's name.
+    events_tx: mpsc::UnboundedSender<(String, Received)>,
+    events_rx: mpsc::UnboundedReceiver<(String, Received)>,
+    /// The last message id per (actor, event), for `received`.
+    last_message: HashMap<(String, String), Value>,
+    next_step: usize,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run")
+            .field("title", &self.scenario.title)
+            .field("url", &self.url)
+            .field("next_step", &self.next_step)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn start_hub(db: &std::path::Path) -> anyhow::Result<OwnHub> {
+    let mut config = Config::for_tests(db);
+    // A learner's steps are few; rate limits would only confuse the lesson.
+    config.rate_limit = 0;
+    let app = crate::App::build(&config).await?;
+    let activity = app.hub.activity.subscribe();
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.serve(listener, async move {
+        // Either a stop request or the run being dropped ends the hub.
+        let _either_way = stopped.await;
+    }));
+    Ok(OwnHub {
+        url,
+        activity,
+        stop: Some(stop),
+        task,
+    })
+}
+
+impl OwnHub {
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _already_stopped = stop.send(());
+        }
+        match tokio::time::timeout(Duration::from_secs(10), self.task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "scenario hub stopped with an error"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "scenario hub task failed"),
+            Err(_) => tracing::warn!("scenario hub did not stop within 10 s"),
+        }
+    }
+}
+
+/// Does `actual` contain everything in `expected`? Objects: every expected
+/// key (a key `a.b` means nested `a` then `b`); arrays: same length, each
+/// element contained; anything else: equal.
+pub fn contains(actual: &Value, expected: &Value) -> bool {
+    match expected {
+        Value::Object(fields) => fields.iter().all(|(key, want)| {
+            let got = key
+                .split('.')
+                .try_fold(actual, |v, part| v.get(part))
+                .unwrap_or(&Value::Null);
+            contains(got, want)
+        }),
+        Value::Array(items) => actual.as_array().is_some_and(|got| {
+            got.len() == items.len() && got.iter().zip(items).all(|(g, w)| contains(g, w))
+        }),
+        other => actual == other,
+    }
+}
+
+impl Run {
+    /// Prepares a run; an in-process hub starts now.
+    pub async fn start(scenario: Scenario, target: Target) -> anyhow::Result<Self> {
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (dir, hub, url) = match &target {
+            Target::InProcess => {
+                let dir = tempfile::tempdir()?;
+                let hub = start_hub(&dir.path().join("scenario.db")).await?;
+                let url = hub.url.clone();
+                (Some(dir), Some(hub), url)
+            }
+            Target::Url(url) => (None, None, url.trim_end_matches('/').to_owned()),
+        };
+        Ok(Self {
+            scenario,
+            target,
+            dir,
+            hub,
+            url,
+            live: HashMap::new(),
+            events_tx,
+            events_rx,
+            last_message: HashMap::new(),
+            next_step: 0,
+        })
+    }
+
+    pub fn scenario(&self) -> &Scenario {
+        &self.scenario
+    }
+
+    /// The hub's base URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The 0-based index of the next step, or `None` when all have run.
+    pub fn next_step(&self) -> Option<usize> {
+        (self.next_step < self.scenario.steps.len()).then_some(self.next_step)
+    }
+
+    /// Runs the next step and reports it.
+    pub async fn step(&mut self) -> Option<StepReport> {
+        let index = self.next_step()?;
+        self.next_step += 1;
+        Some(self.run_step(index).await)
+    }
+
+    /// Runs every remaining step; stops at the first failing one.
+    pub async fn run_all(&mut self) -> Vec<StepReport> {
+        let mut reports = Vec::new();
+        while let Some(report) = self.step().await {
+            let failed = !report.passed();
+            reports.push(report);
+            if failed {
+                break;
+            }
+        }
+        reports
+    }
+
+    /// Disconnects every actor and stops an in-process hub.
+    pub async fn finish(mut self) {
+        for live in self.live.values() {
+            live.client.disconnect();
+        }
+        self.live.clear();
+        if let Some(hub) = self.hub.take() {
+            hub.stop().await;
+        }
+        drop(self.dir.take());
+    }
+
+    fn actor(&self, name: &str) -> Option<&super::Actor> {
+        self.scenario.actors.iter().find(|a| a.name == name)
+    }
+
+    async fn connect(&mut self, name: &str) -> Result<(), String> {
+        let actor = self
+            .actor(name)
+            .cloned()
+            .ok_or_else(|| format!("unknown actor {name}"))?;
+        if let Some(old) = self.live.remove(name) {
+            old.client.disconnect();
+        }
+        let client = Client::connect(
+            &self.url,
+            &actor.namespace,
+            actor.auth.as_ref(),
+            EXPECT_TIMEOUT,
+        )
+        .await
+        .map_err(|e| match e {
+            ClientError::Refused(message) => message,
+            other => format!("{name} could not connect: {other}"),
+        })?;
+        let client = Arc::new(client);
+        let forward = client.clone();
+        let tx = self.events_tx.clone();
+        let actor_name = name.to_owned();
+        tokio::spawn(async move {
+            while let Some(event) = forward.recv().await {
+                if tx.send((actor_name.clone(), event)).is_err() {
+                    break;
+                }
+            }
+        });
+        self.live.insert(name.to_owned(), Live { client });
+        Ok(())
+    }
+
+    fn client(&self, name: &str) -> Result<Arc<Client>, String> {
+        self.live
+            .get(name)
+            .map(|l| l.client.clone())
+            .ok_or_else(|| format!("{name} is not connected"))
+    }
+
+    async fn ack(&self, actor: &str, event: &str, payload: &Value) -> Result<Value, String> {
+        self.client(actor)?
+            .emit_with_ack(event, payload, EXPECT_TIMEOUT)
+            .await
+            .map_err(|e| format!("{actor} emitted {event:?}: {e}"))
+    }
+
+    /// Remembers message ids an actor has seen, for `received`.
+    fn remember(&mut self, actor: &str, envelope: &Value) {
+        if let (Some(event), Some(id)) = (
+            envelope.get("event").and_then(Value::as_str),
+            envelope.get("messageId"),
+        ) {
+            self.last_message
+                .insert((actor.to_owned(), event.to_owned()), id.clone());
+        }
+    }
+
+    /// Performs the action; returns its ack and connect refusal.
+    async fn act(&mut self, action: &Action) -> Result<(Option<Value>, Option<String>), String> {
+        match action {
+            Action::Connect { actors } => {
+                let mut refusal = None;
+                for name in actors.names() {
+                    if let Err(message) = self.connect(name).await {
+                        refusal = Some(message);
+                    }
+                }
+                Ok((None, refusal))
+            }
+            Action::Disconnect { actors } => {
+                for name in actors.names() {
+                    if let Some(live) = self.live.remove(name) {
+                        live.client.disconnect();
+                    }
+                }
+                Ok((None, None))
+            }
+            Action::Emit {
+                actor,
+                event,
+                payload,
+                ack,
+            } => {
+                let payload = payload.clone().unwrap_or(Value::Null);
+                if *ack {
+                    Ok((Some(self.ack(actor, event, &payload).await?), None))
+                } else {
+                    self.client(actor)?
+                        .emit(event, &payload)
+                        .map_err(|e| format!("{actor} emitted {event:?}: {e}"))?;
+                    Ok((None, None))
+                }
+            }
+            Action::Join { actor, room } => {
+                let ack = self
+                    .ack(actor, "join", &serde_json::json!({ "room": room }))
+                    .await?;
+                Ok((Some(ack), None))
+            }
+            Action::Leave { actor, room } => {
+                let ack = self
+                    .ack(actor, "leave", &serde_json::json!({ "room": room }))
+                    .await?;
+                Ok((Some(ack), None))
+            }
+            Action::GetAll { actor } => {
+                let ack = self.ack(actor, "getAll", &serde_json::json!({})).await?;
+                for message in ack["messages"].as_array().cloned().unwrap_or_default() {
+                    self.remember(actor, &message);
+                }
+                Ok((Some(ack), None))
+            }
+            Action::Received { actor, of } => {
+                let id = self
+                    .last_message
+                    .get(&(actor.clone(), of.clone()))
+                    .cloned()
+                    .ok_or_else(|| format!("{actor} has seen no {of:?} message to confirm"))?;
+                let ack = self
+                    .ack(actor, "received", &serde_json::json!({ "messageId": id }))
+                    .await?;
+                Ok((Some(ack), None))
+            }
+            Action::Restart {} => {
+                let Target::InProcess = self.target else {
+                    return Err("restart needs the in-process hub (not --url)".into());
+                };
+                for live in self.live.values() {
+                    live.client.disconnect();
+                }
+                self.live.clear();
+                if let Some(hub) = self.hub.take() {
+                    hub.stop().await;
+                }
+                let db = self
+                    .dir
+                    .as_ref()
+                    .map(|d| d.path().join("scenario.db"))
+                    .ok_or("the in-process hub has no database")?;
+                let hub = start_hub(&db).await.map_err(|e| e.to_string())?;
+                self.url = hub.url.clone();
+                self.hub = Some(hub);
+                Ok((None, None))
+            }
+        }
+    }
+
+    async fn run_step(&mut self, index: usize) -> StepReport {
+        let step = self.scenario.steps[index].clone();
+        // Whatever arrived between steps belongs to no step.
+        while self.events_rx.try_recv().is_ok() {}
+        if let Some(hub) = &mut self.hub {
+            while hub.activity.try_recv().is_ok() {}
+        }
+        let mut report = StepReport {
+            number: index + 1,
+            say: step.say.clone(),
+            ask: step.ask.clone(),
+            action: step.action.describe(),
+            ack: None,
+            connect_error: None,
+            actors: Vec::new(),
+            checks: Vec::new(),
+            explain: step.explain.clone(),
+            activity: Vec::new(),
+            error: None,
+        };
+        match self.act(&step.action).await {
+            Ok((ack, refusal)) => {
+                report.ack = ack;
+                report.connect_error = refusal;
+            }
+            Err(e) => report.error = Some(e),
+        }
+
+        let received = self.collect(&step.expect, step.quiet_ms).await;
+        for (actor, event) in &received {
+            self.remember(actor, &event.payload);
+        }
+        report.checks = step
+            .expect
+            .iter()
+            .map(|e| check(e, &report, &received))
+            .collect();
+        report.actors = self
+            .scenario
+            .actors
+            .iter()
+            .map(|a| ActorView {
+                actor: a.name.clone(),
+                namespace: a.namespace.clone(),
+                connected: self.live.contains_key(&a.name),
+                received: received
+                    .iter()
+                    .filter(|(who, _)| *who == a.name)
+                    .map(|(_, r)| ReceivedEvent {
+                        event: r.event.clone(),
+                        payload: r.payload.clone(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        if let Some(hub) = &mut self.hub {
+            while let Ok(record) = hub.activity.try_recv() {
+                report.activity.push(record);
+            }
+        }
+        report
+    }
+
+    /// Gathers events until every `receives` expectation could be met (or
+    /// the timeout passes), then for the quiet window.
+    async fn collect(
+        &mut self,
+        expect: &[Expectation],
+        quiet_ms: Option<u64>,
+    ) -> Vec<(String, Received)> {
+        let mut got: Vec<(String, Received)> = Vec::new();
+        let wanted: Vec<(&str, &str, usize)> = expect
+            .iter()
+            .filter_map(|e| {
+                Some((
+                    e.actor.as_deref()?,
+                    e.receives.as_deref()?,
+                    e.count.unwrap_or(1),
+                ))
+            })
+            .collect();
+        let satisfied = |got: &[(String, Received)]| {
+            wanted.iter().all(|(actor, event, count)| {
+                got.iter()
+                    .filter(|(a, r)| a == actor && r.event == *event)
+                    .count()
+                    >= *count
+            })
+        };
+        let deadline = tokio::time::Instant::now() + EXPECT_TIMEOUT;
+        while !satisfied(&got) {
+            match tokio::time::timeout_at(deadline, self.events_rx.recv()).await {
+                Ok(Some(item)) => got.push(item),
+                _ => break,
+            }
+        }
+        let quiet = quiet_ms.map_or(DEFAULT_QUIET, Duration::from_millis);
+        let quiet_end = tokio::time::Instant::now() + quiet;
+        while let Ok(Some(item)) = tokio::time::timeout_at(quiet_end, self.events_rx.recv()).await {
+            got.push(item);
+        }
+        got
+    }
+}
+
+fn check(e: &Expectation, report: &StepReport, got: &[(String, Received)]) -> Check {
+    let actor = e.actor.as_deref().unwrap_or("");
+    let of_actor = || got.iter().filter(move |(a, _)| a == actor).map(|(_, r)| r);
+    let summary = |events: Vec<&Received>| -> String {
+        if events.is_empty() {
+            "it received nothing".into()
+        } else {
+            let list: Vec<String> = events
+                .iter()
+                .map(|r| format!("{:?} {}", r.event, r.payload))
+                .collect();
+            format!("it received {}", list.join(", "))
+        }
+    };
+    if let Some(event) = &e.receives {
+        let want = e.count.unwrap_or(1);
+        let with = e.with.clone().unwrap_or(Value::Object(Default::default()));
+        let matching = of_actor()
+            .filter(|r| &r.event == event && contains(&r.payload, &with))
+            .count();
+        let expected = match &e.with {
+            Some(w) => format!("{actor} receives {event:?} x{want} with {w}"),
+            None => format!("{actor} receives {event:?} x{want}"),
+        };
+        let passed = matching == want;
+        return Check {
+            passed,
+            detail: (!passed).then(|| summary(of_actor().collect())),
+            expected,
+        };
+    }
+    if e.nothing {
+        let events: Vec<&Received> = of_actor().collect();
+        return Check {
+            passed: events.is_empty(),
+            detail: (!events.is_empty()).then(|| summary(events)),
+            expected: format!("{actor} receives nothing"),
+        };
+    }
+    if let Some(event) = &e.not_receives {
+        let events: Vec<&Received> = of_actor().filter(|r| &r.event == event).collect();
+        return Check {
+            passed: events.is_empty(),
+            detail: (!events.is_empty()).then(|| summary(events)),
+            expected: format!("{actor} does not receive {event:?}"),
+        };
+    }
+    if let Some(want) = &e.ack {
+        let passed = report.ack.as_ref().is_some_and(|ack| contains(ack, want));
+        return Check {
+            passed,
+            detail: (!passed).then(|| match &report.ack {
+                Some(ack) => format!("the ack was {ack}"),
+                None => "there was no ack".into(),
+            }),
+            expected: format!("the ack contains {want}"),
+        };
+    }
+    if let Some(prefix) = &e.connect_error {
+        let passed = report
+            .connect_error
+            .as_deref()
+            .is_some_and(|m| m.starts_with(prefix.as_str()));
+        return Check {
+            passed,
+            detail: (!passed).then(|| match &report.connect_error {
+                Some(m) => format!("the refusal said {m:?}"),
+                None => "the connection was accepted".into(),
+            }),
+            expected: format!("{actor}'s connection is refused with {prefix:?}"),
+        };
+    }
+    Check {
+        passed: false,
+        expected: "a valid expectation".into(),
+        detail: Some("the expectation names nothing to check".into()),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn contains_matches_subsets_and_dotted_paths() {
+        let actual = json!({"order": {"status": "pending", "id": 1}, "list": [{"a": 1, "b": 2}]});
+        assert!(contains(&actual, &json!({"order.status": "pending"})));
+        assert!(contains(&actual, &json!({"order": {"id": 1}})));
+        assert!(contains(&actual, &json!({"list": [{"a": 1}]})));
+        assert!(!contains(&actual, &json!({"list": []})));
+        assert!(!contains(&actual, &json!({"order.status": "delivered"})));
+        assert!(!contains(&actual, &json!({"missing": 1})));
+    }
+}

@@ -1,0 +1,87 @@
+//! The load generator builds with the tests and runs every workload at a
+//! tiny size, against the hub and the bare relay. Numbers are printed by
+//! `parcel-hub bench`, never asserted here; completeness is.
+
+use clap::Parser;
+use parcel_hub::bench::{BenchCommand, Report, Workload, run_workload};
+
+/// Parses `parcel-hub bench <args>` the way the CLI does.
+fn args(line: &str) -> (Workload, parcel_hub::bench::BenchArgs) {
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        bench: BenchCommand,
+    }
+    let hub = env!("CARGO_BIN_EXE_parcel-hub");
+    let argv = format!("bench {line} --hub-bin {hub}");
+    let cli = Cli::try_parse_from(argv.split_whitespace()).expect("valid bench arguments");
+    match cli.bench {
+        BenchCommand::W1(a) => (Workload::W1, a),
+        BenchCommand::W2(a) => (Workload::W2, a),
+        BenchCommand::W3(a) => (Workload::W3, a),
+        BenchCommand::W4(a) => (Workload::W4, a),
+        other => panic!("not a workload: {other:?}"),
+    }
+}
+
+async fn run(line: &str) -> Report {
+    let (workload, args) = args(line);
+    let report = run_workload(workload, &args)
+        .await
+        .expect("the workload runs");
+    println!("{}", report.table());
+    report
+}
+
+fn assert_complete(r: &Report) {
+    assert_eq!(r.delivered, r.expected, "{r:?}");
+    assert!(r.expected > 0);
+    assert_eq!(r.acks_failed, 0, "{r:?}");
+    assert_eq!(r.unexpected_to_sender, 0, "{r:?}");
+    assert_eq!(r.hub_errors_logged, Some(0), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn w1_fan_out_delivers_everything_at_a_tiny_size() {
+    let r = run("w1 --distributors 3 --sockets-per-distributor 4 --pickups 60 --window 10").await;
+    assert_complete(&r);
+    assert_eq!(r.expected, 60 * 4);
+    assert_eq!(r.acks_ok, 60);
+    assert!(r.hub_cpu_seconds.is_some() && r.hub_peak_rss_mb.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn w1_runs_against_the_bare_relay_too() {
+    let r = run("w1 --relay-only --distributors 2 --sockets-per-distributor 3 --pickups 40").await;
+    assert_complete(&r);
+    assert_eq!(r.target, "relay");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn w2_paced_latency_runs_at_a_tiny_size() {
+    let r = run("w2 --distributors 2 --sockets-per-distributor 3 --rate 50 --seconds 1").await;
+    assert_complete(&r);
+    assert_eq!(r.expected, 50 * 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn w3_footprint_opens_idle_sockets_and_reports_rss() {
+    let r = run("w3 --idle 200").await;
+    assert_complete(&r);
+    assert!(r.rss_per_connection_kb.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn w4_chat_fan_out_skips_the_sender() {
+    let r = run("w4 --chat-sockets 20 --messages 30 --window 5").await;
+    assert_complete(&r);
+    assert_eq!(r.expected, 30 * 19);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_durability_runs_too() {
+    let r = run("w1 --durability power --distributors 1 --sockets-per-distributor 2 --pickups 20")
+        .await;
+    assert_complete(&r);
+    assert_eq!(r.durability.as_deref(), Some("power"));
+}

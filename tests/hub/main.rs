@@ -1,0 +1,19 @@
+//! The hub's integration tests: one binary, a real hub on 127.0.0.1:0,
+//! real Socket.IO clients, assertions on who received what and who did not.
+#![allow(clippy::unwrap_used)]
+
+mod api;
+mod bad_input;
+mod bench;
+mod chat;
+mod client;
+mod cluster;
+mod delivery;
+mod durability;
+mod errors;
+mod helpers;
+mod inspector;
+mod queue;
+mod refusals;
+mod scenarios;
+mod store;

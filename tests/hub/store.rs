@@ -1,0 +1,338 @@
+//! The store contract, run against every backend.
+//!
+//! SQLite always runs. Redis runs when `PARCEL_HUB_TEST_REDIS` names one
+//! (each test on its own key prefix); set but unreachable, the tests fail.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use chrono::Utc;
+use parcel_hub::domain::{DistributorId, MessageId, OrderId, Recipient, Status, VendorId};
+use parcel_hub::protocol::PickupRequest;
+use parcel_hub::store::{RedisStore, SharedStore, SqliteStore, Store, StoreError};
+
+use crate::helpers::{RedisPrefix, test_redis};
+
+fn vendor(id: &str) -> VendorId {
+    VendorId::parse(id).unwrap()
+}
+fn distributor(id: &str) -> DistributorId {
+    DistributorId::parse(id).unwrap()
+}
+fn request(order: &str, to: &str) -> PickupRequest {
+    PickupRequest {
+        order_id: OrderId::parse(order).unwrap(),
+        distributor_id: distributor(to),
+        customer: "Jamie".into(),
+        address: "Seattle".into(),
+    }
+}
+
+/// Every backend to test, each on fresh, empty storage, with what keeps
+/// (and then removes) that storage.
+async fn backends() -> Vec<(&'static str, SharedStore, Box<dyn Any>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(&dir.path().join("store.db"), Default::default()).unwrap();
+    let mut all: Vec<(&'static str, SharedStore, Box<dyn Any>)> =
+        vec![("sqlite", Arc::new(sqlite), Box::new(dir))];
+    if let Some(url) = test_redis("store suite") {
+        let keys = RedisPrefix::new(&url);
+        let redis = RedisStore::connect(&keys.url, &keys.prefix)
+            .await
+            .unwrap_or_else(|e| panic!("PARCEL_HUB_TEST_REDIS={url}: {e}"));
+        all.push(("redis", Arc::new(redis), Box::new(keys)));
+    }
+    all
+}
+
+#[tokio::test]
+async fn a_pickup_is_stored_and_queued_once() {
+    for (name, store, _dir) in backends().await {
+        let acme = vendor("acme");
+        let north = Recipient::Distributor(distributor("north"));
+        let first = store
+            .record_pickup(&acme, &request("o-1", "north"), Utc::now())
+            .await
+            .unwrap();
+        let queued = first.queued.clone().expect("queued");
+        assert_eq!(queued.recipient, north, "{name}");
+        let again = store
+            .record_pickup(&acme, &request("o-1", "north"), Utc::now())
+            .await
+            .unwrap();
+        assert!(again.duplicate(), "{name}");
+        assert_eq!(again.order, first.order, "{name}");
+        let pending = store.pending_for(&north).await.unwrap();
+        assert_eq!(pending.len(), 1, "{name}");
+        assert_eq!(pending[0].message_id, queued.envelope.message_id, "{name}");
+        let stored = store
+            .order(&acme, &OrderId::parse("o-1").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(stored, Some(first.order), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_conflicting_pickup_changes_nothing() {
+    for (name, store, _dir) in backends().await {
+        let acme = vendor("acme");
+        store
+            .record_pickup(&acme, &request("o-1", "north"), Utc::now())
+            .await
+            .unwrap();
+        let err = store
+            .record_pickup(&acme, &request("o-1", "south"), Utc::now())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::ConflictingPickup(_)),
+            "{name}: {err}"
+        );
+        let south = Recipient::Distributor(distributor("south"));
+        assert!(
+            store.pending_for(&south).await.unwrap().is_empty(),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_same_order_id_is_separate_per_vendor() {
+    for (name, store, _dir) in backends().await {
+        store
+            .record_pickup(&vendor("a"), &request("o-1", "north"), Utc::now())
+            .await
+            .unwrap();
+        let other = store
+            .record_pickup(&vendor("b"), &request("o-1", "north"), Utc::now())
+            .await
+            .unwrap();
+        assert!(!other.duplicate(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn transitions_follow_the_lifecycle_and_queue_for_the_vendor() {
+    for (name, store, _dir) in backends().await {
+        let acme = vendor("acme");
+        let north = distributor("north");
+        let order = OrderId::parse("o-1").unwrap();
+        let missing = store
+            .record_transition(&north, &acme, &order, Status::InTransit, Utc::now())
+            .await
+            .unwrap_err();
+        assert!(matches!(missing, StoreError::UnknownOrder(_)), "{name}");
+        store
+            .record_pickup(&acme, &request("o-1", "north"), Utc::now())
+            .await
+            .unwrap();
+        let early = store
+            .record_transition(&north, &acme, &order, Status::Delivered, Utc::now())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(early, StoreError::InvalidTransition { .. }),
+            "{name}"
+        );
+        let stranger = store
+            .record_transition(
+                &distributor("south"),
+                &acme,
+                &order,
+                Status::InTransit,
+                Utc::now(),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(stranger, StoreError::Forbidden(_)), "{name}");
+        let moved = store
+            .record_transition(&north, &acme, &order, Status::InTransit, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(moved.order.status, Status::InTransit, "{name}");
+        let repeat = store
+            .record_transition(&north, &acme, &order, Status::InTransit, Utc::now())
+            .await
+            .unwrap();
+        assert!(repeat.duplicate(), "{name}");
+        store
+            .record_transition(&north, &acme, &order, Status::Delivered, Utc::now())
+            .await
+            .unwrap();
+        let news: Vec<_> = store
+            .pending_for(&Recipient::Vendor(acme.clone()))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.event)
+            .collect();
+        assert_eq!(news, ["in-transit", "delivered"], "{name}");
+    }
+}
+
+#[tokio::test]
+async fn confirm_removes_only_from_the_owners_queue() {
+    for (name, store, _dir) in backends().await {
+        let north = Recipient::Distributor(distributor("north"));
+        let south = Recipient::Distributor(distributor("south"));
+        let recorded = store
+            .record_pickup(&vendor("acme"), &request("o-1", "north"), Utc::now())
+            .await
+            .unwrap();
+        let id = recorded.queued.unwrap().envelope.message_id;
+        assert!(!store.confirm(&south, &id).await.unwrap(), "{name}");
+        assert!(store.confirm(&north, &id).await.unwrap(), "{name}");
+        assert!(!store.confirm(&north, &id).await.unwrap(), "{name}");
+        assert!(
+            !store.confirm(&north, &MessageId::generate()).await.unwrap(),
+            "{name}"
+        );
+        assert!(
+            store.pending_for(&north).await.unwrap().is_empty(),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn queue_depths_count_what_waits() {
+    for (name, store, _dir) in backends().await {
+        for n in 0..3 {
+            store
+                .record_pickup(
+                    &vendor("acme"),
+                    &request(&format!("o-{n}"), "north"),
+                    Utc::now(),
+                )
+                .await
+                .unwrap();
+        }
+        let depths = store.queue_depths().await.unwrap();
+        assert_eq!(depths.len(), 1, "{name}");
+        assert_eq!(depths[0].depth, 3, "{name}");
+        store.ping().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn concurrent_pickups_of_one_order_record_it_exactly_once() {
+    for (name, store, _dir) in backends().await {
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .record_pickup(&vendor("acme"), &request("o-race", "north"), Utc::now())
+                    .await
+            }));
+        }
+        let mut fresh = 0;
+        for task in tasks {
+            if !task.await.unwrap().unwrap().duplicate() {
+                fresh += 1;
+            }
+        }
+        assert_eq!(fresh, 1, "{name}");
+        let north = Recipient::Distributor(distributor("north"));
+        assert_eq!(store.pending_for(&north).await.unwrap().len(), 1, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_transitions_of_one_order_move_it_exactly_once() {
+    for (name, store, _dir) in backends().await {
+        let acme = vendor("acme");
+        let order = OrderId::parse("o-race").unwrap();
+        store
+            .record_pickup(&acme, &request("o-race", "north"), Utc::now())
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let (store, acme, order) = (store.clone(), acme.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                store
+                    .record_transition(
+                        &distributor("north"),
+                        &acme,
+                        &order,
+                        Status::InTransit,
+                        Utc::now(),
+                    )
+                    .await
+            }));
+        }
+        let mut fresh = 0;
+        for task in tasks {
+            if !task.await.unwrap().unwrap().duplicate() {
+                fresh += 1;
+            }
+        }
+        assert_eq!(fresh, 1, "{name}");
+        let news = store.pending_for(&Recipient::Vendor(acme)).await.unwrap();
+        assert_eq!(news.len(), 1, "{name}");
+        assert_eq!(news[0].order.history.len(), 2, "{name}");
+    }
+}
+
+/// Two hubs are two connections to one Redis: they must agree as one store does.
+#[tokio::test]
+async fn two_redis_connections_racing_on_one_order_move_it_exactly_once() {
+    let Some(url) = test_redis("two_redis_connections_racing") else {
+        return;
+    };
+    let keys = RedisPrefix::new(&url);
+    let hubs = [
+        Arc::new(RedisStore::connect(&url, &keys.prefix).await.unwrap()),
+        Arc::new(RedisStore::connect(&url, &keys.prefix).await.unwrap()),
+    ];
+    let acme = vendor("acme");
+    let order = OrderId::parse("o-race").unwrap();
+    let mut pickups = Vec::new();
+    for n in 0..20 {
+        let (hub, acme) = (hubs[n % 2].clone(), acme.clone());
+        pickups.push(tokio::spawn(async move {
+            hub.record_pickup(&acme, &request("o-race", "north"), Utc::now())
+                .await
+        }));
+    }
+    let mut fresh = 0;
+    for task in pickups {
+        fresh += usize::from(!task.await.unwrap().unwrap().duplicate());
+    }
+    assert_eq!(fresh, 1, "one pickup recorded");
+    for to in [Status::InTransit, Status::Delivered] {
+        let mut moves = Vec::new();
+        for n in 0..40 {
+            let (hub, acme, order) = (hubs[n % 2].clone(), acme.clone(), order.clone());
+            moves.push(tokio::spawn(async move {
+                hub.record_transition(&distributor("north"), &acme, &order, to, Utc::now())
+                    .await
+            }));
+        }
+        let mut fresh = 0;
+        for task in moves {
+            fresh += usize::from(!task.await.unwrap().unwrap().duplicate());
+        }
+        assert_eq!(fresh, 1, "exactly one {to}");
+    }
+    let news: Vec<_> = hubs[0]
+        .pending_for(&Recipient::Vendor(acme.clone()))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.event, m.order.status))
+        .collect();
+    assert_eq!(
+        news,
+        [
+            ("in-transit".to_owned(), Status::InTransit),
+            ("delivered".to_owned(), Status::Delivered)
+        ]
+    );
+    let stored = hubs[1].order(&acme, &order).await.unwrap().unwrap();
+    assert_eq!(stored.history.len(), 3);
+    let north = Recipient::Distributor(distributor("north"));
+    assert_eq!(hubs[1].pending_for(&north).await.unwrap().len(), 1);
+}
