@@ -1,7 +1,7 @@
 'use strict';
 // Chat: the Socket.IO chat example on /chat. Messages are text, never markup.
 (() => {
-  const { el, clock, watchConnection, request, showError } = window.ParcelHub;
+  const { el, openSocket, clock, watchConnection, request, showError } = window.ParcelHub;
   const $ = (id) => document.getElementById(id);
   const LOBBY = 'lobby';
   const signinForm = $('signin-form');
@@ -42,7 +42,7 @@
   function connect(name) {
     if (socket) socket.disconnect();
     showError($('signin-error'), '');
-    socket = io('/chat', { auth: { name } });
+    socket = openSocket('/chat', { name });
     const current = socket;
     watchConnection(socket, $('conn'), (message) => {
       if (socket !== current) return;

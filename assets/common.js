@@ -23,6 +23,15 @@ window.ParcelHub = (() => {
     return el('time', { text: clock(iso), attrs: { datetime: iso || new Date().toISOString() } });
   }
 
+  /**
+   * Opens a socket on `namespace` of this hub. WebSocket first, long-polling
+   * only as a fallback: a refused or closed connection then leaves no
+   * half-finished polling request behind to fail in the console.
+   */
+  function openSocket(namespace, auth) {
+    return window.io(namespace, { auth, transports: ['websocket', 'polling'] });
+  }
+
   /** Shows a socket's state on `node`; calls `onRefused(message)` when the hub says no. */
   function watchConnection(socket, node, onRefused) {
     const show = (state, text) => {
@@ -133,5 +142,5 @@ window.ParcelHub = (() => {
     for (const button of document.querySelectorAll('#signin-form button')) button.disabled = true;
   }
 
-  return { el, clock, timeEl, watchConnection, request, freshOrderId, statusBadge, newer, orderCard, demoChips, showError };
+  return { el, clock, timeEl, openSocket, watchConnection, request, freshOrderId, statusBadge, newer, orderCard, demoChips, showError };
 })();

@@ -1,7 +1,7 @@
 'use strict';
 // Distributor console: sign in on /distributor, take pickups, move orders, go offline.
 (() => {
-  const { el, watchConnection, request, newer, orderCard, demoChips, showError } = window.ParcelHub;
+  const { el, openSocket, watchConnection, request, newer, orderCard, demoChips, showError } = window.ParcelHub;
   const $ = (id) => document.getElementById(id);
   const signinForm = $('signin-form');
   const offline = $('offline');
@@ -44,7 +44,7 @@
   function connect(distributorId, token) {
     if (socket) socket.disconnect();
     showError($('signin-error'), '');
-    socket = io('/distributor', { auth: { distributorId, token } });
+    socket = openSocket('/distributor', { distributorId, token });
     const current = socket;
     show = watchConnection(socket, $('conn'), (message) => {
       if (socket !== current) return;

@@ -1,7 +1,7 @@
 'use strict';
 // Inspector: the /inspector namespace drawn as a tree, a queue table and a live feed.
 (() => {
-  const { el, clock, timeEl, watchConnection, showError } = window.ParcelHub;
+  const { el, openSocket, clock, timeEl, watchConnection, showError } = window.ParcelHub;
   const $ = (id) => document.getElementById(id);
   const MAX_ROWS = 300;
   const signinForm = $('signin-form');
@@ -28,7 +28,7 @@
   function connect(token) {
     if (socket) socket.disconnect();
     showError($('signin-error'), '');
-    socket = io('/inspector', { auth: { token } });
+    socket = openSocket('/inspector', { token });
     const current = socket;
     watchConnection(socket, $('conn'), (message) => {
       if (socket !== current) return;

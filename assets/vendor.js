@@ -1,7 +1,7 @@
 'use strict';
 // Vendor console: sign in on /vendor, send pickups, follow orders, confirm notices.
 (() => {
-  const { el, timeEl, watchConnection, request, freshOrderId, newer, orderCard, demoChips, showError } = window.ParcelHub;
+  const { el, openSocket, timeEl, watchConnection, request, freshOrderId, newer, orderCard, demoChips, showError } = window.ParcelHub;
   const $ = (id) => document.getElementById(id);
   const signinForm = $('signin-form');
   const pickupForm = $('pickup-form');
@@ -33,7 +33,7 @@
   function connect(vendorId, token) {
     if (socket) socket.disconnect();
     showError($('signin-error'), '');
-    socket = io('/vendor', { auth: { vendorId, token } });
+    socket = openSocket('/vendor', { vendorId, token });
     const current = socket;
     watchConnection(socket, $('conn'), (message) => {
       if (socket !== current) return;
