@@ -2,7 +2,7 @@
 //! people use ([`pages`]), the JSON API for scripts ([`api`]) and the static
 //! assets both need (stylesheet, page scripts, the Socket.IO browser client).
 //!
-//! Page scripts live in `assets/` and are compiled into the binary, so the
+//! Page scripts live in `src/web/assets/` and are compiled into the binary, so the
 //! hub needs no build step and no files at run time. The Socket.IO browser
 //! client is third-party code and is never committed: pages load it from
 //! the official CDN (pinned, with its integrity hash), or from a local copy
@@ -162,37 +162,37 @@ const ASSETS: [(&str, &str, &str); 7] = [
     (
         "style.css",
         "text/css; charset=utf-8",
-        include_str!("../../assets/style.css"),
+        include_str!("assets/style.css"),
     ),
     (
         "common.js",
         "text/javascript; charset=utf-8",
-        include_str!("../../assets/common.js"),
+        include_str!("assets/common.js"),
     ),
     (
         "vendor.js",
         "text/javascript; charset=utf-8",
-        include_str!("../../assets/vendor.js"),
+        include_str!("assets/vendor.js"),
     ),
     (
         "distributor.js",
         "text/javascript; charset=utf-8",
-        include_str!("../../assets/distributor.js"),
+        include_str!("assets/distributor.js"),
     ),
     (
         "chat.js",
         "text/javascript; charset=utf-8",
-        include_str!("../../assets/chat.js"),
+        include_str!("assets/chat.js"),
     ),
     (
         "inspector.js",
         "text/javascript; charset=utf-8",
-        include_str!("../../assets/inspector.js"),
+        include_str!("assets/inspector.js"),
     ),
     (
         "favicon.svg",
         "image/svg+xml",
-        include_str!("../../assets/favicon.svg"),
+        include_str!("assets/favicon.svg"),
     ),
 ];
 
