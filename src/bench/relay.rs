@@ -6,6 +6,7 @@
 use serde_json::Value;
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Data, SocketRef};
+use socketioxide::handler::ConnectHandler;
 
 /// Serves the relay on `listener` until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, socket_buffer: usize) -> anyhow::Result<()> {
@@ -13,46 +14,12 @@ pub async fn serve(listener: tokio::net::TcpListener, socket_buffer: usize) -> a
         .max_buffer_size(socket_buffer)
         .build_layer();
 
-    io.ns(
-        "/distributor",
-        async |socket: SocketRef, Data(auth): Data<Value>| {
-            if let Some(id) = auth["distributorId"].as_str() {
-                socket.join(format!("distributor:{id}"));
-            }
-        },
-    );
-    io.ns("/vendor", async |socket: SocketRef| {
-        socket.on(
-            "pickup",
-            async |io: SocketIo, Data(payload): Data<Value>, ack: AckSender| {
-                let room = format!(
-                    "distributor:{}",
-                    payload["distributorId"].as_str().unwrap_or_default()
-                );
-                if let Some(ns) = io.of("/distributor")
-                    && let Err(e) = ns.to(room).emit("pickup", &payload).await
-                {
-                    tracing::warn!(error = %e, "relay emit failed");
-                }
-                if let Err(e) = ack.send(&serde_json::json!({ "ok": true })) {
-                    tracing::warn!(error = %e, "relay ack failed");
-                }
-            },
-        );
-    });
-    io.ns("/chat", async |socket: SocketRef| {
-        socket.on(
-            "chat message",
-            async |socket: SocketRef, Data(payload): Data<Value>, ack: AckSender| {
-                if let Err(e) = socket.broadcast().emit("chat message", &payload).await {
-                    tracing::warn!(error = %e, "relay broadcast failed");
-                }
-                if let Err(e) = ack.send(&serde_json::json!({ "ok": true })) {
-                    tracing::warn!(error = %e, "relay ack failed");
-                }
-            },
-        );
-    });
+    // Rooms and handlers are set up in middlewares, which run before the
+    // client hears CONNECT (a connect handler runs after, and would race
+    // the client's first event).
+    io.ns("/distributor", noop.with(join_distributor_room));
+    io.ns("/vendor", noop.with(register_vendor));
+    io.ns("/chat", noop.with(register_chat));
 
     let app = axum::Router::new().layer(layer);
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -63,3 +30,50 @@ pub async fn serve(listener: tokio::net::TcpListener, socket_buffer: usize) -> a
     axum::serve(listener, app).await?;
     Ok(())
 }
+
+async fn noop() {}
+
+async fn join_distributor_room(socket: SocketRef, Data(auth): Data<Value>) -> Result<(), Refused> {
+    let id = auth["distributorId"].as_str().ok_or(Refused)?;
+    socket.join(format!("distributor:{id}"));
+    Ok(())
+}
+
+async fn register_vendor(socket: SocketRef) -> Result<(), Refused> {
+    socket.on("pickup", on_pickup);
+    Ok(())
+}
+
+async fn register_chat(socket: SocketRef) -> Result<(), Refused> {
+    socket.on("chat message", on_chat_message);
+    Ok(())
+}
+
+async fn on_pickup(io: SocketIo, Data(payload): Data<Value>, ack: AckSender) {
+    let room = format!(
+        "distributor:{}",
+        payload["distributorId"].as_str().unwrap_or_default()
+    );
+    if let Some(ns) = io.of("/distributor")
+        && let Err(e) = ns.to(room).emit("pickup", &payload).await
+    {
+        tracing::warn!(error = %e, "relay emit failed");
+    }
+    if let Err(e) = ack.send(&serde_json::json!({ "ok": true })) {
+        tracing::warn!(error = %e, "relay ack failed");
+    }
+}
+
+async fn on_chat_message(socket: SocketRef, Data(payload): Data<Value>, ack: AckSender) {
+    if let Err(e) = socket.broadcast().emit("chat message", &payload).await {
+        tracing::warn!(error = %e, "relay broadcast failed");
+    }
+    if let Err(e) = ack.send(&serde_json::json!({ "ok": true })) {
+        tracing::warn!(error = %e, "relay ack failed");
+    }
+}
+
+/// A relay connection without a distributorId.
+#[derive(Debug, thiserror::Error)]
+#[error("distributorId is required")]
+struct Refused;
