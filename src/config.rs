@@ -121,7 +121,7 @@ impl Config {
 /// Why the credentials file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
-    #[error("cannot read credentials file {path}: {source}")]
+    #[error("cannot read credentials file {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,

@@ -5,18 +5,30 @@ use parcel_hub::config::{Cli, Command};
 use parcel_hub::{App, telemetry};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let Cli { config, command } = Cli::parse();
-    if let Some(Command::Scenario { command }) = command {
-        // The learner reads the runner's own output; hub logs only when asked (RUST_LOG).
-        telemetry::init_with("warn");
-        let code = parcel_hub::scenario::cli::main(command).await?;
-        std::process::exit(code);
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(code) => std::process::ExitCode::from(code),
+        Err(e) => {
+            // One readable line (with its causes), not a debug dump.
+            eprintln!("parcel-hub: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
-    if let Some(Command::Bench { command }) = command {
-        telemetry::init_with("warn");
-        let code = parcel_hub::bench::main(command).await?;
-        std::process::exit(code);
+}
+
+async fn run() -> anyhow::Result<u8> {
+    let Cli { config, command } = Cli::parse();
+    match command {
+        Some(Command::Scenario { command }) => {
+            // The learner reads the runner's own output; hub logs only when asked (RUST_LOG).
+            telemetry::init_with("warn");
+            return Ok(exit_code(parcel_hub::scenario::cli::main(command).await?));
+        }
+        Some(Command::Bench { command }) => {
+            telemetry::init_with("warn");
+            return Ok(exit_code(parcel_hub::bench::main(command).await?));
+        }
+        None => {}
     }
     telemetry::init();
     let app = App::build(&config).await?;
@@ -25,7 +37,12 @@ async fn main() -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr()?;
     println!("{}", app.banner(addr, &config));
-    app.serve(listener, shutdown_signal()).await
+    app.serve(listener, shutdown_signal()).await?;
+    Ok(0)
+}
+
+fn exit_code(code: i32) -> u8 {
+    u8::try_from(code).unwrap_or(1)
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
