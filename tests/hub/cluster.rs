@@ -258,6 +258,33 @@ async fn the_socket_list_spans_every_hub() {
     assert_eq!((&north_b.id, &north_b.hub), (&north.id, &north.hub));
     assert_eq!((&acme_b.id, &acme_b.hub), (&acme.id, &acme.hub));
     assert!(acme_b.local && !north_b.local);
+
+    // The inspector's snapshot (here through GET /api/inspect) shows both hubs.
+    let snapshot: Value = reqwest::Client::new()
+        .get(format!("{}/api/inspect", a.url()))
+        .bearer_auth("demo-admin")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sockets_of = |ns: &str| -> Vec<Value> {
+        snapshot["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == ns)
+            .map(|n| n["sockets"].as_array().unwrap().clone())
+            .unwrap_or_default()
+    };
+    let vendors = sockets_of("/vendor");
+    assert_eq!(vendors.len(), 1, "{snapshot}");
+    assert_eq!(vendors[0]["hub"], json!(acme.hub), "{snapshot}");
+    assert_eq!(vendors[0]["rooms"], json!(["vendor:acme-widgets"]));
+    let distributors = sockets_of("/distributor");
+    assert_eq!(distributors[0]["hub"], json!(north.hub), "{snapshot}");
+    assert_eq!(snapshot["hub"], json!(north.hub), "hub A took it");
 }
 
 /// A Redis of this test's own, on a free loopback port, that it may kill.
