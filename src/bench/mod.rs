@@ -129,7 +129,10 @@ pub struct BenchArgs {
     /// Connections opened at once.
     #[arg(long, default_value_t = 64)]
     pub connect_concurrency: usize,
-    /// Also write the result as JSON to this file.
+    /// Repeat the workload this many times and report the median run too.
+    #[arg(long, default_value_t = 1)]
+    pub runs: usize,
+    /// Also write the (median) result as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
 }
@@ -201,6 +204,15 @@ pub struct Report {
 }
 
 impl Report {
+    /// Everything expected arrived, every ack was ok, the sender heard
+    /// nothing it should not have, and the hub logged no error.
+    pub fn complete(&self) -> bool {
+        self.delivered == self.expected
+            && self.acks_failed == 0
+            && self.unexpected_to_sender == 0
+            && self.hub_errors_logged.unwrap_or(0) == 0
+    }
+
     /// The human-readable table.
     pub fn table(&self) -> String {
         let opt = |v: Option<f64>, unit: &str| v.map_or("-".into(), |v| format!("{v:.2}{unit}"));
@@ -392,16 +404,41 @@ pub async fn main(command: BenchCommand) -> anyhow::Result<i32> {
         BenchCommand::W3(a) => (Workload::W3, a),
         BenchCommand::W4(a) => (Workload::W4, a),
     };
-    let report = run_workload(workload, &args).await?;
-    print!("{}", report.table());
-    let json = serde_json::to_string(&report)?;
-    println!("{json}");
-    if let Some(path) = &args.json {
-        std::fs::write(path, &json)?;
+    let mut reports = Vec::with_capacity(args.runs.max(1));
+    for run in 1..=args.runs.max(1) {
+        let report = run_workload(workload, &args).await?;
+        if args.runs > 1 {
+            println!("-- run {run} of {} --", args.runs);
+        }
+        print!("{}", report.table());
+        println!("{}", serde_json::to_string(&report)?);
+        reports.push(report);
     }
-    let complete = report.delivered == report.expected
-        && report.acks_failed == 0
-        && report.unexpected_to_sender == 0
-        && report.hub_errors_logged.unwrap_or(0) == 0;
+    let complete = reports.iter().all(Report::complete);
+    let median = median_run(reports).ok_or_else(|| anyhow::anyhow!("no run was made"))?;
+    if args.runs > 1 {
+        println!("-- median run (by {}) --", key_metric(workload).0);
+        print!("{}", median.table());
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string(&median)?)?;
+    }
     Ok(if complete { 0 } else { 1 })
+}
+
+/// What a workload is judged by, and whether lower is better.
+fn key_metric(workload: Workload) -> (&'static str, fn(&Report) -> f64) {
+    match workload {
+        Workload::W1 | Workload::W4 => ("messages/s", |r| r.messages_per_second),
+        Workload::W2 => ("latency p99", |r| r.latency_ms.p99),
+        Workload::W3 => ("rss/conn", |r| r.rss_per_connection_kb.unwrap_or(0.0)),
+    }
+}
+
+/// The run whose key metric is the median of all runs.
+fn median_run(mut reports: Vec<Report>) -> Option<Report> {
+    let (_, metric) = key_metric(reports.first()?.workload);
+    reports.sort_by(|a, b| metric(a).total_cmp(&metric(b)));
+    let middle = reports.len() / 2;
+    Some(reports.swap_remove(middle))
 }

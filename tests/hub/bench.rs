@@ -34,10 +34,8 @@ async fn run(line: &str) -> Report {
 }
 
 fn assert_complete(r: &Report) {
-    assert_eq!(r.delivered, r.expected, "{r:?}");
+    assert!(r.complete(), "{r:?}");
     assert!(r.expected > 0);
-    assert_eq!(r.acks_failed, 0, "{r:?}");
-    assert_eq!(r.unexpected_to_sender, 0, "{r:?}");
     assert_eq!(r.hub_errors_logged, Some(0), "{r:?}");
 }
 
