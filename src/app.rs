@@ -295,6 +295,7 @@ async fn wire<A: HubAdapter>(
         io.clone(),
         client,
         usize::try_from(config.max_payload).unwrap_or(usize::MAX),
+        web::learn::Learn::new(config.scenarios.clone(), config.learn_sessions),
     );
     Ok(Router::new()
         .route("/api/health", get(health))
