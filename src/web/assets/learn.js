@@ -5,7 +5,7 @@
 // the scenario or the hub reaches the page through textContent
 // (ParcelHub.el); the learner's predictions never leave the page.
 (() => {
-  const { el, clock } = window.ParcelHub;
+  const { el } = window.ParcelHub;
   const $ = (id) => document.getElementById(id);
   const stepper = $('stepper');
   const slug = stepper.dataset.slug;
@@ -141,7 +141,6 @@
     return el(
       'tr',
       { attrs: { 'data-event': r.event, 'data-ns': r.namespace, 'data-direction': r.direction } },
-      el('td', { className: 'mono', text: clock(r.at) }),
       el('td', {}, el('code', { text: r.namespace })),
       el('td', { className: incoming ? 'dir-in' : 'dir-out', text: incoming ? '→ in' : '← out', attrs: { title: incoming ? 'to the hub' : 'from the hub' } }),
       el('td', {}, el('strong', { text: r.event })),
@@ -157,7 +156,7 @@
     if (records.length === 0) {
       return el('div', { className: 'activity-block' }, head, el('p', { className: 'empty', text: 'The hub recorded nothing in this step.' }));
     }
-    const header = ['time', 'namespace', '', 'event', 'who / target', 'reached', 'outcome', 'payload'].map((h) =>
+    const header = ['namespace', '', 'event', 'who / target', 'reached', 'outcome', 'payload'].map((h) =>
       el('th', { className: h === 'reached' ? 'num' : '', text: h }),
     );
     return el(
@@ -172,9 +171,8 @@
     );
   }
 
-  function drawReport(box, report, prediction) {
+  function drawReport(box, report) {
     const parts = [el('p', { className: 'action-line' }, el('span', { className: 'label', text: 'Action' }), el('code', { text: report.action }))];
-    if (prediction) parts.push(el('p', { className: 'you-predicted' }, el('strong', { text: 'You predicted: ' }), prediction));
     if (report.error) parts.push(el('p', { className: 'error', text: `The action failed: ${report.error}` }));
     if (report.ack !== null && report.ack !== undefined) {
       parts.push(el('div', { className: 'answer', attrs: { 'data-kind': 'ack' } }, el('span', { className: 'label', text: 'ack' }), jsonBlock(report.ack)));
@@ -245,12 +243,12 @@
         }
         return;
       }
+      // The prediction stays on screen, above what really happened, to compare.
       const textarea = card.querySelector('.prediction');
-      const prediction = textarea ? textarea.value.trim() : '';
       if (textarea) textarea.readOnly = true;
       reports[n - 1] = report;
       nextToRun = n + 1;
-      drawReport(card.querySelector('.report'), report, prediction);
+      drawReport(card.querySelector('.report'), report);
       const verdict = card.querySelector('.verdict');
       verdict.textContent = report.passed ? 'as expected' : 'not as expected';
       verdict.className = `verdict ${report.passed ? 'pass' : 'fail'}`;
