@@ -61,7 +61,7 @@
       const li = listItem(i);
       const report = reports[i - 1];
       li.dataset.result = report ? (report.passed ? 'pass' : 'fail') : 'pending';
-      li.querySelector('.step-link').disabled = i > nextToRun || i > total;
+      li.querySelector('.step-link').disabled = i > nextToRun;
     }
   }
 
