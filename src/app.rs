@@ -233,7 +233,7 @@ impl App {
             "parcel-hub {version}\n\
              listening on http://{addr}\n\
              hub id {hub_id}\n\
-             \n  pages       http://{addr}/  (vendor, distributor, chat, inspector)\n\
+             \n  pages       http://{addr}/  (vendor, distributor, chat, inspector, learn)\n\
              \x20 namespaces  /vendor  /distributor  /chat  /inspector  (Socket.IO path /socket.io/)\n\
              \x20 health      http://{addr}/api/health\n\
              \x20 data        {data}\n",
@@ -295,6 +295,7 @@ async fn wire<A: HubAdapter>(
         io.clone(),
         client,
         usize::try_from(config.max_payload).unwrap_or(usize::MAX),
+        web::learn::Learn::new(config.scenarios.clone(), config.learn_sessions),
     );
     Ok(Router::new()
         .route("/api/health", get(health))

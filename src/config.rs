@@ -97,6 +97,15 @@ pub struct Config {
     /// Prefix of every Redis key and pub/sub channel; hubs of one cluster share it.
     #[arg(long, env = "PARCEL_HUB_REDIS_PREFIX", default_value = "parcel-hub")]
     pub redis_prefix: String,
+
+    /// Folder of scenario files the `/learn` pages offer.
+    #[arg(long, env = "PARCEL_HUB_SCENARIOS", default_value_os_t = crate::scenario::default_dir())]
+    pub scenarios: PathBuf,
+
+    /// Lessons played at once on `/learn`, each with its own private hub;
+    /// past this the least recently used idle one is closed (0 turns them off).
+    #[arg(long, env = "PARCEL_HUB_LEARN_SESSIONS", default_value_t = 16)]
+    pub learn_sessions: usize,
 }
 
 impl Config {
@@ -114,6 +123,8 @@ impl Config {
             client_js: None,
             redis: None,
             redis_prefix: "parcel-hub".into(),
+            scenarios: crate::scenario::default_dir(),
+            learn_sessions: 16,
         }
     }
 }

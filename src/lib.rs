@@ -17,7 +17,7 @@
 //! - [`cluster`]: several hubs behind one Redis (adapter driver, watchdog,
 //!   cluster-wide socket listing).
 //! - [`namespaces`]: one file per namespace, registered in one place.
-//! - [`web`]: the pages, the JSON API and their assets.
+//! - [`web`]: the pages, the JSON API, the `/learn` lessons and their assets.
 //! - [`activity`]: proof-of-life logging and the activity feed.
 //! - [`scenario`]: scenario files, the runner, the `scenario` CLI.
 //! - [`bench`]: the load generator, its workloads and the bare relay.

@@ -61,7 +61,8 @@ fn status_of(code: ErrorCode) -> StatusCode {
     }
 }
 
-fn error_envelope(code: &str, message: &str) -> Value {
+/// The error envelope `{ ok: false, error: { code, message } }`.
+pub(super) fn error_envelope(code: &str, message: &str) -> Value {
     serde_json::json!({ "ok": false, "error": { "code": code, "message": message } })
 }
 

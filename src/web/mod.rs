@@ -1,6 +1,7 @@
 //! Everything the hub serves over plain HTTP beside Socket.IO: the pages
-//! people use ([`pages`]), the JSON API for scripts ([`api`]) and the static
-//! assets both need (stylesheet, page scripts, the Socket.IO browser client).
+//! people use ([`pages`]), the JSON API for scripts ([`api`]), the
+//! scenario lessons at `/learn` ([`learn`]) and the static assets they need
+//! (stylesheet, page scripts, the Socket.IO browser client).
 //!
 //! Page scripts live in `src/web/assets/` and are compiled into the binary, so the
 //! hub needs no build step and no files at run time. The Socket.IO browser
@@ -9,6 +10,7 @@
 //! given with `--client-js`.
 
 pub mod api;
+pub mod learn;
 pub mod pages;
 
 use anyhow::Context;
@@ -17,7 +19,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use governor::{DefaultKeyedRateLimiter, RateLimiter};
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
@@ -96,7 +98,8 @@ impl ClientScript {
 }
 
 /// What the web handlers share: the hub, its Socket.IO handle (the pickup
-/// endpoint notifies distributors through it) and the client script.
+/// endpoint notifies distributors through it), the client script and the
+/// lessons of `/learn`.
 #[derive(Debug)]
 pub struct WebState<A: Adapter> {
     pub hub: Hub,
@@ -106,10 +109,18 @@ pub struct WebState<A: Adapter> {
     pub max_body: usize,
     /// Each vendor's budget of API requests (the per-socket limits); `None` when off.
     pub vendor_limits: Option<Arc<DefaultKeyedRateLimiter<VendorId>>>,
+    /// The scenario files and the lessons being played (shared by every clone).
+    pub learn: learn::Learn,
 }
 
 impl<A: Adapter> WebState<A> {
-    pub fn new(hub: Hub, io: SocketIo<A>, client: ClientScript, max_body: usize) -> Self {
+    pub fn new(
+        hub: Hub,
+        io: SocketIo<A>,
+        client: ClientScript,
+        max_body: usize,
+        learn: learn::Learn,
+    ) -> Self {
         let vendor_limits = hub
             .limits
             .quota()
@@ -120,6 +131,7 @@ impl<A: Adapter> WebState<A> {
             client,
             max_body,
             vendor_limits,
+            learn,
         }
     }
 }
@@ -132,6 +144,7 @@ impl<A: Adapter> Clone for WebState<A> {
             client: self.client.clone(),
             max_body: self.max_body,
             vendor_limits: self.vendor_limits.clone(),
+            learn: self.learn.clone(),
         }
     }
 }
@@ -151,6 +164,11 @@ pub fn router<A: Adapter>(state: WebState<A>) -> Router {
             "/api/orders/{vendor_id}/{order_id}",
             get(api::get_order::<A>),
         )
+        .route("/learn", get(learn::index::<A>))
+        .route("/learn/{slug}", get(learn::scenario::<A>))
+        .route("/learn/{slug}/session", post(learn::api::start::<A>))
+        .route("/learn/session/{id}/step", post(learn::api::step::<A>))
+        .route("/learn/session/{id}", delete(learn::api::stop::<A>))
         .route("/assets/{name}", get(asset::<A>))
         .fallback(pages::not_found::<A>)
         .layer(DefaultBodyLimit::max(max_body))
@@ -158,7 +176,7 @@ pub fn router<A: Adapter>(state: WebState<A>) -> Router {
 }
 
 /// Files under `assets/`, compiled in: (name, content type, body).
-const ASSETS: [(&str, &str, &str); 7] = [
+const ASSETS: [(&str, &str, &str); 8] = [
     (
         "style.css",
         "text/css; charset=utf-8",
@@ -188,6 +206,11 @@ const ASSETS: [(&str, &str, &str); 7] = [
         "inspector.js",
         "text/javascript; charset=utf-8",
         include_str!("assets/inspector.js"),
+    ),
+    (
+        "learn.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/learn.js"),
     ),
     (
         "favicon.svg",

@@ -22,12 +22,15 @@ pub struct Layout {
     pub nav: &'static str,
     /// The page script under `/assets/`; pages without one load no client.
     pub script: Option<&'static str>,
+    /// Whether the page script talks Socket.IO (then the browser client loads first).
+    pub socket: bool,
     pub client: ClientScript,
     pub version: &'static str,
 }
 
 impl Layout {
-    fn new<A: Adapter>(
+    /// A page whose script (if any) talks Socket.IO.
+    pub(super) fn new<A: Adapter>(
         state: &WebState<A>,
         nav: &'static str,
         script: Option<&'static str>,
@@ -35,19 +38,33 @@ impl Layout {
         Self {
             nav,
             script,
+            socket: script.is_some(),
             client: state.client.clone(),
             version: env!("CARGO_PKG_VERSION"),
         }
     }
 
+    /// A page whose script only uses plain HTTP (no Socket.IO client to load).
+    pub(super) fn without_socket<A: Adapter>(
+        state: &WebState<A>,
+        nav: &'static str,
+        script: &'static str,
+    ) -> Self {
+        Self {
+            socket: false,
+            ..Self::new(state, nav, Some(script))
+        }
+    }
+
     /// The navigation bar: (href, label).
-    pub fn links(&self) -> [(&'static str, &'static str); 5] {
+    pub fn links(&self) -> [(&'static str, &'static str); 6] {
         [
             ("/", "Home"),
             ("/vendor", "Vendor"),
             ("/distributor", "Distributor"),
             ("/chat", "Chat"),
             ("/inspector", "Inspector"),
+            ("/learn", "Learn"),
         ]
     }
 
@@ -122,7 +139,7 @@ pub struct NotFoundPage {
 }
 
 /// Renders a page with headers that keep injected markup inert.
-fn render(page: &impl Template, client: &ClientScript, status: StatusCode) -> Response {
+pub(super) fn render(page: &impl Template, client: &ClientScript, status: StatusCode) -> Response {
     match page.render() {
         Ok(html) => {
             let mut response = (status, Html(html)).into_response();
@@ -203,9 +220,14 @@ pub async fn not_found<A: Adapter>(
     State(state): State<WebState<A>>,
     OriginalUri(uri): OriginalUri,
 ) -> Response {
+    not_found_page(&state, uri.path())
+}
+
+/// The 404 page for `path`.
+pub(super) fn not_found_page<A: Adapter>(state: &WebState<A>, path: &str) -> Response {
     let page = NotFoundPage {
-        layout: Layout::new(&state, "", None),
-        path: uri.path().to_owned(),
+        layout: Layout::new(state, "", None),
+        path: path.to_owned(),
     };
     render(&page, &state.client, StatusCode::NOT_FOUND)
 }
@@ -218,6 +240,7 @@ mod tests {
         Layout {
             nav,
             script,
+            socket: script.is_some(),
             client: ClientScript::Cdn,
             version: "0.0.0",
         }

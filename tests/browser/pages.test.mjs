@@ -6,9 +6,10 @@
 //
 // It starts the hub on 127.0.0.1:0 with a fresh database and the local copy
 // of the Socket.IO browser client from node_modules (so nothing is fetched
-// from the Internet), opens the pages, plays the scenarios of issue 3, saves
-// a screenshot of every page to artifacts/, prints one PASS/FAIL line per
-// check and, last, `N passed, M failed`. Exit code 0 only when all passed.
+// from the Internet), opens the pages, plays the scenarios of issue 3, steps
+// through one lesson on /learn, saves a screenshot of every page to
+// artifacts/, prints one PASS/FAIL line per check and, last,
+// `N passed, M failed`. Exit code 0 only when all passed.
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, existsSync } from 'node:fs';
@@ -169,7 +170,7 @@ async function main() {
 
   await check('the home page links every page and shows the demo credentials', async () => {
     const home = await openPage('home', '/');
-    for (const href of ['/vendor', '/distributor', '/chat', '/inspector']) {
+    for (const href of ['/vendor', '/distributor', '/chat', '/inspector', '/learn']) {
       assert((await home.locator(`nav a[href="${href}"]`).count()) === 1, `no nav link to ${href}`);
     }
     const text = await home.textContent('main');
@@ -353,6 +354,92 @@ async function main() {
     await screenshot(inspector, 'inspector');
   });
 
+  const ROOMS = '03-rooms-join-and-leave';
+  let learn;
+
+  await check('the learn index lists every scenario and links its stepper', async () => {
+    const index = await openPage('learn-index', '/learn');
+    const lessons = await index.$$eval('.lessons a.lesson', (links) => links.map((a) => a.getAttribute('href')));
+    assert(lessons.length >= 10, `${lessons.length} scenarios listed`);
+    assert(lessons.includes(`/learn/${ROOMS}`), `no link to ${ROOMS}: ${lessons}`);
+    assert((await index.locator('nav a[href="/learn"][aria-current="page"]').count()) === 1, 'Learn is not the current nav link');
+    const text = await index.textContent('main');
+    assert(text.includes('scenario run N --step'), 'no CLI equivalent');
+    await screenshot(index, 'learn-index');
+    await index.click(`.lessons a[href="/learn/${ROOMS}"]`);
+    await index.waitForSelector(`#stepper[data-slug="${ROOMS}"]`);
+    await index.close();
+  });
+
+  await check(`the stepper plays ${ROOMS} step by step and every check passes`, async () => {
+    learn = await openPage('learn-step', `/learn/${ROOMS}`);
+    // Per step: how many checks, and what the actor panes must show ([] = "nothing").
+    const steps = [
+      { checks: 0, panes: {} },
+      { checks: 1, panes: {}, ack: true },
+      { checks: 2, panes: { alice: ['user joined'], carol: [] } },
+      { checks: 3, panes: { alice: ['chat message'], bob: [], carol: [] } },
+      { checks: 2, panes: { bob: ['user left'] }, ack: true },
+      { checks: 2, panes: { alice: [], bob: [], carol: [] } },
+    ];
+    const total = Number(await learn.getAttribute('#stepper', 'data-steps'));
+    assert(total === steps.length, `the page lists ${total} steps`);
+    assert((await learn.locator('script[src*="socket.io"]').count()) === 0, 'the stepper loads the Socket.IO client');
+    for (let n = 1; n <= total; n += 1) {
+      const card = `#step-${n}`;
+      const want = steps[n - 1];
+      assert(await learn.isVisible(card), `step ${n} is not shown`);
+      const prediction = `my guess for step ${n} <b>bold</b>`;
+      const asks = (await learn.locator(`${card} textarea.prediction`).count()) === 1;
+      if (asks) await learn.fill(`${card} textarea.prediction`, prediction);
+      await learn.click(`${card} button.run`);
+      await learn.waitForSelector(`${card} .verdict.pass`);
+      const checks = await learn.$$eval(`${card} .check`, (items) => items.map((i) => [i.dataset.passed, i.textContent]));
+      assert(checks.length === want.checks, `step ${n} shows ${checks.length} checks`);
+      const failed = checks.filter(([passed]) => passed !== 'true');
+      assert(failed.length === 0, `step ${n} failed checks: ${failed.map(([, t]) => t).join('; ')}`);
+      for (const actor of ['alice', 'bob', 'carol']) {
+        assert((await learn.locator(`${card} .actor[data-actor="${actor}"][data-connected="true"]`).count()) === 1, `step ${n}: no pane for ${actor}, connected`);
+      }
+      for (const [actor, events] of Object.entries(want.panes)) {
+        const pane = `${card} .actor[data-actor="${actor}"]`;
+        const got = await learn.$$eval(`${pane} .received li`, (items) => items.map((i) => i.dataset.event));
+        assert(JSON.stringify(got) === JSON.stringify(events), `step ${n}: ${actor} shows ${JSON.stringify(got)}, not ${JSON.stringify(events)}`);
+        if (events.length === 0) assert((await learn.textContent(`${pane} .nothing`)) === 'nothing', `step ${n}: ${actor} does not say nothing`);
+      }
+      if (want.ack) assert(await learn.isVisible(`${card} .answer[data-kind="ack"]`), `step ${n} shows no ack`);
+      if (asks) {
+        const kept = await learn.inputValue(`${card} textarea.prediction`);
+        assert(kept === prediction, `step ${n} lost the prediction: ${kept}`);
+      }
+      const activity = await learn.$$eval(`${card} .activity tbody tr`, (rows) => rows.map((r) => r.dataset.event));
+      assert(activity.length > 0, `step ${n} shows no hub activity`);
+      if (n === 3) {
+        assert(activity.includes('join') && activity.includes('user joined'), `step 3 activity is ${activity}`);
+        await screenshot(learn, 'learn-step');
+      }
+      assert((await learn.locator(`#step-list li[data-step="${n}"][data-result="pass"]`).count()) === 1, `step ${n} is not marked passed`);
+      await learn.click(`${card} .after button`);
+    }
+    assert((await learn.locator('main b').count()) === 0, 'a prediction became markup');
+    await learn.waitForSelector('#summary', { state: 'visible' });
+    const summary = await learn.textContent('#summary-line');
+    assert(summary.includes(`All ${total} steps`), `the summary says ${summary}`);
+    assert((await learn.locator('#summary-steps li.pass').count()) === total, 'the summary does not list every step as passed');
+    assert((await learn.textContent('#hub-state')).includes('hub stopped'), 'the hub state does not say the hub stopped');
+    await screenshot(learn, 'learn-summary');
+  });
+
+  await check('start over opens a fresh session on a fresh hub', async () => {
+    await learn.click('#start-over');
+    await learn.waitForSelector('#step-1', { state: 'visible' });
+    assert(await learn.isHidden('#step-1 .report'), 'the old report is still shown');
+    assert((await learn.locator('#step-list li[data-result="pass"]').count()) === 0, 'steps are still marked passed');
+    await learn.click('#step-1 button.run');
+    await learn.waitForSelector('#step-1 .verdict.pass');
+    assert((await learn.textContent('#hub-state')).includes('steps left'), 'no fresh hub');
+  });
+
   await check('the pages read well on a phone-sized screen', async () => {
     await vendor.setViewportSize({ width: 390, height: 844 });
     const overflow = await vendor.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
@@ -366,6 +453,13 @@ async function main() {
     const inspectorOverflow = await inspector.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert(inspectorOverflow <= 0, `the inspector is ${inspectorOverflow}px wider than the screen`);
     await screenshot(inspector, 'inspector-phone');
+    await learn.setViewportSize({ width: 390, height: 844 });
+    await learn.click('#step-1 .after button');
+    await learn.click('#step-2 button.run');
+    await learn.waitForSelector('#step-2 .verdict.pass');
+    const learnOverflow = await learn.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert(learnOverflow <= 0, `the stepper is ${learnOverflow}px wider than the screen`);
+    await screenshot(learn, 'learn-phone');
   });
 
   await check('without --client-js the pages use the pinned CDN build and say when it cannot load', async () => {

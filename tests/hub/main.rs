@@ -13,6 +13,7 @@ mod durability;
 mod errors;
 mod helpers;
 mod inspector;
+mod learn;
 mod queue;
 mod refusals;
 mod scenarios;

@@ -130,7 +130,8 @@ window.ParcelHub = (() => {
   }
 
   // Without the browser client nothing can connect: say so instead of failing on click.
-  if (typeof window.io !== 'function') {
+  // (Pages that use only plain HTTP, like /learn, do not load the client.)
+  if (document.body.hasAttribute('data-socketio') && typeof window.io !== 'function') {
     document.querySelector('main').prepend(
       el('p', {
         className: 'error',

@@ -1,0 +1,200 @@
+//! `/learn`: the scenarios as step-by-step lessons in the browser.
+//!
+//! The index lists the scenario files; a scenario's page shows its steps,
+//! and its script (`assets/learn.js`) plays them one click at a time
+//! through the session API in [`api`]. Each session is the same
+//! [`Run`](crate::scenario::runner::Run) the CLI uses, with its own private
+//! hub, kept in [`sessions`]. Scenario files are read on every request, so
+//! an edited lesson shows on the next reload.
+
+pub mod api;
+pub mod sessions;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{OriginalUri, Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use socketioxide::adapter::Adapter;
+
+use super::WebState;
+use super::pages::{Layout, not_found_page, render};
+use crate::scenario::{self, ScenarioError, ScenarioFile};
+use sessions::Sessions;
+
+/// What `/learn` needs: where the lessons are, and the ones being played.
+#[derive(Debug, Clone)]
+pub struct Learn {
+    pub scenarios: Arc<Path>,
+    pub sessions: Arc<Sessions>,
+}
+
+impl Learn {
+    /// Lessons from `scenarios`, at most `max_sessions` played at once.
+    pub fn new(scenarios: PathBuf, max_sessions: usize) -> Self {
+        Self {
+            scenarios: scenarios.into(),
+            sessions: Arc::new(Sessions::new(max_sessions)),
+        }
+    }
+
+    /// Every scenario file, by number.
+    pub fn all(&self) -> Result<Vec<ScenarioFile>, ScenarioError> {
+        scenario::load_all(&self.scenarios)
+    }
+
+    /// The scenario whose file stem is `slug` (never a path: the slug comes from a URL).
+    pub fn find(&self, slug: &str) -> Result<Option<ScenarioFile>, ScenarioError> {
+        Ok(self.all()?.into_iter().find(|f| f.slug == slug))
+    }
+}
+
+/// A scenario in the index.
+#[derive(Debug)]
+pub struct ScenarioEntry {
+    pub number: u32,
+    pub slug: String,
+    pub title: String,
+    pub teaches: String,
+    pub reading: Option<String>,
+    pub steps: usize,
+    /// The namespaces its actors use, in order of first use.
+    pub namespaces: Vec<String>,
+}
+
+impl From<&ScenarioFile> for ScenarioEntry {
+    fn from(file: &ScenarioFile) -> Self {
+        let mut namespaces: Vec<String> = Vec::new();
+        for actor in &file.scenario.actors {
+            if !namespaces.contains(&actor.namespace) {
+                namespaces.push(actor.namespace.clone());
+            }
+        }
+        Self {
+            number: file.number,
+            slug: file.slug.clone(),
+            title: file.scenario.title.clone(),
+            teaches: file.scenario.teaches.clone(),
+            reading: file.scenario.reading.clone(),
+            steps: file.scenario.steps.len(),
+            namespaces,
+        }
+    }
+}
+
+/// `/learn`: every scenario, how to use them, the CLI equivalent.
+#[derive(Debug, Template)]
+#[template(path = "learn_index.html")]
+pub struct LearnIndexPage {
+    pub layout: Layout,
+    pub scenarios: Vec<ScenarioEntry>,
+    /// Set when the scenario files could not be read (the log says why).
+    pub unreadable: bool,
+}
+
+/// A step as listed before it runs.
+#[derive(Debug)]
+pub struct StepEntry {
+    pub say: String,
+    pub ask: Option<String>,
+}
+
+/// An actor of the scenario.
+#[derive(Debug)]
+pub struct ActorEntry {
+    pub name: String,
+    pub namespace: String,
+}
+
+/// A neighbouring scenario, for the links at the end.
+#[derive(Debug)]
+pub struct Neighbour {
+    pub slug: String,
+    pub title: String,
+}
+
+/// `/learn/{slug}`: the stepper.
+#[derive(Debug, Template)]
+#[template(path = "learn_scenario.html")]
+pub struct LearnScenarioPage {
+    pub layout: Layout,
+    pub scenario: ScenarioEntry,
+    pub steps: Vec<StepEntry>,
+    pub actors: Vec<ActorEntry>,
+    pub previous: Option<Neighbour>,
+    pub next: Option<Neighbour>,
+}
+
+/// `GET /learn`.
+pub async fn index<A: Adapter>(State(state): State<WebState<A>>) -> Response {
+    let (scenarios, unreadable) = match state.learn.all() {
+        Ok(files) => (files.iter().map(ScenarioEntry::from).collect(), false),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list the scenarios for /learn");
+            (Vec::new(), true)
+        }
+    };
+    let page = LearnIndexPage {
+        layout: Layout::new(&state, "/learn", None),
+        scenarios,
+        unreadable,
+    };
+    let status = if unreadable {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    };
+    render(&page, &state.client, status)
+}
+
+/// `GET /learn/{slug}`; an unknown slug gets the 404 page.
+pub async fn scenario<A: Adapter>(
+    State(state): State<WebState<A>>,
+    OriginalUri(uri): OriginalUri,
+    slug: Result<UrlPath<String>, PathRejection>,
+) -> Response {
+    let not_found = |state: &WebState<A>| not_found_page(state, uri.path());
+    let Ok(UrlPath(slug)) = slug else {
+        return not_found(&state);
+    };
+    let Ok(files) = state.learn.all() else {
+        // The index says the files are unreadable (and logs why).
+        return index(State(state)).await;
+    };
+    let Some(at) = files.iter().position(|f| f.slug == slug) else {
+        return not_found(&state);
+    };
+    let neighbour = |file: &ScenarioFile| Neighbour {
+        slug: file.slug.clone(),
+        title: file.scenario.title.clone(),
+    };
+    let file = &files[at];
+    let page = LearnScenarioPage {
+        layout: Layout::without_socket(&state, "/learn", "learn.js"),
+        scenario: ScenarioEntry::from(file),
+        steps: file
+            .scenario
+            .steps
+            .iter()
+            .map(|s| StepEntry {
+                say: s.say.clone(),
+                ask: s.ask.clone(),
+            })
+            .collect(),
+        actors: file
+            .scenario
+            .actors
+            .iter()
+            .map(|a| ActorEntry {
+                name: a.name.clone(),
+                namespace: a.namespace.clone(),
+            })
+            .collect(),
+        previous: at.checked_sub(1).and_then(|i| files.get(i)).map(neighbour),
+        next: files.get(at + 1).map(neighbour),
+    };
+    render(&page, &state.client, StatusCode::OK)
+}
