@@ -18,6 +18,7 @@
 //!   cluster-wide socket listing).
 //! - [`namespaces`]: one file per namespace, registered in one place.
 //! - [`web`]: the pages, the JSON API, the `/learn` lessons and their assets.
+//! - [`output`]: stdout for the subcommands, quiet on a closed pipe.
 //! - [`activity`]: proof-of-life logging and the activity feed.
 //! - [`scenario`]: scenario files, the runner, the `scenario` CLI.
 //! - [`bench`]: the load generator, its workloads and the bare relay.
@@ -31,6 +32,7 @@ pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod namespaces;
+pub mod output;
 pub mod protocol;
 pub mod rooms;
 pub mod scenario;

@@ -387,7 +387,7 @@ pub fn spawn_target(args: &BenchArgs) -> anyhow::Result<Spawned> {
 pub async fn main(command: BenchCommand) -> anyhow::Result<i32> {
     let (workload, args) = match command {
         BenchCommand::Credentials { distributors } => {
-            print!("{}", bench_credentials(distributors));
+            crate::out!("{}", bench_credentials(distributors).trim_end());
             return Ok(0);
         }
         BenchCommand::Relay {
@@ -395,7 +395,7 @@ pub async fn main(command: BenchCommand) -> anyhow::Result<i32> {
             socket_buffer,
         } => {
             let listener = tokio::net::TcpListener::bind(listen).await?;
-            println!("listening on http://{}", listener.local_addr()?);
+            crate::out!("listening on http://{}", listener.local_addr()?);
             relay::serve(listener, socket_buffer).await?;
             return Ok(0);
         }
@@ -408,17 +408,17 @@ pub async fn main(command: BenchCommand) -> anyhow::Result<i32> {
     for run in 1..=args.runs.max(1) {
         let report = run_workload(workload, &args).await?;
         if args.runs > 1 {
-            println!("-- run {run} of {} --", args.runs);
+            crate::out!("-- run {run} of {} --", args.runs);
         }
-        print!("{}", report.table());
-        println!("{}", serde_json::to_string(&report)?);
+        crate::out!("{}", report.table().trim_end());
+        crate::out!("{}", serde_json::to_string(&report)?);
         reports.push(report);
     }
     let complete = reports.iter().all(Report::complete);
     let median = median_run(reports).ok_or_else(|| anyhow::anyhow!("no run was made"))?;
     if args.runs > 1 {
-        println!("-- median run (by {}) --", key_metric(workload).0);
-        print!("{}", median.table());
+        crate::out!("-- median run (by {}) --", key_metric(workload).0);
+        crate::out!("{}", median.table().trim_end());
     }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string(&median)?)?;

@@ -73,15 +73,15 @@ pub async fn main(command: ScenarioCommand) -> anyhow::Result<i32> {
         ScenarioCommand::List { dir } => {
             let paint = Paint::detect();
             for file in load_all(&dir)? {
-                println!(
+                crate::out!(
                     "{:>3}  {}  {}",
                     file.number,
                     paint.bold(&file.scenario.title),
                     paint.dim(&format!("({})", file.slug))
                 );
-                println!("     {}", file.scenario.teaches);
+                crate::out!("     {}", file.scenario.teaches);
             }
-            println!("\nRun one with: parcel-hub scenario run NUMBER [--step]");
+            crate::out!("\nRun one with: parcel-hub scenario run NUMBER [--step]");
             Ok(0)
         }
         ScenarioCommand::Run {
@@ -113,33 +113,39 @@ async fn wait_for_enter() {
 pub async fn play(file: &ScenarioFile, target: Target, interactive: bool) -> anyhow::Result<bool> {
     let paint = Paint::detect();
     let scenario = &file.scenario;
-    println!(
+    crate::out!(
         "{}",
         paint.bold(&format!("{} ({})", scenario.title, file.slug))
     );
-    println!("{}", scenario.teaches);
+    crate::out!("{}", scenario.teaches);
     if let Some(reading) = &scenario.reading {
-        println!("{}", paint.dim(&format!("From the readings: {reading}")));
+        crate::out!("{}", paint.dim(&format!("From the readings: {reading}")));
     }
     let mut run = Run::start(scenario.clone(), target).await?;
-    println!("{}", paint.dim(&format!("hub: {}", run.url())));
+    crate::out!("{}", paint.dim(&format!("hub: {}", run.url())));
     let total = scenario.steps.len();
     let mut passed_steps = 0;
     let mut failure = None;
     while let Some(index) = run.next_step() {
         let step = &scenario.steps[index];
-        println!(
+        crate::out!(
             "\n{}",
             paint.cyan(&format!("── Step {}/{total} ──", index + 1))
         );
-        println!("{}", step.say);
+        crate::out!("{}", step.say);
         if let Some(ask) = &step.ask {
-            println!("{} {ask}", paint.yellow("?"));
+            crate::out!("{} {ask}", paint.yellow("?"));
         }
         if interactive {
-            print!("{}", paint.dim("  (think, then press Enter to run it) "));
-            // A failed flush only delays the prompt.
-            let _prompt_late = std::io::stdout().flush();
+            let mut stdout = std::io::stdout().lock();
+            // A prompt that cannot be shown only leaves the learner without the hint.
+            let _prompt_lost = write!(
+                stdout,
+                "{}",
+                paint.dim("  (think, then press Enter to run it) ")
+            )
+            .and_then(|()| stdout.flush());
+            drop(stdout);
             wait_for_enter().await;
         }
         let Some(report) = run.step().await else {
@@ -154,10 +160,10 @@ pub async fn play(file: &ScenarioFile, target: Target, interactive: bool) -> any
         }
     }
     run.finish().await;
-    println!();
+    crate::out!();
     match failure {
         None => {
-            println!(
+            crate::out!(
                 "{} {}: {passed_steps}/{total} steps",
                 paint.green("PASS"),
                 file.slug
@@ -165,7 +171,7 @@ pub async fn play(file: &ScenarioFile, target: Target, interactive: bool) -> any
             Ok(true)
         }
         Some(why) => {
-            println!("{} {}: {why}", paint.red("FAIL"), file.slug);
+            crate::out!("{} {}: {why}", paint.red("FAIL"), file.slug);
             Ok(false)
         }
     }
@@ -189,15 +195,15 @@ fn brief(payload: &serde_json::Value) -> String {
 }
 
 fn print_report(paint: Paint, report: &StepReport) {
-    println!("{} {}", paint.bold("▶"), report.action);
+    crate::out!("{} {}", paint.bold("▶"), report.action);
     if let Some(e) = &report.error {
-        println!("  {}", paint.red(e));
+        crate::out!("  {}", paint.red(e));
     }
     if let Some(ack) = &report.ack {
-        println!("  ack: {}", brief(ack));
+        crate::out!("  ack: {}", brief(ack));
     }
     if let Some(refusal) = &report.connect_error {
-        println!("  connect_error: {refusal}");
+        crate::out!("  connect_error: {refusal}");
     }
     let width = report
         .actors
@@ -209,7 +215,7 @@ fn print_report(paint: Paint, report: &StepReport) {
         let name = format!("{:<width$}", actor.actor);
         let state = if actor.connected { "" } else { " (offline)" };
         if actor.received.is_empty() {
-            println!(
+            crate::out!(
                 "  {} {}",
                 paint.bold(&name),
                 paint.dim(&format!("nothing{state}"))
@@ -221,7 +227,7 @@ fn print_report(paint: Paint, report: &StepReport) {
             } else {
                 " ".repeat(width)
             };
-            println!(
+            crate::out!(
                 "  {} ← {:?} {}",
                 paint.bold(&label),
                 got.event,
@@ -231,9 +237,9 @@ fn print_report(paint: Paint, report: &StepReport) {
     }
     for check in &report.checks {
         if check.passed {
-            println!("  {} {}", paint.green("✔"), check.expected);
+            crate::out!("  {} {}", paint.green("✔"), check.expected);
         } else {
-            println!(
+            crate::out!(
                 "  {} {}: {}",
                 paint.red("✘"),
                 check.expected,
@@ -242,6 +248,6 @@ fn print_report(paint: Paint, report: &StepReport) {
         }
     }
     if let Some(explain) = &report.explain {
-        println!("  {} {explain}", paint.dim("Why:"));
+        crate::out!("  {} {explain}", paint.dim("Why:"));
     }
 }
