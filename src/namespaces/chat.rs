@@ -37,19 +37,7 @@ pub async fn authenticate<A: Adapter>(
                 .required("name", ChatName::parse)
                 .map_err(|r| ConnectRefusal::BadAuth(r.message))
         });
-    match result {
-        Ok(name) => {
-            socket
-                .extensions
-                .insert(Session::new(Identity::Chat(name.clone()), &hub));
-            socket.extensions.insert(name);
-            Ok(())
-        }
-        Err(refusal) => {
-            super::log_refused(ns::CHAT, &refusal);
-            Err(refusal)
-        }
-    }
+    super::settle(&socket, &hub, ns::CHAT, result, Identity::Chat)
 }
 
 /// Chat names of `sockets`, sorted, each once (one person may have several tabs).
@@ -217,29 +205,14 @@ pub async fn on_join<A: Adapter>(
     Extension(name): Extension<ChatName>,
     State(hub): State<Hub>,
 ) {
-    let (payload, decoded) = payload(data);
-    let result = async {
-        decoded?;
-        session.admit()?;
-        let room = parse_room(&payload)?;
-        let full = rooms::chat(&room);
-        socket.join(full.clone());
-        let members = members(&io, &full);
-        let notice = RoomPresence {
-            name: Some(name.as_str()),
-            room: room.as_str(),
-            members: &members,
-        };
-        let target = format!("room {full}");
-        relay(&hub, socket.to(full), &target, event::USER_JOINED, &notice).await;
-        Ok(ok_envelope(&RoomPresence {
-            name: None,
-            room: room.as_str(),
-            members: &members,
-        }))
-    }
-    .await;
-    answer(&hub, &socket, &session, event::JOIN, &payload, ack, result);
+    let who = Member {
+        socket,
+        io,
+        session,
+        name,
+        hub,
+    };
+    membership(who, data, ack, Membership::Join).await;
 }
 
 /// `leave { room }`.
@@ -252,13 +225,60 @@ pub async fn on_leave<A: Adapter>(
     Extension(name): Extension<ChatName>,
     State(hub): State<Hub>,
 ) {
+    let who = Member {
+        socket,
+        io,
+        session,
+        name,
+        hub,
+    };
+    membership(who, data, ack, Membership::Leave).await;
+}
+
+/// The socket asking to join or leave, with what the answer needs.
+struct Member<A: Adapter> {
+    socket: SocketRef<A>,
+    io: SocketIo<A>,
+    session: Session,
+    name: ChatName,
+    hub: Hub,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Membership {
+    Join,
+    Leave,
+}
+
+/// Joins or leaves `chat:<room>`, tells the room's other members, and
+/// answers with who is in the room now.
+async fn membership<A: Adapter>(
+    who: Member<A>,
+    data: TryData<Value>,
+    ack: AckSender<A>,
+    change: Membership,
+) {
+    let Member {
+        socket,
+        io,
+        session,
+        name,
+        hub,
+    } = who;
+    let (request, notice_event) = match change {
+        Membership::Join => (event::JOIN, event::USER_JOINED),
+        Membership::Leave => (event::LEAVE, event::USER_LEFT),
+    };
     let (payload, decoded) = payload(data);
     let result = async {
         decoded?;
         session.admit()?;
         let room = parse_room(&payload)?;
         let full = rooms::chat(&room);
-        socket.leave(full.clone());
+        match change {
+            Membership::Join => socket.join(full.clone()),
+            Membership::Leave => socket.leave(full.clone()),
+        }
         let members = members(&io, &full);
         let notice = RoomPresence {
             name: Some(name.as_str()),
@@ -266,7 +286,7 @@ pub async fn on_leave<A: Adapter>(
             members: &members,
         };
         let target = format!("room {full}");
-        relay(&hub, socket.to(full), &target, event::USER_LEFT, &notice).await;
+        relay(&hub, socket.to(full), &target, notice_event, &notice).await;
         Ok(ok_envelope(&RoomPresence {
             name: None,
             room: room.as_str(),
@@ -274,7 +294,7 @@ pub async fn on_leave<A: Adapter>(
         }))
     }
     .await;
-    answer(&hub, &socket, &session, event::LEAVE, &payload, ack, result);
+    answer(&hub, &socket, &session, request, &payload, ack, result);
 }
 
 /// `typing { room? }`.

@@ -31,20 +31,13 @@ pub async fn authenticate<A: Adapter>(
                 ))
             }
         });
-    match result {
-        Ok(distributor) => {
-            socket.extensions.insert(Session::new(
-                Identity::Distributor(distributor.clone()),
-                &hub,
-            ));
-            socket.extensions.insert(distributor);
-            Ok(())
-        }
-        Err(refusal) => {
-            super::log_refused(ns::DISTRIBUTOR, &refusal);
-            Err(refusal)
-        }
-    }
+    super::settle(
+        &socket,
+        &hub,
+        ns::DISTRIBUTOR,
+        result,
+        Identity::Distributor,
+    )
 }
 
 /// Connect middleware, after `authenticate`: joins the distributor's room

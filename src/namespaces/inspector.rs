@@ -107,18 +107,9 @@ pub async fn authenticate<A: Adapter>(
             Err(ConnectRefusal::Unauthorized("wrong admin token".into()))
         }
     });
-    match result {
-        Ok(()) => {
-            socket
-                .extensions
-                .insert(Session::new(Identity::Inspector, &hub));
-            Ok(())
-        }
-        Err(refusal) => {
-            super::log_refused(ns::INSPECTOR, &refusal);
-            Err(refusal)
-        }
-    }
+    super::settle(&socket, &hub, ns::INSPECTOR, result, |()| {
+        Identity::Inspector
+    })
 }
 
 /// Connect middleware, after `authenticate`: registers the handlers before

@@ -386,6 +386,31 @@ fn token_of(fields: &Fields<'_>) -> Result<String, ConnectRefusal> {
         .map_err(|r| ConnectRefusal::BadAuth(r.message))
 }
 
+/// Ends a connect middleware: an accepted socket carries its [`Session`]
+/// and its typed identity (`VendorId`, ...) in its extensions; a refusal is
+/// logged and becomes the `connect_error`.
+pub fn settle<A: Adapter, T: Clone + Send + Sync + 'static>(
+    socket: &SocketRef<A>,
+    hub: &Hub,
+    namespace: &'static str,
+    result: Result<T, ConnectRefusal>,
+    identity: impl FnOnce(T) -> Identity,
+) -> Result<(), ConnectRefusal> {
+    match result {
+        Ok(id) => {
+            socket
+                .extensions
+                .insert(Session::new(identity(id.clone()), hub));
+            socket.extensions.insert(id);
+            Ok(())
+        }
+        Err(refusal) => {
+            log_refused(namespace, &refusal);
+            Err(refusal)
+        }
+    }
+}
+
 /// Logs a refused connection; the token is never part of it.
 pub fn log_refused(namespace: &'static str, refusal: &ConnectRefusal) {
     tracing::warn!(ns = namespace, reason = %refusal, "connection refused");

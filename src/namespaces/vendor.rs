@@ -33,19 +33,7 @@ pub async fn authenticate<A: Adapter>(
             }
         },
     );
-    match result {
-        Ok(vendor) => {
-            socket
-                .extensions
-                .insert(Session::new(Identity::Vendor(vendor.clone()), &hub));
-            socket.extensions.insert(vendor);
-            Ok(())
-        }
-        Err(refusal) => {
-            super::log_refused(ns::VENDOR, &refusal);
-            Err(refusal)
-        }
-    }
+    super::settle(&socket, &hub, ns::VENDOR, result, Identity::Vendor)
 }
 
 /// Connect middleware, after `authenticate`: joins the vendor's room and
