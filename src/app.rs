@@ -219,9 +219,9 @@ impl App {
     pub fn banner(&self, addr: std::net::SocketAddr, config: &Config) -> String {
         let data = match &config.redis {
             None => format!(
-                "{db} (SQLite, durability: {durability:?})",
+                "{db} (SQLite, durability: {durability})",
                 db = config.db.display(),
-                durability = config.durability,
+                durability = config.durability.name(),
             ),
             Some(url) => format!(
                 "redis at {addr} (keys {prefix}:*), shared with every hub of the cluster",

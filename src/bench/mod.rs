@@ -342,10 +342,7 @@ pub fn spawn_target(args: &BenchArgs) -> anyhow::Result<Spawned> {
             .arg("--credentials")
             .arg(&creds)
             .arg("--durability")
-            .arg(match args.durability {
-                Durability::Process => "process",
-                Durability::Power => "power",
-            });
+            .arg(args.durability.name());
     }
     let mut child = cmd
         .env("NO_COLOR", "1")

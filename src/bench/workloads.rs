@@ -208,7 +208,7 @@ pub async fn run_workload(workload: Workload, args: &BenchArgs) -> anyhow::Resul
     let mut report = Report {
         workload,
         target: target.name.clone(),
-        durability: (!args.relay_only).then(|| format!("{:?}", args.durability).to_lowercase()),
+        durability: (!args.relay_only).then(|| args.durability.name().to_owned()),
         sockets: 0,
         delivered: 0,
         expected: 0,

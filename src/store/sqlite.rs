@@ -32,6 +32,16 @@ pub enum Durability {
     Power,
 }
 
+impl Durability {
+    /// The name the flag takes (`process`, `power`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Durability::Process => "process",
+            Durability::Power => "power",
+        }
+    }
+}
+
 /// How many jobs at most share one commit.
 const MAX_BATCH: usize = 512;
 
