@@ -171,11 +171,6 @@ impl Sender {
         Ok(id)
     }
 
-    /// Sends without asking for an ack.
-    pub fn send_no_ack(&self, event: &str, payload_json: &str) -> Result<(), ClientError> {
-        self.push(format!("42{}[\"{event}\",{payload_json}]", self.prefix))
-    }
-
     /// The next ack: its id and whether it said `ok: true`.
     pub async fn next_ack(&mut self, within: Duration) -> Option<(i64, bool)> {
         tokio::time::timeout(within, self.acks.recv())
