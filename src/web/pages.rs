@@ -14,6 +14,7 @@ use socketioxide::adapter::Adapter;
 
 use super::{ClientScript, WebState};
 use crate::config::{DEMO_ADMIN_TOKEN, DEMO_DISTRIBUTORS, DEMO_VENDORS};
+use crate::domain::{DistributorId, VendorId};
 
 /// What the shared layout (`base.html`) needs from every page.
 #[derive(Debug)]
@@ -73,6 +74,19 @@ impl Layout {
     }
 }
 
+/// The sign-in card of a console (`templates/signin.html`).
+#[derive(Debug)]
+pub struct SignIn {
+    /// `Vendor` or `Distributor`.
+    pub role: &'static str,
+    /// `vendors` or `distributors`, for the demo hint.
+    pub plural: &'static str,
+    /// The handshake field of the identity (`vendorId`, `distributorId`).
+    pub id_field: &'static str,
+    /// The demo identities, while the demo set is in use.
+    pub demo: Vec<Account>,
+}
+
 /// A demo identity and its token, shown only while the demo set is in use.
 #[derive(Debug, Clone, Copy)]
 pub struct Account {
@@ -102,7 +116,7 @@ pub struct IndexPage {
 #[template(path = "vendor.html")]
 pub struct VendorPage {
     pub layout: Layout,
-    pub demo: Vec<Account>,
+    pub signin: SignIn,
     /// The distributors a pickup may be sent to.
     pub distributors: Vec<String>,
 }
@@ -112,7 +126,7 @@ pub struct VendorPage {
 #[template(path = "distributor.html")]
 pub struct DistributorPage {
     pub layout: Layout,
-    pub demo: Vec<Account>,
+    pub signin: SignIn,
 }
 
 /// `/chat`: the Socket.IO chat example, with rooms.
@@ -182,7 +196,12 @@ pub async fn index<A: Adapter>(State(state): State<WebState<A>>) -> Response {
 pub async fn vendor<A: Adapter>(State(state): State<WebState<A>>) -> Response {
     let page = VendorPage {
         layout: Layout::new(&state, "/vendor", Some("vendor.js")),
-        demo: demo(&state, accounts(&DEMO_VENDORS)).unwrap_or_default(),
+        signin: SignIn {
+            role: "Vendor",
+            plural: "vendors",
+            id_field: VendorId::FIELD,
+            demo: demo(&state, accounts(&DEMO_VENDORS)).unwrap_or_default(),
+        },
         distributors: state
             .hub
             .credentials
@@ -196,7 +215,12 @@ pub async fn vendor<A: Adapter>(State(state): State<WebState<A>>) -> Response {
 pub async fn distributor<A: Adapter>(State(state): State<WebState<A>>) -> Response {
     let page = DistributorPage {
         layout: Layout::new(&state, "/distributor", Some("distributor.js")),
-        demo: demo(&state, accounts(&DEMO_DISTRIBUTORS)).unwrap_or_default(),
+        signin: SignIn {
+            role: "Distributor",
+            plural: "distributors",
+            id_field: DistributorId::FIELD,
+            demo: demo(&state, accounts(&DEMO_DISTRIBUTORS)).unwrap_or_default(),
+        },
     };
     render(&page, &state.client, StatusCode::OK)
 }
