@@ -42,6 +42,9 @@ impl Durability {
     }
 }
 
+/// Under load, how long the writer waits for more jobs to share a commit.
+const LINGER: Duration = Duration::from_micros(200);
+
 /// How many jobs at most share one commit.
 const MAX_BATCH: usize = 512;
 
@@ -161,14 +164,34 @@ fn checkpoint_loop(conn: &Connection, stop: &mpsc::Receiver<()>) {
 }
 
 fn writer_loop(mut conn: Connection, inbox: mpsc::Receiver<Job>) {
-    while let Ok(first) = inbox.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match inbox.try_recv() {
-                Ok(job) => batch.push(job),
+    // Under load (a job was already waiting, or the last batch held more
+    // than one) the writer lingers a moment for more jobs: bigger batches
+    // mean fewer commits and, after them, deliveries that reach each socket
+    // together. A lone job at low load is committed at once.
+    let mut last_batch = 1;
+    loop {
+        let (first, waiting) = match inbox.try_recv() {
+            Ok(job) => (job, true),
+            Err(mpsc::TryRecvError::Empty) => match inbox.recv() {
+                Ok(job) => (job, false),
                 Err(_) => break,
+            },
+            Err(mpsc::TryRecvError::Disconnected) => break,
+        };
+        let mut batch = vec![first];
+        let busy = waiting || last_batch > 1;
+        let linger_until = std::time::Instant::now() + if busy { LINGER } else { Duration::ZERO };
+        while batch.len() < MAX_BATCH {
+            let next = match linger_until.checked_duration_since(std::time::Instant::now()) {
+                Some(left) if !left.is_zero() => inbox.recv_timeout(left).ok(),
+                _ => inbox.try_recv().ok(),
+            };
+            match next {
+                Some(job) => batch.push(job),
+                None => break,
             }
         }
+        last_batch = batch.len();
         let mut completions = Vec::with_capacity(batch.len());
         let commit = run_batch(&mut conn, batch, &mut completions);
         if let Err(e) = &commit {
