@@ -1,7 +1,7 @@
 'use strict';
 // Chat: the Socket.IO chat example on /chat. Messages are text, never markup.
 (() => {
-  const { el, openSocket, clock, watchConnection, request, showError } = window.ParcelHub;
+  const { el, clock, request, signIn } = window.ParcelHub;
   const $ = (id) => document.getElementById(id);
   const LOBBY = 'lobby';
   const signinForm = $('signin-form');
@@ -9,6 +9,12 @@
   const input = $('message');
   const target = $('target');
   let socket = null;
+  // Called when the hub refuses `s`: lets go of it if it is still this page's socket.
+  const forget = (s) => {
+    if (socket !== s) return false;
+    socket = null;
+    return true;
+  };
   let me = '';
   let online = new Set();
   let rooms = new Map(); // room -> members
@@ -40,17 +46,8 @@
   }
 
   function connect(name) {
-    if (socket) socket.disconnect();
-    showError($('signin-error'), '');
-    socket = openSocket('/chat', { name });
+    socket = signIn(socket, '/chat', { name }, forget).socket;
     const current = socket;
-    watchConnection(socket, $('conn'), (message) => {
-      if (socket !== current) return;
-      socket = null;
-      $('console').hidden = true;
-      $('signin').hidden = false;
-      showError($('signin-error'), `The hub refused: ${message}`);
-    });
     socket.on('connect', async () => {
       me = name;
       $('who').textContent = name;

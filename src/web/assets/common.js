@@ -123,6 +123,26 @@ window.ParcelHub = (() => {
     }
   }
 
+  /**
+   * Opens a console's socket on `namespace` in place of `previous`. When the
+   * hub refuses it and `forget(socket)` says it was still the page's socket
+   * (and lets go of it), the page goes back to its sign-in card with the
+   * hub's reason. Returns the socket and its connection-state setter.
+   */
+  function signIn(previous, namespace, auth, forget) {
+    const byId = (id) => document.getElementById(id);
+    if (previous) previous.disconnect();
+    showError(byId('signin-error'), '');
+    const socket = openSocket(namespace, auth);
+    const show = watchConnection(socket, byId('conn'), (message) => {
+      if (!forget(socket)) return;
+      byId('console').hidden = true;
+      byId('signin').hidden = false;
+      showError(byId('signin-error'), `The hub refused: ${message}`);
+    });
+    return { socket, show };
+  }
+
   /** Shows `message` in the sign-in card, or hides the error with no message. */
   function showError(node, message) {
     node.textContent = message || '';
@@ -143,5 +163,5 @@ window.ParcelHub = (() => {
     for (const button of document.querySelectorAll('#signin-form button')) button.disabled = true;
   }
 
-  return { el, clock, timeEl, openSocket, watchConnection, request, freshOrderId, statusBadge, newer, orderCard, demoChips, showError };
+  return { el, clock, timeEl, openSocket, watchConnection, signIn, request, freshOrderId, statusBadge, newer, orderCard, demoChips, showError };
 })();

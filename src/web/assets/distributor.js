@@ -1,11 +1,17 @@
 'use strict';
 // Distributor console: sign in on /distributor, take pickups, move orders, go offline.
 (() => {
-  const { el, openSocket, watchConnection, request, newer, orderCard, demoChips, showError } = window.ParcelHub;
+  const { el, request, newer, orderCard, demoChips, signIn } = window.ParcelHub;
   const $ = (id) => document.getElementById(id);
   const signinForm = $('signin-form');
   const offline = $('offline');
   let socket = null;
+  // Called when the hub refuses `s`: lets go of it if it is still this page's socket.
+  const forget = (s) => {
+    if (socket !== s) return false;
+    socket = null;
+    return true;
+  };
   let show = null;
   let pickups = new Map(); // `${vendorId}/${orderId}` -> order
   const errors = new Map(); // same key -> last refusal shown on the card
@@ -42,17 +48,8 @@
   });
 
   function connect(distributorId, token) {
-    if (socket) socket.disconnect();
-    showError($('signin-error'), '');
-    socket = openSocket('/distributor', { distributorId, token });
+    ({ socket, show } = signIn(socket, '/distributor', { distributorId, token }, forget));
     const current = socket;
-    show = watchConnection(socket, $('conn'), (message) => {
-      if (socket !== current) return;
-      socket = null;
-      $('console').hidden = true;
-      $('signin').hidden = false;
-      showError($('signin-error'), `The hub refused: ${message}`);
-    });
     socket.on('connect', () => {
       $('who').textContent = distributorId;
       $('signin').hidden = true;

@@ -1,12 +1,18 @@
 'use strict';
 // Inspector: the /inspector namespace drawn as a tree, a queue table and a live feed.
 (() => {
-  const { el, openSocket, clock, timeEl, watchConnection, showError } = window.ParcelHub;
+  const { el, clock, timeEl, signIn } = window.ParcelHub;
   const $ = (id) => document.getElementById(id);
   const MAX_ROWS = 300;
   const signinForm = $('signin-form');
   const pauseButton = $('pause');
   let socket = null;
+  // Called when the hub refuses `s`: lets go of it if it is still this page's socket.
+  const forget = (s) => {
+    if (socket !== s) return false;
+    socket = null;
+    return true;
+  };
   let paused = false;
   let held = []; // records that arrived while paused
   let records = []; // newest last, at most MAX_ROWS
@@ -26,17 +32,8 @@
   });
 
   function connect(token) {
-    if (socket) socket.disconnect();
-    showError($('signin-error'), '');
-    socket = openSocket('/inspector', { token });
+    socket = signIn(socket, '/inspector', { token }, forget).socket;
     const current = socket;
-    watchConnection(socket, $('conn'), (message) => {
-      if (socket !== current) return;
-      socket = null;
-      $('console').hidden = true;
-      $('signin').hidden = false;
-      showError($('signin-error'), `The hub refused: ${message}`);
-    });
     socket.on('connect', () => {
       // Records from while this page was away were never meant for it: no gap.
       lastSeq = 0;

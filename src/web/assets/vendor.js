@@ -1,12 +1,18 @@
 'use strict';
 // Vendor console: sign in on /vendor, send pickups, follow orders, confirm notices.
 (() => {
-  const { el, openSocket, timeEl, watchConnection, request, freshOrderId, newer, orderCard, demoChips, showError } = window.ParcelHub;
+  const { el, timeEl, request, freshOrderId, newer, orderCard, demoChips, signIn } = window.ParcelHub;
   const $ = (id) => document.getElementById(id);
   const signinForm = $('signin-form');
   const pickupForm = $('pickup-form');
   const result = $('pickup-result');
   let socket = null;
+  // Called when the hub refuses `s`: lets go of it if it is still this page's socket.
+  const forget = (s) => {
+    if (socket !== s) return false;
+    socket = null;
+    return true;
+  };
   let orders = new Map(); // orderId -> order
   let shown = new Set(); // messageIds already shown as notices
 
@@ -31,17 +37,8 @@
   });
 
   function connect(vendorId, token) {
-    if (socket) socket.disconnect();
-    showError($('signin-error'), '');
-    socket = openSocket('/vendor', { vendorId, token });
+    socket = signIn(socket, '/vendor', { vendorId, token }, forget).socket;
     const current = socket;
-    watchConnection(socket, $('conn'), (message) => {
-      if (socket !== current) return;
-      socket = null;
-      $('console').hidden = true;
-      $('signin').hidden = false;
-      showError($('signin-error'), `The hub refused: ${message}`);
-    });
     socket.on('connect', () => {
       $('who').textContent = vendorId;
       $('signin').hidden = true;
