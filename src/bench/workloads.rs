@@ -228,24 +228,26 @@ pub async fn run_workload(workload: Workload, args: &BenchArgs) -> anyhow::Resul
     let run_id = format!("r{}", chrono::Utc::now().timestamp_millis());
     let tally = Arc::new(Tally::default());
     let (stop, stop_rx) = watch::channel(false);
+    // Distributor sockets spread over the bench distributors' rooms.
+    let distributors = Listeners {
+        url,
+        namespace: "/distributor",
+        event: "pickup",
+        origin,
+        tally: &tally,
+        stop: &stop_rx,
+    };
+    let rooms = args.distributors.max(1);
+    let connect_distributors = |count: usize| {
+        connect_receivers(&distributors, count, args.connect_concurrency, move |i| {
+            distributor_auth(i % rooms)
+        })
+    };
 
     match workload {
         Workload::W1 | Workload::W2 => {
             let sockets = args.distributors * args.sockets_per_distributor;
-            let d = args.distributors.max(1);
-            let to = Listeners {
-                url,
-                namespace: "/distributor",
-                event: "pickup",
-                origin,
-                tally: &tally,
-                stop: &stop_rx,
-            };
-            let (tasks, mut times) =
-                connect_receivers(&to, sockets, args.connect_concurrency, |i| {
-                    distributor_auth(i % d)
-                })
-                .await?;
+            let (tasks, mut times) = connect_distributors(sockets).await?;
             report.sockets = sockets + 1;
             report.connect_ms = Percentiles::of(&mut times);
             let mut vendor = Sender::connect(
@@ -258,7 +260,7 @@ pub async fn run_workload(workload: Workload, args: &BenchArgs) -> anyhow::Resul
             let pickup = |n: usize, stamp: &str| {
                 format!(
                     r#"{{"orderId":"{run_id}-{n}","distributorId":"{}","customer":"{stamp}","address":"bench"}}"#,
-                    bench_distributor(n % d)
+                    bench_distributor(n % rooms)
                 )
             };
             let per_pickup = args.sockets_per_distributor as u64;
@@ -292,20 +294,7 @@ pub async fn run_workload(workload: Workload, args: &BenchArgs) -> anyhow::Resul
         }
         Workload::W3 => {
             let idle_before = target.pid.and_then(process_stats);
-            let d = args.distributors.max(1);
-            let to = Listeners {
-                url,
-                namespace: "/distributor",
-                event: "pickup",
-                origin,
-                tally: &tally,
-                stop: &stop_rx,
-            };
-            let (tasks, mut times) =
-                connect_receivers(&to, args.idle, args.connect_concurrency, |i| {
-                    distributor_auth(i % d)
-                })
-                .await?;
+            let (tasks, mut times) = connect_distributors(args.idle).await?;
             report.sockets = tasks.len();
             report.expected = args.idle as u64;
             report.delivered = tasks.len() as u64;
