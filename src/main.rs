@@ -21,16 +21,17 @@ async fn run() -> anyhow::Result<u8> {
     match command {
         Some(Command::Scenario { command }) => {
             // The learner reads the runner's own output; hub logs only when asked (RUST_LOG).
-            telemetry::init_with("warn");
+            let _logs = telemetry::init_with("warn");
             return Ok(exit_code(parcel_hub::scenario::cli::main(command).await?));
         }
         Some(Command::Bench { command }) => {
-            telemetry::init_with("warn");
+            let _logs = telemetry::init_with("warn");
             return Ok(exit_code(parcel_hub::bench::main(command).await?));
         }
         None => {}
     }
-    telemetry::init();
+    // Dropped when `run` returns, after the last line is logged.
+    let _logs = telemetry::init();
     let app = App::build(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

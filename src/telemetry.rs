@@ -1,23 +1,51 @@
 //! Tracing set-up, done once at start-up.
 
+use std::io::IsTerminal;
+
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 /// The filter used when `RUST_LOG` is not set.
 pub const DEFAULT_FILTER: &str =
     "parcel_hub=info,socketioxide=warn,engineioxide=warn,tower_http=warn";
 
+/// Keeps the log writer thread running; dropping it writes out what is left.
+/// Hold it for as long as the process logs.
+#[must_use = "dropping the guard stops the log writer"]
+pub struct LogGuard {
+    _writer: Option<WorkerGuard>,
+}
+
 /// Logs to stderr, filtered by `RUST_LOG` (or [`DEFAULT_FILTER`]).
-pub fn init() {
-    init_with(DEFAULT_FILTER);
+pub fn init() -> LogGuard {
+    init_with(DEFAULT_FILTER)
 }
 
 /// Like [`init`] with another default filter (quieter for the scenario CLI).
-pub fn init_with(default_filter: &str) {
+///
+/// Lines are formatted where they are logged but written by a thread of
+/// their own through a buffer, flushed whenever no line is waiting: under
+/// load many lines share one `write`, and no async worker ever waits on
+/// stderr. Nothing is dropped; a full channel (128k lines) slows the
+/// loggers down instead. Colours only on a terminal, and never with `NO_COLOR`.
+pub fn init_with(default_filter: &str) -> LogGuard {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("log-writer")
+        .finish(std::io::BufWriter::new(std::io::stderr()));
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     // A second call (tests starting several hubs) keeps the first subscriber.
-    let _already_set = tracing_subscriber::fmt()
+    match tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_ansi(ansi)
+        .with_writer(writer)
+        .try_init()
+    {
+        Ok(()) => LogGuard {
+            _writer: Some(guard),
+        },
+        Err(_already_set) => LogGuard { _writer: None },
+    }
 }

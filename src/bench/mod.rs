@@ -91,8 +91,12 @@ pub struct BenchArgs {
     #[arg(long)]
     pub pid: Option<u32>,
     /// Measure the bare socketioxide relay instead of parcel-hub.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "versus_relay")]
     pub relay_only: bool,
+    /// Measure parcel-hub and the bare relay in turns (hub, relay, hub, ...),
+    /// so both see the same machine; prints the medians and their ratio.
+    #[arg(long, conflicts_with = "url")]
+    pub versus_relay: bool,
     /// The parcel-hub binary to spawn (default: this one).
     #[arg(long)]
     pub hub_bin: Option<PathBuf>,
@@ -401,24 +405,57 @@ pub async fn main(command: BenchCommand) -> anyhow::Result<i32> {
         BenchCommand::W3(a) => (Workload::W3, a),
         BenchCommand::W4(a) => (Workload::W4, a),
     };
-    let mut reports = Vec::with_capacity(args.runs.max(1));
-    for run in 1..=args.runs.max(1) {
-        let report = run_workload(workload, &args).await?;
-        if args.runs > 1 {
-            crate::out!("-- run {run} of {} --", args.runs);
+    // The targets in turn: the hub alone, the relay alone, or both by turns.
+    let targets: Vec<BenchArgs> = if args.versus_relay {
+        vec![
+            args.clone(),
+            BenchArgs {
+                relay_only: true,
+                ..args.clone()
+            },
+        ]
+    } else {
+        vec![args.clone()]
+    };
+    let runs = args.runs.max(1);
+    let mut reports: Vec<Vec<Report>> = vec![Vec::with_capacity(runs); targets.len()];
+    for run in 1..=runs {
+        for (target, done) in targets.iter().zip(reports.iter_mut()) {
+            let report = run_workload(workload, target).await?;
+            if runs > 1 || targets.len() > 1 {
+                crate::out!("-- run {run} of {runs} --");
+            }
+            crate::out!("{}", report.table().trim_end());
+            crate::out!("{}", serde_json::to_string(&report)?);
+            done.push(report);
         }
-        crate::out!("{}", report.table().trim_end());
-        crate::out!("{}", serde_json::to_string(&report)?);
-        reports.push(report);
     }
-    let complete = reports.iter().all(Report::complete);
-    let median = median_run(reports).ok_or_else(|| anyhow::anyhow!("no run was made"))?;
-    if args.runs > 1 {
-        crate::out!("-- median run (by {}) --", key_metric(workload).0);
-        crate::out!("{}", median.table().trim_end());
+    let complete = reports.iter().flatten().all(Report::complete);
+    let (metric_name, metric) = key_metric(workload);
+    let mut medians = Vec::with_capacity(reports.len());
+    for target_reports in reports {
+        let median =
+            median_run(target_reports).ok_or_else(|| anyhow::anyhow!("no run was made"))?;
+        if runs > 1 || targets.len() > 1 {
+            crate::out!("-- median run (by {metric_name}) --");
+            crate::out!("{}", median.table().trim_end());
+        }
+        medians.push(median);
     }
+    let json = match medians.as_slice() {
+        [hub, relay] => {
+            let ratio = metric(hub) / metric(relay);
+            crate::out!(
+                "parcel-hub / relay ({metric_name}, medians of {runs} runs each, taken by turns): {:.0} %",
+                ratio * 100.0
+            );
+            serde_json::json!({ "hub": hub, "relay": relay, "ratio": ratio })
+        }
+        [only] => serde_json::to_value(only)?,
+        _ => serde_json::Value::Null,
+    };
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string(&median)?)?;
+        std::fs::write(path, serde_json::to_string(&json)?)?;
     }
     Ok(if complete { 0 } else { 1 })
 }

@@ -2,6 +2,14 @@
 //! as the hub but no validation, no queue and no logging. The load
 //! generator measures it with the same workloads (`--relay-only`), so the
 //! hub's numbers read as a fraction of what socketioxide itself does here.
+//!
+//! A pickup goes out wrapped like the hub's message envelope
+//! (`{ messageId, event, order: { .., status, createdAt, updatedAt,
+//! history }, at }`), about 390 bytes instead of the 110-byte request:
+//! the wire carries the same bytes for both, so the comparison measures
+//! the hub's own work rather than PROTOCOL.md's payload size. (Forwarding
+//! the bare request, the relay moved about 1.5 times as many messages per
+//! second on W1 here.)
 
 use serde_json::Value;
 use socketioxide::SocketIo;
@@ -55,13 +63,35 @@ async fn on_pickup(io: SocketIo, Data(payload): Data<Value>, ack: AckSender) {
         payload["distributorId"].as_str().unwrap_or_default()
     );
     if let Some(ns) = io.of("/distributor")
-        && let Err(e) = ns.to(room).emit("pickup", &payload).await
+        && let Err(e) = ns.to(room).emit("pickup", &envelope_like(payload)).await
     {
         tracing::warn!(error = %e, "relay emit failed");
     }
     if let Err(e) = ack.send(&serde_json::json!({ "ok": true })) {
         tracing::warn!(error = %e, "relay ack failed");
     }
+}
+
+/// The request in the shape (and size) of the hub's message envelope;
+/// nothing is checked, and the fields the hub would add are filled in blindly.
+fn envelope_like(mut order: Value) -> Value {
+    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    if let Some(fields) = order.as_object_mut() {
+        fields.insert("vendorId".into(), Value::from("relay"));
+        fields.insert("status".into(), Value::from("pending"));
+        fields.insert("createdAt".into(), Value::from(at.clone()));
+        fields.insert("updatedAt".into(), Value::from(at.clone()));
+        fields.insert(
+            "history".into(),
+            serde_json::json!([{ "status": "pending", "at": at }]),
+        );
+    }
+    serde_json::json!({
+        "messageId": format!("m-{}", uuid::Uuid::now_v7().simple()),
+        "event": "pickup",
+        "order": order,
+        "at": at,
+    })
 }
 
 async fn on_chat_message(socket: SocketRef, Data(payload): Data<Value>, ack: AckSender) {

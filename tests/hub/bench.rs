@@ -83,3 +83,30 @@ async fn power_durability_runs_too() {
     assert_complete(&r);
     assert_eq!(r.durability.as_deref(), Some("power"));
 }
+
+/// `--versus-relay` measures the hub and the relay by turns and prints
+/// both medians and their ratio (the number itself is not judged here).
+#[test]
+fn versus_relay_takes_turns_and_prints_the_ratio() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_parcel-hub"))
+        .args(
+            "bench w1 --versus-relay --runs 2 --distributors 2 --sockets-per-distributor 3 --pickups 30"
+                .split_whitespace(),
+        )
+        .output()
+        .expect("the bench runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs = |target: &str| stdout.matches(&format!("W1 against {target}\n")).count();
+    // Two runs of each, plus the median table of each.
+    assert_eq!((runs("parcel-hub"), runs("relay")), (3, 3), "{stdout}");
+    assert!(
+        stdout
+            .contains("parcel-hub / relay (messages/s, medians of 2 runs each, taken by turns): "),
+        "{stdout}"
+    );
+}

@@ -239,6 +239,40 @@ async fn concurrent_pickups_of_one_order_record_it_exactly_once() {
     }
 }
 
+/// Many writers at once on two worker threads: whichever way a job is
+/// committed (by its caller while the store is idle, or by the writer
+/// thread in a batch), every pickup is stored and queued exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_pickups_are_all_kept() {
+    for (name, store, _dir) in backends().await {
+        let tasks: Vec<_> = (0..300)
+            .map(|n| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .record_pickup(
+                            &vendor("acme"),
+                            &request(&format!("o-{n}"), "north"),
+                            Utc::now(),
+                        )
+                        .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            let recorded = task.await.unwrap().unwrap();
+            assert!(!recorded.duplicate(), "{name}");
+            assert!(recorded.queued.is_some(), "{name}");
+        }
+        let north = Recipient::Distributor(distributor("north"));
+        assert_eq!(
+            store.pending_for(&north).await.unwrap().len(),
+            300,
+            "{name}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn concurrent_transitions_of_one_order_move_it_exactly_once() {
     for (name, store, _dir) in backends().await {
