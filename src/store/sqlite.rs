@@ -86,6 +86,8 @@ pub struct SqliteStore {
     /// When the store opened, and the last job came (microseconds after it).
     opened: std::time::Instant,
     last_job_us: AtomicU64,
+    /// Jobs their callers committed in place (see [`SqliteStore::committed_in_place`]).
+    in_place: AtomicU64,
     /// Jobs for the writer thread; dropping it lets the thread drain and exit.
     jobs: mpsc::Sender<Job>,
     /// Dropping it stops the checkpoint thread (file databases only).
@@ -162,9 +164,16 @@ impl SqliteStore {
             in_flight: AtomicUsize::new(0),
             opened: std::time::Instant::now(),
             last_job_us: AtomicU64::new(0),
+            in_place: AtomicU64::new(0),
             jobs,
             _stop_checkpoints: stop_checkpoints,
         })
+    }
+
+    /// How many jobs so far were committed by their caller in place rather
+    /// than by the writer thread (for tests and diagnostics).
+    pub fn committed_in_place(&self) -> u64 {
+        self.in_place.load(Ordering::Relaxed)
     }
 
     /// Runs `work` inside a commit and waits for it: at once on this
@@ -194,8 +203,12 @@ impl SqliteStore {
         let quiet = now_us.saturating_sub(previous_us) >= QUIET_US;
         let alone = self.inline && in_flight.alone && quiet;
         match alone.then(|| self.conn.try_lock()) {
-            Some(Ok(conn)) => commit_batch(conn, vec![job]),
+            Some(Ok(conn)) => {
+                self.in_place.fetch_add(1, Ordering::Relaxed);
+                commit_batch(conn, vec![job]);
+            }
             Some(Err(TryLockError::Poisoned(poisoned))) => {
+                self.in_place.fetch_add(1, Ordering::Relaxed);
                 commit_batch(poisoned.into_inner(), vec![job]);
             }
             // Busy (other jobs in flight, or the writer is still finishing

@@ -273,6 +273,39 @@ async fn many_concurrent_pickups_are_all_kept() {
     }
 }
 
+/// At a walking pace (a job every few milliseconds) each caller commits its
+/// own job in place; a refused job there leaves nothing behind either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_store_commits_in_place_and_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("store.db"), Default::default()).unwrap();
+    let acme = vendor("acme");
+    for n in 0..5 {
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        let recorded = store
+            .record_pickup(&acme, &request(&format!("o-{n}"), "north"), Utc::now())
+            .await
+            .unwrap();
+        assert!(recorded.queued.is_some());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    let mut conflicting = request("o-0", "north");
+    conflicting.address = "elsewhere".into();
+    assert!(matches!(
+        store.record_pickup(&acme, &conflicting, Utc::now()).await,
+        Err(StoreError::ConflictingPickup(_))
+    ));
+    assert!(
+        store.committed_in_place() >= 5,
+        "only {} of 6 jobs were committed in place",
+        store.committed_in_place()
+    );
+    let north = Recipient::Distributor(distributor("north"));
+    let pending = store.pending_for(&north).await.unwrap();
+    assert_eq!(pending.len(), 5);
+    assert!(pending.iter().all(|m| m.order.address != "elsewhere"));
+}
+
 #[tokio::test]
 async fn concurrent_transitions_of_one_order_move_it_exactly_once() {
     for (name, store, _dir) in backends().await {
