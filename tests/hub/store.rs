@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use parcel_hub::domain::{DistributorId, MessageId, OrderId, Recipient, Status, VendorId};
 use parcel_hub::protocol::PickupRequest;
-use parcel_hub::store::{RedisStore, SharedStore, SqliteStore, Store, StoreError};
+use parcel_hub::store::{Recorded, RedisStore, SharedStore, SqliteStore, Store, StoreError};
 
 use crate::helpers::{RedisPrefix, test_redis};
 
@@ -26,6 +26,20 @@ fn request(order: &str, to: &str) -> PickupRequest {
         customer: "Jamie".into(),
         address: "Seattle".into(),
     }
+}
+
+/// acme's pickup `o-<n>` for north, recorded now.
+async fn acme_pickup_for_north<S: Store + ?Sized>(
+    store: &S,
+    n: usize,
+) -> Result<Recorded, StoreError> {
+    store
+        .record_pickup(
+            &vendor("acme"),
+            &request(&format!("o-{n}"), "north"),
+            Utc::now(),
+        )
+        .await
 }
 
 /// Every backend to test, each on fresh, empty storage, with what keeps
@@ -199,14 +213,7 @@ async fn confirm_removes_only_from_the_owners_queue() {
 async fn queue_depths_count_what_waits() {
     for (name, store, _dir) in backends().await {
         for n in 0..3 {
-            store
-                .record_pickup(
-                    &vendor("acme"),
-                    &request(&format!("o-{n}"), "north"),
-                    Utc::now(),
-                )
-                .await
-                .unwrap();
+            acme_pickup_for_north(&*store, n).await.unwrap();
         }
         let depths = store.queue_depths().await.unwrap();
         assert_eq!(depths.len(), 1, "{name}");
@@ -248,15 +255,7 @@ async fn many_concurrent_pickups_are_all_kept() {
         let tasks: Vec<_> = (0..300)
             .map(|n| {
                 let store = store.clone();
-                tokio::spawn(async move {
-                    store
-                        .record_pickup(
-                            &vendor("acme"),
-                            &request(&format!("o-{n}"), "north"),
-                            Utc::now(),
-                        )
-                        .await
-                })
+                tokio::spawn(async move { acme_pickup_for_north(&*store, n).await })
             })
             .collect();
         for task in tasks {
@@ -282,10 +281,7 @@ async fn an_idle_store_commits_in_place_and_keeps_everything() {
     let acme = vendor("acme");
     for n in 0..5 {
         tokio::time::sleep(std::time::Duration::from_millis(3)).await;
-        let recorded = store
-            .record_pickup(&acme, &request(&format!("o-{n}"), "north"), Utc::now())
-            .await
-            .unwrap();
+        let recorded = acme_pickup_for_north(&store, n).await.unwrap();
         assert!(recorded.queued.is_some());
     }
     tokio::time::sleep(std::time::Duration::from_millis(3)).await;
