@@ -4,7 +4,7 @@
 //! durability is `process`, the caller takes it and commits its own job on
 //! the spot: a lone pickup pays no hand-off to another thread, which on a
 //! busy 2-core machine waited half a millisecond on average for a CPU
-//! (and up to several), the largest part of the W2 latency tail. Otherwise
+//! (and up to two), the largest part of the W2 latency tail. Otherwise
 //! the job goes to the writer thread, which takes every job waiting in its
 //! channel, runs each inside its own savepoint of one transaction, commits
 //! once, and only then answers the callers. Many pickups in flight
@@ -56,7 +56,7 @@ const LINGER: Duration = Duration::from_micros(200);
 ///
 /// A commit writes every page it changed to the WAL in full, and each
 /// pickup changes a leaf of `orders` at its own place in the key order:
-/// with SQLite's default 4 KiB pages, W1 wrote about 10 KiB of WAL per
+/// with SQLite's default 4 KiB pages, the WAL grew by 8 to 10 KiB per W1
 /// pickup. 2 KiB pages cut that to about 6 KiB, and the hub's CPU time on
 /// W1 by about 15 %; 1 KiB pages wrote less still but were slower (an
 /// order's JSON no longer fits in a leaf of a `WITHOUT ROWID` table).
@@ -202,18 +202,14 @@ impl SqliteStore {
         let previous_us = self.last_job_us.swap(now_us, Ordering::Relaxed);
         let quiet = now_us.saturating_sub(previous_us) >= QUIET_US;
         let alone = self.inline && in_flight.alone && quiet;
-        match alone.then(|| self.conn.try_lock()) {
-            Some(Ok(conn)) => {
+        match alone.then(|| try_lock(&self.conn)).flatten() {
+            Some(conn) => {
                 self.in_place.fetch_add(1, Ordering::Relaxed);
                 commit_batch(conn, vec![job]);
             }
-            Some(Err(TryLockError::Poisoned(poisoned))) => {
-                self.in_place.fetch_add(1, Ordering::Relaxed);
-                commit_batch(poisoned.into_inner(), vec![job]);
-            }
             // Busy (other jobs in flight, or the writer is still finishing
             // up), or `power`.
-            Some(Err(TryLockError::WouldBlock)) | None => self
+            None => self
                 .jobs
                 .send(job)
                 .map_err(|_| StoreError::Backend("the store is shut down".into()))?,
@@ -260,6 +256,15 @@ fn checkpoint_loop(conn: &Connection, stop: &mpsc::Receiver<()>) {
 fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     conn.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Like [`lock`], without waiting: `None` while someone else writes.
+fn try_lock(conn: &Mutex<Connection>) -> Option<MutexGuard<'_, Connection>> {
+    match conn.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
 }
 
 /// Runs `batch` in one commit, lets go of the connection, then answers
