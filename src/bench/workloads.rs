@@ -129,6 +129,34 @@ async fn wait_for(tally: &Tally, expected: u64) -> (u64, u64) {
     )
 }
 
+/// A delivery workload (W1, W2, W4) whose sender has sent everything.
+struct Deliveries<'a> {
+    /// When the first event was sent, in nanoseconds since the run's origin.
+    start: u64,
+    tally: &'a Tally,
+    stop: &'a watch::Sender<bool>,
+    receivers: Vec<Receiver>,
+    sender: &'a Sender,
+}
+
+impl Deliveries<'_> {
+    /// Waits for the deliveries, stops the receivers and fills in `report`
+    /// from them and from what the sender's acks said (`sent`).
+    async fn settle(self, report: &mut Report, sent: (Vec<u64>, u64, u64)) {
+        let (mut rtts, ok, failed) = sent;
+        report.ack_ms = Percentiles::of(&mut rtts);
+        report.acks_ok = ok;
+        report.acks_failed = failed;
+        let (delivered, last) = wait_for(self.tally, report.expected).await;
+        report.delivered = delivered;
+        let span = last.saturating_sub(self.start);
+        report.seconds = span as f64 / 1e9;
+        report.messages_per_second = per_second(report.delivered, span);
+        report.latency_ms = Percentiles::of(&mut gather(self.stop, self.receivers).await);
+        report.unexpected_to_sender = self.sender.events_received.load(Ordering::Relaxed);
+    }
+}
+
 /// Stops the receivers and gathers their latencies.
 async fn gather(stop: &watch::Sender<bool>, receivers: Vec<Receiver>) -> Vec<u64> {
     // Receivers that already ended have dropped their side; that is fine.
@@ -265,7 +293,7 @@ pub async fn run_workload(workload: Workload, args: &BenchArgs) -> anyhow::Resul
             };
             let per_pickup = args.sockets_per_distributor as u64;
             let start = elapsed_ns(origin);
-            let (mut rtts, ok, failed) = if workload == Workload::W1 {
+            let sent = if workload == Workload::W1 {
                 report.expected = args.pickups as u64 * per_pickup;
                 send_windowed(
                     &mut vendor,
@@ -281,16 +309,14 @@ pub async fn run_workload(workload: Workload, args: &BenchArgs) -> anyhow::Resul
                 report.expected = total as u64 * per_pickup;
                 send_paced(&mut vendor, total, args.rate, origin, pickup).await
             };
-            report.ack_ms = Percentiles::of(&mut rtts);
-            report.acks_ok = ok;
-            report.acks_failed = failed;
-            let (delivered, last) = wait_for(&tally, report.expected).await;
-            report.delivered = delivered;
-            let span = last.saturating_sub(start);
-            report.seconds = span as f64 / 1e9;
-            report.messages_per_second = per_second(report.delivered, span);
-            report.latency_ms = Percentiles::of(&mut gather(&stop, tasks).await);
-            report.unexpected_to_sender = vendor.events_received.load(Ordering::Relaxed);
+            let run = Deliveries {
+                start,
+                tally: &tally,
+                stop: &stop,
+                receivers: tasks,
+                sender: &vendor,
+            };
+            run.settle(&mut report, sent).await;
         }
         Workload::W3 => {
             let idle_before = target.pid.and_then(process_stats);
@@ -334,7 +360,7 @@ pub async fn run_workload(workload: Workload, args: &BenchArgs) -> anyhow::Resul
             report.connect_ms = Percentiles::of(&mut times);
             report.expected = args.messages as u64 * others as u64;
             let start = elapsed_ns(origin);
-            let (mut rtts, ok, failed) = send_windowed(
+            let sent = send_windowed(
                 &mut sender,
                 "chat message",
                 args.messages,
@@ -343,16 +369,14 @@ pub async fn run_workload(workload: Workload, args: &BenchArgs) -> anyhow::Resul
                 |_, stamp| format!(r#"{{"text":"{stamp}"}}"#),
             )
             .await;
-            report.ack_ms = Percentiles::of(&mut rtts);
-            report.acks_ok = ok;
-            report.acks_failed = failed;
-            let (delivered, last) = wait_for(&tally, report.expected).await;
-            report.delivered = delivered;
-            let span = last.saturating_sub(start);
-            report.seconds = span as f64 / 1e9;
-            report.messages_per_second = per_second(report.delivered, span);
-            report.latency_ms = Percentiles::of(&mut gather(&stop, tasks).await);
-            report.unexpected_to_sender = sender.events_received.load(Ordering::Relaxed);
+            let run = Deliveries {
+                start,
+                tally: &tally,
+                stop: &stop,
+                receivers: tasks,
+                sender: &sender,
+            };
+            run.settle(&mut report, sent).await;
         }
     };
 
