@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use crate::domain::rfc3339;
+use crate::protocol::{event, rfc3339};
 
 /// Payloads in the feed are cut to this many bytes.
 pub const MAX_FEED_PAYLOAD: usize = 2 * 1024;
@@ -70,6 +70,8 @@ pub struct Outgoing<'a> {
     pub target: &'a str,
     pub recipients: Option<usize>,
     pub outcome: &'static str,
+    /// The queued message it carries, if any (logged, not in the feed).
+    pub message_id: Option<&'a str>,
     pub payload: &'a Value,
 }
 
@@ -186,6 +188,7 @@ impl Activity {
             event = e.event,
             target = e.target,
             recipients = e.recipients,
+            message_id = e.message_id,
             outcome = e.outcome,
             "event out"
         );
@@ -217,7 +220,7 @@ impl Activity {
         if self.watched() {
             self.publish(lifecycle_record(
                 namespace,
-                "connect",
+                event::CONNECT,
                 socket,
                 identity,
                 serde_json::json!({ "transport": transport }),
@@ -236,7 +239,7 @@ impl Activity {
         if self.watched() {
             self.publish(lifecycle_record(
                 namespace,
-                "disconnect",
+                event::DISCONNECT,
                 socket,
                 identity,
                 serde_json::json!({ "reason": reason }),
@@ -277,6 +280,7 @@ mod tests {
                 target: "broadcast",
                 recipients: Some(1),
                 outcome: "ok",
+                message_id: None,
                 payload: &payload,
             });
         }

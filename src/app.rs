@@ -1,14 +1,19 @@
-//! Wiring: the shared hub state, the Socket.IO layer, the HTTP router, and `serve`.
+//! Wiring: the hub state, the Socket.IO layer, the HTTP router, and `serve`.
 //!
 //! A hub runs on one of two Socket.IO adapters: the local one (alone, SQLite)
 //! or the cluster's Redis adapter (`--redis`). Everything below the seam is
 //! generic over the adapter ([`wire`] and every handler); above it, [`HubIo`]
 //! holds whichever handle runs.
+//!
+//! This is the top of the server: it may use every module below it, and
+//! it is where the `/learn` lessons get their private hubs ([`LessonHubs`]),
+//! since only the top knows how to build a hub.
 
 use std::future::Future;
-use std::num::NonZeroU32;
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -17,62 +22,24 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
 use axum::serve::ListenerExt;
-use governor::Quota;
+use futures_util::future::BoxFuture;
 use socketioxide::adapter::LocalAdapter;
 use socketioxide::layer::SocketIoLayer;
 use socketioxide::{SocketIo, SocketIoBuilder};
 use socketioxide_redis::{RedisAdapterConfig, RedisAdapterCtr};
 use tokio::net::TcpListener;
 
-use crate::activity::Activity;
-use crate::cluster::{self, ClusterAdapter, ClusterSocket, ListError, Watchdog};
+use crate::cluster::{self, ClusterAdapter, HubAdapter, Watchdog};
 use crate::config::{Config, Credentials};
+use crate::namespaces;
 use crate::namespaces::inspector::FeedTask;
-use crate::namespaces::{self, HubAdapter};
+use crate::namespaces::sockets::{self, ClusterSocket, ListError};
 use crate::protocol::ns;
+use crate::scenario::Library;
+use crate::scenario::runner::{Launcher, LessonHub};
+use crate::state::{Hub, HubState, Limits};
 use crate::store::{RedisStore, SharedStore, SqliteStore};
 use crate::web::{self, ClientScript};
-
-/// Per-socket event budget (also each vendor's budget of API requests).
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub rate_per_second: u32,
-    pub burst: u32,
-}
-
-impl Limits {
-    /// The budget as a rate-limiter quota; `None` when limits are off.
-    pub fn quota(&self) -> Option<Quota> {
-        NonZeroU32::new(self.rate_per_second).map(|rate| {
-            let burst = NonZeroU32::new(self.burst).unwrap_or(rate);
-            Quota::per_second(rate).allow_burst(burst)
-        })
-    }
-}
-
-/// What every handler may reach. Shared as [`Hub`]; cloning is shallow.
-#[derive(Debug)]
-pub struct HubState {
-    pub store: SharedStore,
-    pub credentials: Credentials,
-    pub activity: Activity,
-    pub limits: Limits,
-    pub started: Instant,
-    /// This hub's Socket.IO server id (the `hub` of sockets in a cluster).
-    /// Set once the Socket.IO layer exists, which needs this state first.
-    hub_id: OnceLock<String>,
-    /// Whether the task feeding this hub's `/inspector` sockets runs.
-    pub inspector_feed: FeedTask,
-}
-
-impl HubState {
-    /// This hub's id: the Socket.IO server id other hubs know it by.
-    pub fn hub_id(&self) -> &str {
-        self.hub_id.get().map(String::as_str).unwrap_or_default()
-    }
-}
-
-pub type Hub = Arc<HubState>;
 
 /// The Socket.IO handle, on whichever adapter this hub runs.
 #[derive(Debug, Clone)]
@@ -95,17 +62,14 @@ impl HubIo {
     /// Every socket of every hub (just this one without a cluster).
     pub async fn sockets(&self) -> Result<Vec<ClusterSocket>, ListError> {
         match self {
-            HubIo::Local(io) => cluster::sockets(io, &NAMESPACES).await,
-            HubIo::Cluster(io) => cluster::sockets(io, &NAMESPACES).await,
+            HubIo::Local(io) => sockets::sockets(io, &ns::ALL).await,
+            HubIo::Cluster(io) => sockets::sockets(io, &ns::ALL).await,
         }
     }
 }
 
 /// Messages from other hubs buffered per namespace channel.
 const CLUSTER_STREAM_BUFFER: usize = 8_192;
-
-/// The namespaces a socket listing covers (those not registered are skipped).
-const NAMESPACES: [&str; 4] = [ns::VENDOR, ns::DISTRIBUTOR, ns::CHAT, ns::INSPECTOR];
 
 /// A hub ready to serve: its state, its Socket.IO handle and its router.
 #[derive(Debug)]
@@ -130,17 +94,7 @@ impl App {
             burst: config.rate_burst,
         };
         let client = ClientScript::from_config(config.client_js.as_deref())?;
-        let state = |store: SharedStore| {
-            Arc::new(HubState {
-                store,
-                credentials,
-                activity: Activity::new(),
-                limits,
-                started: Instant::now(),
-                hub_id: OnceLock::new(),
-                inspector_feed: FeedTask::default(),
-            })
-        };
+        let state = |store: SharedStore| Arc::new(HubState::new(store, credentials, limits));
         let Some(url) = &config.redis else {
             let store = SqliteStore::open(&config.db, config.durability)
                 .with_context(|| format!("cannot open the database {}", config.db.display()))?;
@@ -158,7 +112,10 @@ impl App {
             .await
             .with_context(|| format!("cannot connect to redis at {}", redis_address(url)))?;
         let prefix = &config.redis_prefix;
-        let hub = state(Arc::new(RedisStore::new(redis.conn.clone(), prefix)));
+        let store = RedisStore::open(redis.conn.clone(), prefix)
+            .await
+            .with_context(|| format!("cannot use the keys {prefix}:* in redis"))?;
+        let hub = state(Arc::new(store));
         let adapter = RedisAdapterCtr::new_with_driver(
             redis.driver,
             RedisAdapterConfig::new()
@@ -272,6 +229,7 @@ fn socket_io(config: &Config, hub: &Hub) -> SocketIoBuilder {
     let max_payload = config.max_payload;
     SocketIo::builder()
         .with_state(hub.clone())
+        .with_state(FeedTask::default())
         .max_payload(max_payload)
         .ws_max_message_size(usize::try_from(max_payload).unwrap_or(usize::MAX))
         .max_buffer_size(config.socket_buffer)
@@ -286,16 +244,19 @@ async fn wire<A: HubAdapter>(
     layer: SocketIoLayer<A>,
     client: ClientScript,
 ) -> anyhow::Result<Router> {
-    if hub.hub_id.set(io.config().server_id.to_string()).is_err() {
-        tracing::warn!("the hub id was already set");
-    }
+    hub.set_hub_id(io.config().server_id.to_string());
     namespaces::register(io).await?;
+    let learn = web::learn::Learn::new(
+        Library::from_dir(config.scenarios.clone()),
+        Arc::new(LessonHubs::new(config)),
+        config.learn_sessions,
+    );
     let web = web::WebState::new(
         hub.clone(),
         io.clone(),
         client,
         usize::try_from(config.max_payload).unwrap_or(usize::MAX),
-        web::learn::Learn::new(config.scenarios.clone(), config.learn_sessions),
+        learn,
     );
     Ok(Router::new()
         .route("/api/health", get(health))
@@ -330,4 +291,55 @@ async fn health(HttpState(hub): HttpState<Hub>) -> impl IntoResponse {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(body))
+}
+
+/// Starts the private hubs of lessons (`/learn`, `scenario run`): the
+/// settings of the hub that serves them, on loopback, alone (SQLite, never
+/// the cluster), with the demo credentials, no rate limit (a learner's
+/// steps are few, and a limit would only confuse the lesson) and no
+/// lessons of their own.
+#[derive(Debug, Clone)]
+pub struct LessonHubs {
+    base: Config,
+}
+
+impl LessonHubs {
+    pub fn new(parent: &Config) -> Self {
+        Self {
+            base: Config {
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                credentials: None,
+                redis: None,
+                rate_limit: 0,
+                learn_sessions: 0,
+                ..parent.clone()
+            },
+        }
+    }
+}
+
+impl Launcher for LessonHubs {
+    fn launch(&self, db: PathBuf) -> BoxFuture<'static, anyhow::Result<LessonHub>> {
+        let config = Config {
+            db,
+            ..self.base.clone()
+        };
+        Box::pin(async move {
+            let app = App::build(&config).await?;
+            let activity = app.hub.activity.subscribe();
+            let listener = TcpListener::bind(config.listen).await?;
+            let url = format!("http://{}", listener.local_addr()?);
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let task = tokio::spawn(app.serve(listener, async move {
+                // Either a stop request or the run being dropped ends the hub.
+                let _either_way = stopped.await;
+            }));
+            Ok(LessonHub {
+                url,
+                activity,
+                stop,
+                task,
+            })
+        })
+    }
 }

@@ -14,24 +14,37 @@
 //! (and the hub hears broadcasts again) even when no client is sending
 //! anything, and logs once when Redis is lost and once when it is back.
 //!
-//! [`sockets`] lists the sockets of every hub for the inspector and the HTTP
-//! API; it works with either adapter.
+//! [`HubAdapter`] is the seam between the two adapters a hub runs on (the
+//! local one, or this one): everything above it is generic over it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
 use redis::{PushInfo, PushKind, RedisError};
-use serde::Serialize;
-use socketioxide::SocketIo;
-use socketioxide::adapter::{Adapter, Emitter};
+use socketioxide::adapter::{Adapter, Emitter, LocalAdapter};
+use socketioxide_core::adapter::DefinedAdapter;
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use socketioxide_redis::{CustomRedisAdapter, InitRes};
 use tokio::sync::mpsc;
 
-use crate::namespaces::{HubAdapter, Session};
+/// An adapter the hub can run on, and how to wait until a namespace is ready on it.
+///
+/// With the local adapter a namespace is ready at once; with the cluster's
+/// Redis adapter, `io.ns(..)` returns a future that subscribes the namespace
+/// to its pub/sub channels and must be awaited.
+pub trait HubAdapter: Adapter + DefinedAdapter {
+    /// Resolves once the namespace whose `io.ns(..)` returned `init` is ready.
+    fn ready(init: Self::InitRes) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+impl HubAdapter for LocalAdapter {
+    fn ready(_init: ()) -> impl Future<Output = Result<(), String>> + Send {
+        std::future::ready(Ok(()))
+    }
+}
 
 /// The adapter of a hub in a cluster.
 pub type ClusterAdapter = CustomRedisAdapter<Emitter, PubSubDriver>;
@@ -227,120 +240,5 @@ impl Watchdog {
                 was_up = up;
             }
         }))
-    }
-}
-
-/// A socket of any hub of the cluster, as the inspector shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ClusterSocket {
-    pub namespace: &'static str,
-    pub id: String,
-    /// The Socket.IO server id of the hub the socket is connected to.
-    pub hub: String,
-    /// True when it is connected to this hub.
-    pub local: bool,
-    pub rooms: Vec<String>,
-    /// Known for this hub's sockets; for others, read from their vendor or
-    /// distributor room (a chat name lives only on its own hub).
-    pub identity: Option<String>,
-    /// Known for this hub's sockets only.
-    pub transport: Option<&'static str>,
-    /// Known for this hub's sockets only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub connected_at: Option<DateTime<Utc>>,
-}
-
-/// Why the cluster could not be asked.
-#[derive(Debug, thiserror::Error)]
-#[error("could not list the sockets of {namespace}: {cause}")]
-pub struct ListError {
-    pub namespace: &'static str,
-    pub cause: String,
-}
-
-/// The identity a vendor or distributor room names (`vendor:acme` -> `vendor acme`).
-fn identity_from_rooms(rooms: &[String]) -> Option<String> {
-    rooms.iter().find_map(|room| {
-        let (kind, id) = room.split_once(':')?;
-        matches!(kind, "vendor" | "distributor").then(|| format!("{kind} {id}"))
-    })
-}
-
-/// Every socket of `namespaces` on every hub, with its rooms, sorted by
-/// namespace, hub and id. With the local adapter this is this hub's sockets.
-pub async fn sockets<A: Adapter>(
-    io: &SocketIo<A>,
-    namespaces: &[&'static str],
-) -> Result<Vec<ClusterSocket>, ListError> {
-    let this_hub = io.config().server_id.to_string();
-    let mut out = Vec::new();
-    for &namespace in namespaces {
-        let Some(ops) = io.of(namespace) else {
-            continue;
-        };
-        let failed = |e: A::Error| ListError {
-            namespace,
-            cause: e.to_string(),
-        };
-        let everyone = ops.clone().fetch_sockets().await.map_err(failed)?;
-        let mut rooms_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for room in ops.clone().rooms().await.map_err(failed)? {
-            let members = ops
-                .clone()
-                .within(room.clone())
-                .fetch_sockets()
-                .await
-                .map_err(failed)?;
-            for member in members {
-                rooms_of
-                    .entry(member.data().id.to_string())
-                    .or_default()
-                    .push(room.to_string());
-            }
-        }
-        let local: HashMap<String, _> = ops
-            .sockets()
-            .into_iter()
-            .map(|s| (s.id.to_string(), s))
-            .collect();
-        for remote in everyone {
-            let data = remote.data();
-            let id = data.id.to_string();
-            let mut rooms = rooms_of.remove(&id).unwrap_or_default();
-            rooms.sort();
-            let here = local.get(&id);
-            let session = here.and_then(|s| s.extensions.get::<Session>());
-            out.push(ClusterSocket {
-                namespace,
-                hub: data.server_id.to_string(),
-                local: data.server_id.to_string() == this_hub,
-                identity: session
-                    .as_ref()
-                    .map(|s| s.label.to_string())
-                    .or_else(|| identity_from_rooms(&rooms)),
-                transport: here.map(|s| s.transport_type().into()),
-                connected_at: session.map(|s| s.connected_at),
-                rooms,
-                id,
-            });
-        }
-    }
-    out.sort_by(|a, b| (a.namespace, &a.hub, &a.id).cmp(&(b.namespace, &b.hub, &b.id)));
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn remote_identities_come_from_their_rooms() {
-        let rooms = |r: &[&str]| r.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        assert_eq!(
-            identity_from_rooms(&rooms(&["distributor:north-hub"])),
-            Some("distributor north-hub".into())
-        );
-        assert_eq!(identity_from_rooms(&rooms(&["chat:lobby"])), None);
     }
 }

@@ -1,130 +1,160 @@
-//! Configuration: one clap struct, every flag also read from `PARCEL_HUB_<FLAG>`.
+//! The hub's settings and who may connect.
 //!
-//! Defaults run locally with no set-up: port 3000 on loopback, a SQLite file
-//! in the working directory, and built-in demo credentials. `--redis` turns
-//! the hub into one node of a cluster (see [`crate::cluster`]).
+//! [`Config`] is one clap struct, every flag also read from
+//! `PARCEL_HUB_<FLAG>`; its defaults run locally with no set-up (port 3000
+//! on loopback, a SQLite file in the working directory, built-in demo
+//! credentials) and are written once, in the flag attributes:
+//! [`Config::default`] is what the command line gives with no flags and no
+//! environment. `--redis` turns the hub into one node of a cluster.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
+use clap::builder::PossibleValue;
+use clap::{CommandFactory, FromArgMatches};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use crate::domain::{DistributorId, VendorId};
-use crate::store::Durability;
+pub use crate::store::Durability;
 
-/// The command line: the hub's settings, or a subcommand.
-#[derive(Debug, Clone, Parser)]
-#[command(
-    name = "parcel-hub",
-    version,
-    about = "A real-time parcel-delivery hub on Socket.IO"
-)]
-pub struct Cli {
-    #[command(flatten)]
-    pub config: Config,
-    #[command(subcommand)]
-    pub command: Option<Command>,
-}
+impl clap::ValueEnum for Durability {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Durability::Process, Durability::Power]
+    }
 
-/// What to do instead of serving.
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum Command {
-    /// Scripted lessons: list them, or play one with real clients.
-    Scenario {
-        #[command(subcommand)]
-        command: crate::scenario::cli::ScenarioCommand,
-    },
-    /// The load generator: four workloads, and the bare relay to compare with.
-    Bench {
-        #[command(subcommand)]
-        command: crate::bench::BenchCommand,
-    },
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            Durability::Process => PossibleValue::new(self.name())
+                .help("an acknowledged write survives the hub being killed (no fsync per commit)"),
+            Durability::Power => PossibleValue::new(self.name())
+                .help("an acknowledged write also survives power loss (fsync on every commit)"),
+        })
+    }
 }
 
 /// The hub's settings.
-#[derive(Debug, Clone, Parser)]
-#[command(
-    name = "parcel-hub",
-    version,
-    about = "A real-time parcel-delivery hub on Socket.IO"
-)]
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "parcel-hub")]
 pub struct Config {
-    /// Address to listen on (use port 0 for any free port).
-    #[arg(long, env = "PARCEL_HUB_LISTEN", default_value = "127.0.0.1:3000")]
+    /// Address to listen on (port 0: any free port).
+    #[arg(
+        long,
+        env = "PARCEL_HUB_LISTEN",
+        value_name = "ADDR:PORT",
+        default_value = "127.0.0.1:3000"
+    )]
     pub listen: SocketAddr,
 
     /// SQLite database file (`:memory:` keeps nothing).
-    #[arg(long, env = "PARCEL_HUB_DB", default_value = "parcel-hub.db")]
+    #[arg(
+        long,
+        env = "PARCEL_HUB_DB",
+        value_name = "PATH",
+        default_value = "parcel-hub.db"
+    )]
     pub db: PathBuf,
 
     /// Credentials file (TOML); without it the demo credentials are used.
-    #[arg(long, env = "PARCEL_HUB_CREDENTIALS")]
+    #[arg(long, env = "PARCEL_HUB_CREDENTIALS", value_name = "FILE")]
     pub credentials: Option<PathBuf>,
 
-    /// `process`: an ok survives a killed hub; `power`: also power loss (fsync per commit).
-    #[arg(long, env = "PARCEL_HUB_DURABILITY", value_enum, default_value_t = Durability::Process)]
+    /// How much an acknowledged write survives.
+    #[arg(long, env = "PARCEL_HUB_DURABILITY", value_name = "MODE", value_enum, default_value_t = Durability::Process)]
     pub durability: Durability,
 
-    /// Largest accepted Socket.IO message, in bytes.
-    #[arg(long, env = "PARCEL_HUB_MAX_PAYLOAD", default_value_t = 64 * 1024)]
+    /// Largest accepted Socket.IO message (and HTTP body), in bytes.
+    #[arg(long, env = "PARCEL_HUB_MAX_PAYLOAD", value_name = "BYTES", default_value_t = 64 * 1024)]
     pub max_payload: u64,
 
     /// Events per second each socket may send (0 turns the limit off).
-    #[arg(long, env = "PARCEL_HUB_RATE_LIMIT", default_value_t = 1_000)]
+    #[arg(
+        long,
+        env = "PARCEL_HUB_RATE_LIMIT",
+        value_name = "N",
+        default_value_t = 1_000
+    )]
     pub rate_limit: u32,
 
     /// Burst size of the per-socket rate limit.
-    #[arg(long, env = "PARCEL_HUB_RATE_BURST", default_value_t = 2_000)]
+    #[arg(
+        long,
+        env = "PARCEL_HUB_RATE_BURST",
+        value_name = "N",
+        default_value_t = 2_000
+    )]
     pub rate_burst: u32,
 
     /// Packets buffered per socket before emits to it fail.
-    #[arg(long, env = "PARCEL_HUB_SOCKET_BUFFER", default_value_t = 4_096)]
+    #[arg(
+        long,
+        env = "PARCEL_HUB_SOCKET_BUFFER",
+        value_name = "N",
+        default_value_t = 4_096
+    )]
     pub socket_buffer: usize,
 
     /// A local copy of the Socket.IO browser client (`socket.io.min.js`) for
     /// the pages; without it they load the pinned official CDN build.
-    #[arg(long, env = "PARCEL_HUB_CLIENT_JS")]
+    #[arg(long, env = "PARCEL_HUB_CLIENT_JS", value_name = "FILE")]
     pub client_js: Option<PathBuf>,
 
     /// Join a cluster: orders, queues and broadcasts go through this Redis
     /// (`redis://127.0.0.1:6379`); `--db` is then unused.
-    #[arg(long, env = "PARCEL_HUB_REDIS")]
+    #[arg(long, env = "PARCEL_HUB_REDIS", value_name = "URL")]
     pub redis: Option<String>,
 
     /// Prefix of every Redis key and pub/sub channel; hubs of one cluster share it.
-    #[arg(long, env = "PARCEL_HUB_REDIS_PREFIX", default_value = "parcel-hub")]
+    #[arg(
+        long,
+        env = "PARCEL_HUB_REDIS_PREFIX",
+        value_name = "NAME",
+        default_value = "parcel-hub"
+    )]
     pub redis_prefix: String,
 
-    /// Folder of scenario files the `/learn` pages offer.
-    #[arg(long, env = "PARCEL_HUB_SCENARIOS", default_value_os_t = crate::scenario::default_dir())]
-    pub scenarios: PathBuf,
+    /// A folder of scenario files for `/learn` instead of the lessons built
+    /// into the binary.
+    #[arg(long, env = "PARCEL_HUB_SCENARIOS", value_name = "DIR")]
+    pub scenarios: Option<PathBuf>,
 
     /// Lessons played at once on `/learn`, each with its own private hub;
     /// past this the least recently used idle one is closed (0 turns them off).
-    #[arg(long, env = "PARCEL_HUB_LEARN_SESSIONS", default_value_t = 16)]
+    #[arg(
+        long,
+        env = "PARCEL_HUB_LEARN_SESSIONS",
+        value_name = "N",
+        default_value_t = 16
+    )]
     pub learn_sessions: usize,
 }
 
+impl Default for Config {
+    /// The defaults of the command line, with no flags and no environment.
+    fn default() -> Self {
+        let command = Config::command().mut_args(|arg| arg.env(None::<&'static str>));
+        let parsed = command
+            .try_get_matches_from(["parcel-hub"])
+            .map_err(|e| e.to_string())
+            .and_then(|matches| Config::from_arg_matches(&matches).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(config) => config,
+            // Only a mistake in the attributes above can get here, and the
+            // unit test below catches it.
+            Err(e) => unreachable!("the command line defaults do not parse: {e}"),
+        }
+    }
+}
+
 impl Config {
-    /// Settings for tests and embedding: any free loopback port, a database at `db`.
+    /// Settings for tests and embedding: the defaults, on any free loopback
+    /// port, with the database at `db`.
     pub fn for_tests(db: impl Into<PathBuf>) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             db: db.into(),
-            credentials: None,
-            durability: Durability::Process,
-            max_payload: 64 * 1024,
-            rate_limit: 1_000,
-            rate_burst: 2_000,
-            socket_buffer: 4_096,
-            client_js: None,
-            redis: None,
-            redis_prefix: "parcel-hub".into(),
-            scenarios: crate::scenario::default_dir(),
-            learn_sessions: 16,
+            ..Self::default()
         }
     }
 }
@@ -284,6 +314,16 @@ impl Credentials {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_defaults_are_the_command_lines() {
+        let c = Config::default();
+        assert_eq!(c.listen, SocketAddr::from(([127, 0, 0, 1], 3000)));
+        assert_eq!(c.db, PathBuf::from("parcel-hub.db"));
+        assert_eq!(c.durability, Durability::Process);
+        assert_eq!((c.rate_limit, c.rate_burst), (1_000, 2_000));
+        assert!(c.credentials.is_none() && c.redis.is_none() && c.scenarios.is_none());
+    }
 
     #[test]
     fn demo_credentials_accept_the_demo_tokens_only() {

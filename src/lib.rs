@@ -7,35 +7,45 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: the clap settings and the credentials file.
-//! - [`telemetry`]: tracing set-up.
-//! - [`app`]: shared hub state, the Socket.IO layer and router, `serve`.
-//! - [`protocol`]: event names, payloads, ack envelope, error codes.
+//! From the bottom up; a module uses only modules above it in this list
+//! (`tests/hub/layers.rs` checks it):
+//!
+//! - [`domain`]: identities, orders, their lifecycle and messages.
+//! - [`protocol`]: event names, payload parsing, wire structs, ack
+//!   envelope, error codes.
 //! - [`rooms`]: room-name functions.
-//! - [`domain`]: identities, orders and their lifecycle.
-//! - [`store`]: the storage trait, its SQLite backend and its Redis backend.
-//! - [`cluster`]: several hubs behind one Redis (adapter driver, watchdog,
-//!   cluster-wide socket listing).
-//! - [`namespaces`]: one file per namespace, registered in one place.
-//! - [`web`]: the pages, the JSON API, the `/learn` lessons and their assets.
-//! - [`output`]: stdout for the subcommands, quiet on a closed pipe.
+//! - [`client`]: the project's one Socket.IO client (tests, lessons, bench).
+//! - [`output`], [`telemetry`]: stdout for subcommands, tracing set-up.
+//! - [`store`]: the storage trait, its SQLite and Redis backends, their
+//!   schemas and migrations.
 //! - [`activity`]: proof-of-life logging and the activity feed.
+//! - [`config`]: the hub's settings and the credentials.
+//! - [`state`]: the shared hub state (a leaf: store, credentials, limits).
+//! - [`ops`]: the operations (pickup, transitions, queue), no transport types.
+//! - [`cluster`]: several hubs behind one Redis (adapter driver, watchdog).
+//! - [`namespaces`]: the Socket.IO adapters of the operations, one file per
+//!   namespace, registered in one place.
 //! - [`scenario`]: scenario files, the runner, the `scenario` CLI.
+//! - [`web`]: the pages, the JSON API, `/learn` and their assets.
+//! - [`app`]: wiring and `serve`.
 //! - [`bench`]: the load generator, its workloads and the bare relay.
-//! - [`client`]: a small Socket.IO client for the scenario runner and the load generator.
+//! - [`cli`]: the command line.
 
 pub mod activity;
 pub mod app;
 pub mod bench;
+pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod namespaces;
+pub mod ops;
 pub mod output;
 pub mod protocol;
 pub mod rooms;
 pub mod scenario;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod web;

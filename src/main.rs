@@ -1,8 +1,11 @@
-//! The `parcel-hub` binary: parse config, start tracing, bind, serve.
+//! The `parcel-hub` binary: parse the command line, start tracing, bind, serve.
+
+use std::sync::Arc;
 
 use clap::Parser;
-use parcel_hub::config::{Cli, Command};
-use parcel_hub::{App, telemetry};
+use parcel_hub::app::{App, LessonHubs};
+use parcel_hub::cli::{Cli, Command};
+use parcel_hub::telemetry;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -22,7 +25,9 @@ async fn run() -> anyhow::Result<u8> {
         Some(Command::Scenario { command }) => {
             // The learner reads the runner's own output; hub logs only when asked (RUST_LOG).
             let _logs = telemetry::init_with("warn");
-            return Ok(exit_code(parcel_hub::scenario::cli::main(command).await?));
+            let launcher = Arc::new(LessonHubs::new(&config));
+            let code = parcel_hub::scenario::cli::main(command, launcher).await?;
+            return Ok(exit_code(code));
         }
         Some(Command::Bench { command }) => {
             let _logs = telemetry::init_with("warn");

@@ -1,11 +1,14 @@
 //! Identity newtypes: vendor, distributor, order, chat name and room.
 //!
+//! They serialize as their plain string (so wire structs can hold them),
+//! and are only ever built by `parse` (or `generate`), never deserialized.
+//!
 //! PROTOCOL.md: identities are 1 to 64 characters of `A-Z a-z 0-9 . _ -`;
 //! chat names may also contain spaces, are trimmed, and are 1 to 32 long.
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::InvalidValue;
 
@@ -34,7 +37,7 @@ fn parse_identity(field: &str, raw: &str) -> Result<String, InvalidValue> {
 macro_rules! identity_type {
     ($(#[$doc:meta])* $name:ident, $field:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
         #[serde(transparent)]
         pub struct $name(String);
 
@@ -82,7 +85,7 @@ identity_type!(
 );
 
 /// A queued message id, assigned by the hub (`m-` + a time-ordered UUID).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct MessageId(String);
 

@@ -3,14 +3,17 @@
 //! Handlers never hold a raw `String` they have not validated: identities,
 //! order ids and statuses are newtypes and enums built here, so a value that
 //! exists is a value that is allowed. Parsing errors carry a sentence that is
-//! safe to send back to the client.
+//! safe to send back to the client. Nothing here knows the wire format or
+//! the storage format: the protocol and the store each keep
+//! their own, built from these types.
 
 mod ids;
 mod order;
 
 pub use ids::{ChatName, DistributorId, Identity, MessageId, OrderId, RoomName, VendorId};
 pub use order::{
-    HistoryEntry, Order, Recipient, Status, TransitionError, TransitionOutcome, rfc3339, wire_time,
+    HistoryEntry, Message, Order, Pickup, Recipient, Status, TransitionError, TransitionOutcome,
+    millis,
 };
 
 /// Why a value from the outside was not accepted; the text is for the client.

@@ -1,18 +1,17 @@
-//! The order and its lifecycle: `pending` -> `in-transit` -> `delivered`.
+//! The order and its lifecycle: `pending` -> `in-transit` -> `delivered`,
+//! and the messages that tell its parties about each step.
 //!
 //! Every backend applies transitions through [`Order::apply`], so the rules
 //! (and what counts as a harmless repeat) live in one place.
 
 use std::fmt;
 
-use chrono::{DateTime, DurationRound, SecondsFormat, TimeDelta, Utc};
-use serde::{Deserialize, Serialize, Serializer};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 
-use super::{DistributorId, OrderId, VendorId};
+use super::{DistributorId, MessageId, OrderId, VendorId};
 
 /// Where an order stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Status {
     Pending,
     InTransit,
@@ -25,15 +24,6 @@ impl Status {
             Status::Pending => "pending",
             Status::InTransit => "in-transit",
             Status::Delivered => "delivered",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "pending" => Some(Status::Pending),
-            "in-transit" => Some(Status::InTransit),
-            "delivered" => Some(Status::Delivered),
-            _ => None,
         }
     }
 
@@ -53,27 +43,21 @@ impl fmt::Display for Status {
     }
 }
 
-/// Serializes a time as PROTOCOL.md wants it: RFC 3339, UTC, milliseconds, `Z`.
-pub fn rfc3339<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Millis, true))
-}
-
-/// The wire carries milliseconds; keep no more, so a stored value equals the sent one.
-pub fn wire_time(at: DateTime<Utc>) -> DateTime<Utc> {
+/// Times are kept to the millisecond, as the wire and the store carry them,
+/// so a stored value always equals the one that was sent.
+pub fn millis(at: DateTime<Utc>) -> DateTime<Utc> {
     at.duration_trunc(TimeDelta::milliseconds(1)).unwrap_or(at)
 }
 
 /// One step of an order's timeline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryEntry {
     pub status: Status,
-    #[serde(serialize_with = "rfc3339")]
     pub at: DateTime<Utc>,
 }
 
-/// An order as the wire shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// An order: who asked, who carries it, for whom, and where it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
     pub order_id: OrderId,
     pub vendor_id: VendorId,
@@ -81,11 +65,19 @@ pub struct Order {
     pub customer: String,
     pub address: String,
     pub status: Status,
-    #[serde(serialize_with = "rfc3339")]
     pub created_at: DateTime<Utc>,
-    #[serde(serialize_with = "rfc3339")]
     pub updated_at: DateTime<Utc>,
+    /// Every status the order had, oldest first; the last one is `status`.
     pub history: Vec<HistoryEntry>,
+}
+
+/// A vendor's request for a pickup, validated: what a new order is made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pickup {
+    pub order_id: OrderId,
+    pub distributor_id: DistributorId,
+    pub customer: String,
+    pub address: String,
 }
 
 /// Why a transition was refused.
@@ -111,16 +103,15 @@ pub enum TransitionOutcome {
 }
 
 impl Order {
-    /// A new order, `pending` since `at`.
-    pub fn new_pending(
-        vendor_id: VendorId,
-        order_id: OrderId,
-        distributor_id: DistributorId,
-        customer: String,
-        address: String,
-        at: DateTime<Utc>,
-    ) -> Self {
-        let at = wire_time(at);
+    /// A new order for `vendor_id`, `pending` since `at`.
+    pub fn new_pending(vendor_id: VendorId, pickup: Pickup, at: DateTime<Utc>) -> Self {
+        let at = millis(at);
+        let Pickup {
+            order_id,
+            distributor_id,
+            customer,
+            address,
+        } = pickup;
         Self {
             order_id,
             vendor_id,
@@ -138,8 +129,25 @@ impl Order {
     }
 
     /// True when a repeated pickup asks for exactly this order.
-    pub fn same_request(&self, distributor: &DistributorId, customer: &str, address: &str) -> bool {
-        &self.distributor_id == distributor && self.customer == customer && self.address == address
+    pub fn same_request(&self, pickup: &Pickup) -> bool {
+        self.order_id == pickup.order_id
+            && self.distributor_id == pickup.distributor_id
+            && self.customer == pickup.customer
+            && self.address == pickup.address
+    }
+
+    /// The order as it stood right after it reached `status` (its history
+    /// up to that step), or `None` if it never did: what a message about
+    /// that step carries, however far the order has moved since.
+    pub fn as_of(&self, status: Status) -> Option<Order> {
+        let reached = self.history.iter().position(|h| h.status == status)?;
+        let history: Vec<HistoryEntry> = self.history[..=reached].to_vec();
+        Some(Order {
+            status,
+            updated_at: history[reached].at,
+            history,
+            ..self.clone()
+        })
     }
 
     /// Moves the order to `to` on behalf of `by`, or says why not.
@@ -164,7 +172,7 @@ impl Order {
                 to,
             });
         }
-        let at = wire_time(at);
+        let at = millis(at);
         self.status = to;
         self.updated_at = at;
         self.history.push(HistoryEntry { status: to, at });
@@ -204,6 +212,39 @@ impl fmt::Display for Recipient {
     }
 }
 
+/// A notification kept in its recipient's queue until confirmed: the
+/// order as it stood after one step, for the party that must hear of it
+/// (a `pending` order for its distributor, the later steps for its vendor).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub id: MessageId,
+    pub recipient: Recipient,
+    /// The order right after the step this message reports.
+    pub order: Order,
+    pub at: DateTime<Utc>,
+}
+
+impl Message {
+    /// A fresh message about the step `order` has just taken.
+    pub fn about(order: &Order) -> Self {
+        let recipient = match order.status {
+            Status::Pending => Recipient::Distributor(order.distributor_id.clone()),
+            Status::InTransit | Status::Delivered => Recipient::Vendor(order.vendor_id.clone()),
+        };
+        Self {
+            id: MessageId::generate(),
+            recipient,
+            order: order.clone(),
+            at: order.updated_at,
+        }
+    }
+
+    /// The step this message reports.
+    pub fn status(&self) -> Status {
+        self.order.status
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -212,10 +253,12 @@ mod tests {
     fn order() -> Order {
         Order::new_pending(
             VendorId::parse("acme").unwrap(),
-            OrderId::parse("o-1").unwrap(),
-            DistributorId::parse("north-hub").unwrap(),
-            "Jamie".into(),
-            "Seattle".into(),
+            Pickup {
+                order_id: OrderId::parse("o-1").unwrap(),
+                distributor_id: DistributorId::parse("north-hub").unwrap(),
+                customer: "Jamie".into(),
+                address: "Seattle".into(),
+            },
             Utc::now(),
         )
     }
@@ -254,6 +297,20 @@ mod tests {
             order().apply(&south, Status::InTransit, Utc::now()),
             Err(TransitionError::Forbidden { .. })
         ));
+    }
+
+    #[test]
+    fn a_message_carries_the_order_as_of_its_step() {
+        let north = DistributorId::parse("north-hub").unwrap();
+        let mut o = order();
+        let pickup = Message::about(&o);
+        assert!(matches!(pickup.recipient, Recipient::Distributor(_)));
+        o.apply(&north, Status::InTransit, Utc::now()).unwrap();
+        let news = Message::about(&o);
+        assert!(matches!(news.recipient, Recipient::Vendor(_)));
+        assert_eq!(o.as_of(Status::Pending), Some(pickup.order));
+        assert_eq!(o.as_of(Status::InTransit), Some(news.order));
+        assert_eq!(o.as_of(Status::Delivered), None);
     }
 
     #[test]

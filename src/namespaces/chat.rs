@@ -8,19 +8,20 @@ use serde::Serialize;
 use serde_json::Value;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
+use socketioxide::extract::{Extension, SocketRef, State, TryData};
+use socketioxide::operators::BroadcastOperators;
 use socketioxide::socket::DisconnectReason;
 
-use super::{Session, answer, log_connected, log_disconnected, payload};
-use crate::activity::Outgoing;
-use crate::app::Hub;
+use super::connect::{field_from_auth, log_connected, log_disconnected, settle};
+use super::courier::{Out, emit};
+use super::{Call, Session};
 use crate::domain::{ChatName, Identity, RoomName};
 use crate::protocol::{
-    ChatMessageAck, ChatMessageOut, ChatMessageRequest, ConnectRefusal, ErrorCode, Fields,
-    Presence, Refusal, RoomPresence, Typing, event, ns, ok_envelope, parse_optional_room,
-    parse_room,
+    ChatMessageAck, ChatMessageOut, ChatMessageRequest, ConnectRefusal, ErrorCode, Presence,
+    Refusal, RoomPresence, Typing, event, ns, ok_envelope, parse_optional_room, parse_room,
 };
 use crate::rooms;
+use crate::state::Hub;
 
 /// Connect middleware: a `name` is all it takes.
 pub async fn authenticate<A: Adapter>(
@@ -28,16 +29,22 @@ pub async fn authenticate<A: Adapter>(
     TryData(auth): TryData<Value>,
     State(hub): State<Hub>,
 ) -> Result<(), ConnectRefusal> {
-    let result = auth
-        .map_err(|_| ConnectRefusal::BadAuth("auth must be a JSON object".into()))
-        .and_then(|auth| {
-            let fields = Fields::of_optional(&auth)
-                .map_err(|_| ConnectRefusal::BadAuth("auth must be a JSON object".into()))?;
-            fields
-                .required("name", ChatName::parse)
-                .map_err(|r| ConnectRefusal::BadAuth(r.message))
-        });
-    super::settle(&socket, &hub, ns::CHAT, result, Identity::Chat)
+    let result = field_from_auth(&auth, "name", ChatName::parse);
+    settle(&socket, &hub, ns::CHAT, result, Identity::Chat)
+}
+
+/// Connect middleware, after `authenticate`: registers the chat events
+/// before the client hears CONNECT (see [`super`] for why this is not done
+/// in `on_connect`).
+pub async fn enter<A: Adapter>(socket: SocketRef<A>) -> Result<(), ConnectRefusal> {
+    socket.on(event::CHAT_MESSAGE, on_chat_message::<A>);
+    socket.on(event::JOIN, on_join::<A>);
+    socket.on(event::LEAVE, on_leave::<A>);
+    socket.on(event::TYPING, on_typing::<A>);
+    socket.on(event::STOP_TYPING, on_stop_typing::<A>);
+    socket.on_fallback(super::call::on_unknown_event::<A>);
+    socket.on_disconnect(on_disconnect::<A>);
+    Ok(())
 }
 
 /// Chat names of `sockets`, sorted, each once (one person may have several tabs).
@@ -69,49 +76,42 @@ fn members<A: Adapter>(io: &SocketIo<A>, room: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Emits to others and reports it to the activity feed.
+/// Emits to other chat sockets and reports it.
 async fn relay<A: Adapter, T: Serialize>(
     hub: &Hub,
-    ops: socketioxide::operators::BroadcastOperators<A>,
+    to: BroadcastOperators<A>,
     target: &str,
     event: &str,
     data: &T,
 ) {
-    let recipients = hub.activity.watched().then(|| ops.clone().sockets().len());
-    let outcome = match ops.emit(event, data).await {
-        Ok(()) => "ok",
-        Err(e) => {
-            tracing::warn!(ns = ns::CHAT, event, target, error = %e, "chat relay failed");
-            "internal"
-        }
-    };
-    let payload = if hub.activity.watched() {
-        serde_json::to_value(data).unwrap_or(Value::Null)
-    } else {
-        Value::Null
-    };
-    hub.activity.outgoing(Outgoing {
+    let out = Out {
         namespace: ns::CHAT,
-        event,
         target,
-        recipients,
-        outcome,
-        payload: &payload,
-    });
+        event,
+        message_id: None,
+    };
+    emit(&hub.activity, to, out, data).await;
 }
 
-/// Connect middleware, after `authenticate`: registers the chat events
-/// before the client hears CONNECT (see [`super`] for why this is not done
-/// in `on_connect`).
-pub async fn enter<A: Adapter>(socket: SocketRef<A>) -> Result<(), ConnectRefusal> {
-    socket.on(event::CHAT_MESSAGE, on_chat_message::<A>);
-    socket.on(event::JOIN, on_join::<A>);
-    socket.on(event::LEAVE, on_leave::<A>);
-    socket.on(event::TYPING, on_typing::<A>);
-    socket.on(event::STOP_TYPING, on_stop_typing::<A>);
-    socket.on_fallback(super::on_unknown_event::<A>);
-    socket.on_disconnect(on_disconnect::<A>);
-    Ok(())
+/// Where a chat event goes: everyone else, or the others in a room the
+/// sender joined (else `forbidden`, with `what` the sender tried).
+fn audience<A: Adapter>(
+    socket: &SocketRef<A>,
+    room: Option<&RoomName>,
+    what: &str,
+) -> Result<(BroadcastOperators<A>, String), Refusal> {
+    let Some(room) = room else {
+        return Ok((socket.broadcast(), "broadcast".into()));
+    };
+    let room = rooms::chat(room);
+    if !socket.rooms().iter().any(|r| *r == room) {
+        return Err(Refusal::new(
+            ErrorCode::Forbidden,
+            format!("join the room before {what}"),
+        ));
+    }
+    let target = format!("room {room}");
+    Ok((socket.to(room), target))
 }
 
 /// Announces the newcomer.
@@ -138,19 +138,10 @@ pub async fn on_connect<A: Adapter>(
 }
 
 /// `chat message { text, room? }` or a bare string.
-pub async fn on_chat_message<A: Adapter>(
-    socket: SocketRef<A>,
-    data: TryData<Value>,
-    ack: AckSender<A>,
-    Extension(session): Extension<Session>,
-    Extension(name): Extension<ChatName>,
-    State(hub): State<Hub>,
-) {
-    let (payload, decoded) = payload(data);
+pub async fn on_chat_message<A: Adapter>(call: Call<A>, Extension(name): Extension<ChatName>) {
     let result = async {
-        decoded?;
-        session.admit()?;
-        let request = ChatMessageRequest::parse(&payload)?;
+        let request = call.request(ChatMessageRequest::parse)?;
+        let (to, target) = audience(call.socket(), request.room.as_ref(), "sending to it")?;
         let at = Utc::now();
         let out = ChatMessageOut {
             from: name.as_str(),
@@ -158,90 +149,29 @@ pub async fn on_chat_message<A: Adapter>(
             room: request.room.as_ref().map(RoomName::as_str),
             at,
         };
-        match &request.room {
-            None => {
-                relay(
-                    &hub,
-                    socket.broadcast(),
-                    "broadcast",
-                    event::CHAT_MESSAGE,
-                    &out,
-                )
-                .await
-            }
-            Some(room) => {
-                let room = rooms::chat(room);
-                if !socket.rooms().iter().any(|r| *r == room) {
-                    return Err(Refusal::new(
-                        ErrorCode::Forbidden,
-                        "join the room before sending to it",
-                    ));
-                }
-                let target = format!("room {room}");
-                relay(&hub, socket.to(room), &target, event::CHAT_MESSAGE, &out).await;
-            }
-        }
+        relay(call.hub(), to, &target, event::CHAT_MESSAGE, &out).await;
         Ok(ok_envelope(&ChatMessageAck { at }))
     }
     .await;
-    answer(
-        &hub,
-        &socket,
-        &session,
-        event::CHAT_MESSAGE,
-        &payload,
-        ack,
-        result,
-    );
+    call.answer(result);
 }
 
 /// `join { room }`.
 pub async fn on_join<A: Adapter>(
-    socket: SocketRef<A>,
+    call: Call<A>,
     io: SocketIo<A>,
-    data: TryData<Value>,
-    ack: AckSender<A>,
-    Extension(session): Extension<Session>,
     Extension(name): Extension<ChatName>,
-    State(hub): State<Hub>,
 ) {
-    let who = Member {
-        socket,
-        io,
-        session,
-        name,
-        hub,
-    };
-    membership(who, data, ack, Membership::Join).await;
+    membership(call, io, name, Membership::Join).await;
 }
 
 /// `leave { room }`.
 pub async fn on_leave<A: Adapter>(
-    socket: SocketRef<A>,
+    call: Call<A>,
     io: SocketIo<A>,
-    data: TryData<Value>,
-    ack: AckSender<A>,
-    Extension(session): Extension<Session>,
     Extension(name): Extension<ChatName>,
-    State(hub): State<Hub>,
 ) {
-    let who = Member {
-        socket,
-        io,
-        session,
-        name,
-        hub,
-    };
-    membership(who, data, ack, Membership::Leave).await;
-}
-
-/// The socket asking to join or leave, with what the answer needs.
-struct Member<A: Adapter> {
-    socket: SocketRef<A>,
-    io: SocketIo<A>,
-    session: Session,
-    name: ChatName,
-    hub: Hub,
+    membership(call, io, name, Membership::Leave).await;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,32 +183,25 @@ enum Membership {
 /// Joins or leaves `chat:<room>`, tells the room's other members, and
 /// answers with who is in the room now.
 async fn membership<A: Adapter>(
-    who: Member<A>,
-    data: TryData<Value>,
-    ack: AckSender<A>,
+    call: Call<A>,
+    io: SocketIo<A>,
+    name: ChatName,
     change: Membership,
 ) {
-    let Member {
-        socket,
-        io,
-        session,
-        name,
-        hub,
-    } = who;
-    let (request, notice_event) = match change {
-        Membership::Join => (event::JOIN, event::USER_JOINED),
-        Membership::Leave => (event::LEAVE, event::USER_LEFT),
-    };
-    let (payload, decoded) = payload(data);
     let result = async {
-        decoded?;
-        session.admit()?;
-        let room = parse_room(&payload)?;
+        let room = call.request(parse_room)?;
         let full = rooms::chat(&room);
-        match change {
-            Membership::Join => socket.join(full.clone()),
-            Membership::Leave => socket.leave(full.clone()),
-        }
+        let socket = call.socket();
+        let notice_event = match change {
+            Membership::Join => {
+                socket.join(full.clone());
+                event::USER_JOINED
+            }
+            Membership::Leave => {
+                socket.leave(full.clone());
+                event::USER_LEFT
+            }
+        };
         let members = members(&io, &full);
         let notice = RoomPresence {
             name: Some(name.as_str()),
@@ -286,7 +209,7 @@ async fn membership<A: Adapter>(
             members: &members,
         };
         let target = format!("room {full}");
-        relay(&hub, socket.to(full), &target, notice_event, &notice).await;
+        relay(call.hub(), socket.to(full), &target, notice_event, &notice).await;
         Ok(ok_envelope(&RoomPresence {
             name: None,
             room: room.as_str(),
@@ -294,69 +217,32 @@ async fn membership<A: Adapter>(
         }))
     }
     .await;
-    answer(&hub, &socket, &session, request, &payload, ack, result);
+    call.answer(result);
 }
 
 /// `typing { room? }`.
-pub async fn on_typing<A: Adapter>(
-    socket: SocketRef<A>,
-    data: TryData<Value>,
-    ack: AckSender<A>,
-    Extension(session): Extension<Session>,
-    Extension(name): Extension<ChatName>,
-    State(hub): State<Hub>,
-) {
-    typing(socket, data, ack, session, name, hub, event::TYPING).await;
+pub async fn on_typing<A: Adapter>(call: Call<A>, Extension(name): Extension<ChatName>) {
+    typing(call, name, event::TYPING).await;
 }
 
 /// `stop typing { room? }`.
-pub async fn on_stop_typing<A: Adapter>(
-    socket: SocketRef<A>,
-    data: TryData<Value>,
-    ack: AckSender<A>,
-    Extension(session): Extension<Session>,
-    Extension(name): Extension<ChatName>,
-    State(hub): State<Hub>,
-) {
-    typing(socket, data, ack, session, name, hub, event::STOP_TYPING).await;
+pub async fn on_stop_typing<A: Adapter>(call: Call<A>, Extension(name): Extension<ChatName>) {
+    typing(call, name, event::STOP_TYPING).await;
 }
 
-async fn typing<A: Adapter>(
-    socket: SocketRef<A>,
-    data: TryData<Value>,
-    ack: AckSender<A>,
-    session: Session,
-    name: ChatName,
-    hub: Hub,
-    event: &'static str,
-) {
-    let (payload, decoded) = payload(data);
+async fn typing<A: Adapter>(call: Call<A>, name: ChatName, event: &'static str) {
     let result = async {
-        decoded?;
-        session.admit()?;
-        let room = parse_optional_room(&payload)?;
+        let room = call.request(parse_optional_room)?;
+        let (to, target) = audience(call.socket(), room.as_ref(), "typing in it")?;
         let out = Typing {
             name: name.as_str(),
             room: room.as_ref().map(RoomName::as_str),
         };
-        match &room {
-            None => relay(&hub, socket.broadcast(), "broadcast", event, &out).await,
-            Some(room) => {
-                let full = rooms::chat(room);
-                if !socket.rooms().iter().any(|r| *r == full) {
-                    return Err(Refusal::new(
-                        ErrorCode::Forbidden,
-                        "join the room before typing in it",
-                    ));
-                }
-                let target = format!("room {full}");
-                relay(&hub, socket.to(full), &target, event, &out).await;
-            }
-        }
+        relay(call.hub(), to, &target, event, &out).await;
         Ok(ok_envelope(&serde_json::json!({})))
     }
     .await;
-    answer(&hub, &socket, &session, event, &payload, ack, result);
+    call.answer(result);
 }
 
 /// Tells the others who left, with who is still online.

@@ -1,19 +1,18 @@
 //! `/distributor`: delivery companies take pickups and move orders along.
 
-use chrono::Utc;
 use serde_json::Value;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
+use socketioxide::extract::{Extension, SocketRef, State, TryData};
 use socketioxide::socket::DisconnectReason;
 
-use super::vendor::order_ack;
-use super::{Session, answer, deliver, log_connected, log_disconnected, payload, refusal_from};
-use crate::app::Hub;
+use super::connect::{credentials_from_auth, log_connected, log_disconnected, settle};
+use super::{Call, Courier, Session, order_ack, queue};
 use crate::domain::{DistributorId, Identity, Status};
-use crate::protocol::{ConnectRefusal, Refusal, TransitionRequest, event, ns, transition_event};
+use crate::ops;
+use crate::protocol::{ConnectRefusal, TransitionRequest, event, ns};
 use crate::rooms;
-use crate::store::Recorded;
+use crate::state::Hub;
 
 /// Connect middleware: `{ distributorId, token }` must match the credentials.
 pub async fn authenticate<A: Adapter>(
@@ -21,8 +20,8 @@ pub async fn authenticate<A: Adapter>(
     TryData(auth): TryData<Value>,
     State(hub): State<Hub>,
 ) -> Result<(), ConnectRefusal> {
-    let result = super::credentials_from_auth(auth, DistributorId::FIELD, DistributorId::parse)
-        .and_then(|(distributor, token)| {
+    let result = credentials_from_auth(&auth, DistributorId::FIELD, DistributorId::parse).and_then(
+        |(distributor, token)| {
             if hub.credentials.distributor_token_ok(&distributor, &token) {
                 Ok(distributor)
             } else {
@@ -30,8 +29,9 @@ pub async fn authenticate<A: Adapter>(
                     "unknown distributor or wrong token".into(),
                 ))
             }
-        });
-    super::settle(
+        },
+    );
+    settle(
         &socket,
         &hub,
         ns::DISTRIBUTOR,
@@ -50,9 +50,9 @@ pub async fn enter<A: Adapter>(
     socket.join(rooms::distributor(&distributor));
     socket.on(event::IN_TRANSIT, on_in_transit::<A>);
     socket.on(event::DELIVERED, on_delivered::<A>);
-    socket.on(event::RECEIVED, super::queue::on_received::<A>);
-    socket.on(event::GET_ALL, super::queue::on_get_all::<A>);
-    socket.on_fallback(super::on_unknown_event::<A>);
+    socket.on(event::RECEIVED, queue::on_received::<A>);
+    socket.on(event::GET_ALL, queue::on_get_all::<A>);
+    socket.on_fallback(super::call::on_unknown_event::<A>);
     socket.on_disconnect(on_disconnect::<A>);
     Ok(())
 }
@@ -68,103 +68,40 @@ pub async fn on_connect<A: Adapter>(
 
 /// `in-transit { vendorId, orderId }`.
 pub async fn on_in_transit<A: Adapter>(
-    socket: SocketRef<A>,
+    call: Call<A>,
     io: SocketIo<A>,
-    data: TryData<Value>,
-    ack: AckSender<A>,
-    Extension(session): Extension<Session>,
     Extension(distributor): Extension<DistributorId>,
-    State(hub): State<Hub>,
 ) {
-    on_transition(
-        socket,
-        io,
-        data,
-        ack,
-        session,
-        distributor,
-        hub,
-        Status::InTransit,
-    )
-    .await;
+    transition(call, io, distributor, Status::InTransit).await;
 }
 
 /// `delivered { vendorId, orderId }`.
 pub async fn on_delivered<A: Adapter>(
-    socket: SocketRef<A>,
+    call: Call<A>,
     io: SocketIo<A>,
-    data: TryData<Value>,
-    ack: AckSender<A>,
-    Extension(session): Extension<Session>,
     Extension(distributor): Extension<DistributorId>,
-    State(hub): State<Hub>,
 ) {
-    on_transition(
-        socket,
-        io,
-        data,
-        ack,
-        session,
-        distributor,
-        hub,
-        Status::Delivered,
-    )
-    .await;
+    transition(call, io, distributor, Status::Delivered).await;
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn on_transition<A: Adapter>(
-    socket: SocketRef<A>,
-    io: SocketIo<A>,
-    data: TryData<Value>,
-    ack: AckSender<A>,
-    session: Session,
-    distributor: DistributorId,
-    hub: Hub,
-    to: Status,
-) {
-    let (payload, decoded) = payload(data);
-    let result = match decoded.and_then(|()| session.admit()) {
-        Ok(()) => move_order(&hub, &io, &distributor, &payload, to)
-            .await
-            .map(|recorded| order_ack(&recorded)),
-        Err(refusal) => Err(refusal),
-    };
-    answer(
-        &hub,
-        &socket,
-        &session,
-        transition_event(to),
-        &payload,
-        ack,
-        result,
-    );
-}
-
-/// Applies a transition and tells the owning vendor.
-pub async fn move_order<A: Adapter>(
-    hub: &Hub,
-    io: &SocketIo<A>,
-    distributor: &DistributorId,
-    payload: &Value,
-    to: Status,
-) -> Result<Recorded, Refusal> {
-    let request = TransitionRequest::parse(payload)?;
-    let recorded = hub
-        .store
-        .record_transition(
-            distributor,
+/// Moves the order and tells its vendor.
+async fn transition<A: Adapter>(call: Call<A>, io: SocketIo<A>, by: DistributorId, to: Status) {
+    let result = async {
+        let request = call.request(TransitionRequest::parse)?;
+        let courier = Courier::new(&io, call.hub());
+        let recorded = ops::move_order(
+            call.hub(),
+            &courier,
+            &by,
             &request.vendor_id,
             &request.order_id,
             to,
-            Utc::now(),
         )
-        .await
-        .map_err(refusal_from)?;
-    if let Some(queued) = &recorded.queued {
-        deliver(hub, io, queued).await;
+        .await?;
+        Ok(order_ack(&recorded))
     }
-    Ok(recorded)
+    .await;
+    call.answer(result);
 }
 
 pub async fn on_disconnect<A: Adapter>(

@@ -10,7 +10,7 @@
 //! that hub, and snapshots that list the sockets of every hub.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -24,21 +24,20 @@ use socketioxide::socket::DisconnectReason;
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 use tokio::time::Instant;
 
-use super::{Session, log_connected, log_disconnected, refusal_from};
+use super::Session;
+use super::connect::{log_connected, log_disconnected, settle, token_from_auth};
+use super::sockets::{ClusterSocket, sockets};
 use crate::activity::ActivityRecord;
-use crate::app::Hub;
-use crate::cluster::{self, ClusterSocket};
-use crate::domain::{Identity, rfc3339};
-use crate::protocol::{ConnectRefusal, ErrorCode, Refusal, event, ns};
+use crate::domain::Identity;
+use crate::ops;
+use crate::protocol::{ConnectRefusal, ErrorCode, Refusal, event, ns, rfc3339};
+use crate::state::Hub;
 
 /// At most this many snapshots per second reach an inspector.
 const SNAPSHOT_SPACING: Duration = Duration::from_millis(100);
 
 /// Changes no event reports (a transport upgrade) show up within this.
 const REFRESH_EVERY: Duration = Duration::from_secs(2);
-
-/// The namespaces a snapshot lists, in this order.
-const NAMESPACES: [&str; 4] = [ns::VENDOR, ns::DISTRIBUTOR, ns::CHAT, ns::INSPECTOR];
 
 /// The `snapshot` an inspector receives, and `GET /api/inspect` answers.
 #[derive(Debug, Clone, Serialize)]
@@ -80,12 +79,13 @@ pub struct QueueView {
     pub depth: u64,
 }
 
-/// Whether the hub's feed task runs. The lock makes "the last inspector
-/// left, stop" and "an inspector arrived, start if stopped" exclusive, so
-/// an inspector can never be left without a feed.
-#[derive(Debug, Default)]
+/// Whether the hub's feed task runs; registered as a Socket.IO state of
+/// its own beside the [`Hub`]. The lock makes "the last inspector left,
+/// stop" and "an inspector arrived, start if stopped" exclusive, so an
+/// inspector can never be left without a feed.
+#[derive(Debug, Default, Clone)]
 pub struct FeedTask {
-    running: Mutex<bool>,
+    running: Arc<Mutex<bool>>,
 }
 
 impl FeedTask {
@@ -100,14 +100,14 @@ pub async fn authenticate<A: Adapter>(
     TryData(auth): TryData<Value>,
     State(hub): State<Hub>,
 ) -> Result<(), ConnectRefusal> {
-    let result = super::token_from_auth(auth).and_then(|token| {
+    let result = token_from_auth(&auth).and_then(|token| {
         if hub.credentials.admin_token_ok(&token) {
             Ok(())
         } else {
             Err(ConnectRefusal::Unauthorized("wrong admin token".into()))
         }
     });
-    super::settle(&socket, &hub, ns::INSPECTOR, result, |()| {
+    settle(&socket, &hub, ns::INSPECTOR, result, |()| {
         Identity::Inspector
     })
 }
@@ -115,7 +115,7 @@ pub async fn authenticate<A: Adapter>(
 /// Connect middleware, after `authenticate`: registers the handlers before
 /// the client hears CONNECT (see [`super`] for why).
 pub async fn enter<A: Adapter>(socket: SocketRef<A>) -> Result<(), ConnectRefusal> {
-    socket.on_fallback(super::on_unknown_event::<A>);
+    socket.on_fallback(super::call::on_unknown_event::<A>);
     socket.on_disconnect(on_disconnect::<A>);
     Ok(())
 }
@@ -126,9 +126,10 @@ pub async fn on_connect<A: Adapter>(
     io: SocketIo<A>,
     Extension(session): Extension<Session>,
     State(hub): State<Hub>,
+    State(feed): State<FeedTask>,
 ) {
     // Before the connect is reported, so the feed sees this one too.
-    start_feed(&hub, &io);
+    start_feed(&hub, &feed, &io);
     log_connected(&hub, &socket, &session);
     match snapshot(&hub, &io).await {
         Ok(snapshot) => {
@@ -154,22 +155,19 @@ pub async fn on_disconnect<A: Adapter>(
 /// The hub as it is now: every namespace, its sockets and rooms (across the
 /// cluster with `--redis`), and the queues.
 pub async fn snapshot<A: Adapter>(hub: &Hub, io: &SocketIo<A>) -> Result<Snapshot, Refusal> {
-    let queues = hub
-        .store
-        .queue_depths()
-        .await
-        .map_err(refusal_from)?
+    let queues = ops::queue_depths(hub)
+        .await?
         .into_iter()
         .map(|q| QueueView {
             owner: q.owner.key(),
             depth: q.depth,
         })
         .collect();
-    let sockets = cluster::sockets(io, &NAMESPACES).await.map_err(|e| {
+    let sockets = sockets(io, &ns::ALL).await.map_err(|e| {
         tracing::error!(error = %e, "could not list the sockets");
         Refusal::new(ErrorCode::Internal, "the hub could not list its sockets")
     })?;
-    let namespaces = NAMESPACES
+    let namespaces = ns::ALL
         .iter()
         .map(|&name| namespace_view(name, &sockets))
         .collect();
@@ -208,19 +206,19 @@ fn namespace_view(name: &'static str, all: &[ClusterSocket]) -> NamespaceView {
 }
 
 /// Starts the hub's feed task unless it runs already.
-fn start_feed<A: Adapter>(hub: &Hub, io: &SocketIo<A>) {
-    let mut running = hub.inspector_feed.lock();
+fn start_feed<A: Adapter>(hub: &Hub, task: &FeedTask, io: &SocketIo<A>) {
+    let mut running = task.lock();
     if !*running {
         *running = true;
         // Subscribed here, not in the task, so no record slips by in between.
         let feed = hub.activity.subscribe();
-        tokio::spawn(run_feed(hub.clone(), io.clone(), feed));
+        tokio::spawn(run_feed(hub.clone(), task.clone(), io.clone(), feed));
     }
 }
 
 /// Marks the feed stopped when no inspector is left; true if it should stop.
-fn stop_if_unwatched<A: Adapter>(hub: &Hub, inspectors: &BroadcastOperators<A>) -> bool {
-    let mut running = hub.inspector_feed.lock();
+fn stop_if_unwatched<A: Adapter>(task: &FeedTask, inspectors: &BroadcastOperators<A>) -> bool {
+    let mut running = task.lock();
     let watched = inspectors.clone().sockets().iter().any(|s| s.connected());
     if !watched {
         *running = false;
@@ -229,11 +227,16 @@ fn stop_if_unwatched<A: Adapter>(hub: &Hub, inspectors: &BroadcastOperators<A>) 
 }
 
 /// Forwards the activity feed and sends snapshots when the hub changed.
-async fn run_feed<A: Adapter>(hub: Hub, io: SocketIo<A>, mut feed: Receiver<ActivityRecord>) {
+async fn run_feed<A: Adapter>(
+    hub: Hub,
+    task: FeedTask,
+    io: SocketIo<A>,
+    mut feed: Receiver<ActivityRecord>,
+) {
     // Each hub feeds its own inspectors; in a cluster, its snapshots list every hub.
     let Some(inspectors) = io.of(ns::INSPECTOR).map(BroadcastOperators::local) else {
         tracing::error!(ns = ns::INSPECTOR, "namespace is not registered");
-        *hub.inspector_feed.lock() = false;
+        *task.lock() = false;
         return;
     };
     tracing::debug!("inspector feed started");
@@ -246,10 +249,10 @@ async fn run_feed<A: Adapter>(hub: Hub, io: SocketIo<A>, mut feed: Receiver<Acti
             received = feed.recv() => match received {
                 Ok(record) => {
                     let inspector_left =
-                        record.namespace == ns::INSPECTOR && record.event == "disconnect";
+                        record.namespace == ns::INSPECTOR && record.event == event::DISCONNECT;
                     forward(&inspectors, &record).await;
                     changed = true;
-                    if inspector_left && stop_if_unwatched(&hub, &inspectors) {
+                    if inspector_left && stop_if_unwatched(&task, &inspectors) {
                         break;
                     }
                 }
@@ -265,7 +268,7 @@ async fn run_feed<A: Adapter>(hub: Hub, io: SocketIo<A>, mut feed: Receiver<Acti
                 changed = false;
             }
             _ = refresh.tick() => {
-                if stop_if_unwatched(&hub, &inspectors) {
+                if stop_if_unwatched(&task, &inspectors) {
                     break;
                 }
                 send_if_changed(&hub, &io, &inspectors, &mut last_view).await;

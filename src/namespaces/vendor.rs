@@ -1,20 +1,18 @@
 //! `/vendor`: shops ask for pickups and hear back about their orders.
 
-use chrono::Utc;
 use serde_json::Value;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
+use socketioxide::extract::{Extension, SocketRef, State, TryData};
 use socketioxide::socket::DisconnectReason;
 
-use super::{Session, answer, deliver, log_connected, log_disconnected, payload, refusal_from};
-use crate::app::Hub;
+use super::connect::{credentials_from_auth, log_connected, log_disconnected, settle};
+use super::{Call, Courier, Session, order_ack, queue};
 use crate::domain::{Identity, VendorId};
-use crate::protocol::{
-    ConnectRefusal, ErrorCode, OrderAck, PickupRequest, Refusal, event, ns, ok_envelope,
-};
+use crate::ops;
+use crate::protocol::{ConnectRefusal, event, ns, parse_pickup};
 use crate::rooms;
-use crate::store::Recorded;
+use crate::state::Hub;
 
 /// Connect middleware: `{ vendorId, token }` must match the credentials.
 pub async fn authenticate<A: Adapter>(
@@ -22,7 +20,7 @@ pub async fn authenticate<A: Adapter>(
     TryData(auth): TryData<Value>,
     State(hub): State<Hub>,
 ) -> Result<(), ConnectRefusal> {
-    let result = super::credentials_from_auth(auth, VendorId::FIELD, VendorId::parse).and_then(
+    let result = credentials_from_auth(&auth, VendorId::FIELD, VendorId::parse).and_then(
         |(vendor, token)| {
             if hub.credentials.vendor_token_ok(&vendor, &token) {
                 Ok(vendor)
@@ -33,7 +31,7 @@ pub async fn authenticate<A: Adapter>(
             }
         },
     );
-    super::settle(&socket, &hub, ns::VENDOR, result, Identity::Vendor)
+    settle(&socket, &hub, ns::VENDOR, result, Identity::Vendor)
 }
 
 /// Connect middleware, after `authenticate`: joins the vendor's room and
@@ -45,9 +43,9 @@ pub async fn enter<A: Adapter>(
 ) -> Result<(), ConnectRefusal> {
     socket.join(rooms::vendor(&vendor));
     socket.on(event::PICKUP, on_pickup::<A>);
-    socket.on(event::RECEIVED, super::queue::on_received::<A>);
-    socket.on(event::GET_ALL, super::queue::on_get_all::<A>);
-    socket.on_fallback(super::on_unknown_event::<A>);
+    socket.on(event::RECEIVED, queue::on_received::<A>);
+    socket.on(event::GET_ALL, queue::on_get_all::<A>);
+    socket.on_fallback(super::call::on_unknown_event::<A>);
     socket.on_disconnect(on_disconnect::<A>);
     Ok(())
 }
@@ -63,64 +61,18 @@ pub async fn on_connect<A: Adapter>(
 
 /// `pickup`: record the order, queue it for the distributor, tell them.
 pub async fn on_pickup<A: Adapter>(
-    socket: SocketRef<A>,
+    call: Call<A>,
     io: SocketIo<A>,
-    data: TryData<Value>,
-    ack: AckSender<A>,
-    Extension(session): Extension<Session>,
     Extension(vendor): Extension<VendorId>,
-    State(hub): State<Hub>,
 ) {
-    let (payload, decoded) = payload(data);
-    let result = match decoded.and_then(|()| session.admit()) {
-        Ok(()) => submit_pickup(&hub, &io, &vendor, &payload)
-            .await
-            .map(|recorded| order_ack(&recorded)),
-        Err(refusal) => Err(refusal),
-    };
-    answer(
-        &hub,
-        &socket,
-        &session,
-        event::PICKUP,
-        &payload,
-        ack,
-        result,
-    );
-}
-
-/// The pickup itself, shared by the `pickup` event and `POST /api/pickups`.
-pub async fn submit_pickup<A: Adapter>(
-    hub: &Hub,
-    io: &SocketIo<A>,
-    vendor: &VendorId,
-    payload: &Value,
-) -> Result<Recorded, Refusal> {
-    let request = PickupRequest::parse(payload)?;
-    if !hub.credentials.is_distributor(&request.distributor_id) {
-        return Err(Refusal::new(
-            ErrorCode::UnknownDistributor,
-            format!("distributor {} does not exist", request.distributor_id),
-        ));
+    let result = async {
+        let pickup = call.request(parse_pickup)?;
+        let courier = Courier::new(&io, call.hub());
+        let recorded = ops::submit_pickup(call.hub(), &courier, &vendor, pickup).await?;
+        Ok(order_ack(&recorded))
     }
-    let recorded = hub
-        .store
-        .record_pickup(vendor, &request, Utc::now())
-        .await
-        .map_err(refusal_from)?;
-    if let Some(queued) = &recorded.queued {
-        deliver(hub, io, queued).await;
-    }
-    Ok(recorded)
-}
-
-/// The ack of a write: `{ ok, order, messageId, duplicate }`.
-pub fn order_ack(recorded: &Recorded) -> Value {
-    ok_envelope(&OrderAck {
-        order: &recorded.order,
-        message_id: recorded.queued.as_ref().map(|q| &q.envelope.message_id),
-        duplicate: recorded.duplicate(),
-    })
+    .await;
+    call.answer(result);
 }
 
 pub async fn on_disconnect<A: Adapter>(

@@ -2,33 +2,36 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Subcommand;
 
-use super::runner::{Run, StepReport, Target};
-use super::{ScenarioFile, default_dir, find, load_all};
+use super::runner::{Launcher, Run, StepReport, Target};
+use super::{Library, ScenarioFile};
 
 /// The `scenario` subcommands.
 #[derive(Debug, Clone, Subcommand)]
 pub enum ScenarioCommand {
     /// List the scenarios with what each teaches.
     List {
-        /// Folder of scenario files.
-        #[arg(long, env = "PARCEL_HUB_SCENARIOS", default_value_os_t = default_dir())]
-        dir: PathBuf,
+        /// A folder of scenario files instead of the built-in lessons.
+        #[arg(long, env = "PARCEL_HUB_SCENARIOS", value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
-    /// Play a scenario: by number (`3`), name (`03-rooms`) or file path.
+    /// Play a scenario with real Socket.IO clients.
     Run {
+        /// The scenario: its number (`3`), its name (`03-rooms-join-and-leave`)
+        /// or the path of a `.toml` file.
         which: String,
         /// Wait for Enter before each step, so you can predict first.
         #[arg(long)]
         step: bool,
         /// Use the hub at this URL instead of a private in-process one.
-        #[arg(long)]
+        #[arg(long, value_name = "URL")]
         url: Option<String>,
-        /// Folder of scenario files.
-        #[arg(long, env = "PARCEL_HUB_SCENARIOS", default_value_os_t = default_dir())]
-        dir: PathBuf,
+        /// A folder of scenario files instead of the built-in lessons.
+        #[arg(long, env = "PARCEL_HUB_SCENARIOS", value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -67,12 +70,13 @@ impl Paint {
     }
 }
 
-/// Runs a `scenario` subcommand; the exit code is 0 only when everything passed.
-pub async fn main(command: ScenarioCommand) -> anyhow::Result<i32> {
+/// Runs a `scenario` subcommand; the exit code is 0 only when everything
+/// passed. In-process hubs come from `launcher`.
+pub async fn main(command: ScenarioCommand, launcher: Arc<dyn Launcher>) -> anyhow::Result<i32> {
     match command {
         ScenarioCommand::List { dir } => {
             let paint = Paint::detect();
-            for file in load_all(&dir)? {
+            for file in Library::from_dir(dir).load_all()? {
                 crate::out!(
                     "{:>3}  {}  {}",
                     file.number,
@@ -90,8 +94,8 @@ pub async fn main(command: ScenarioCommand) -> anyhow::Result<i32> {
             url,
             dir,
         } => {
-            let file = find(&dir, &which)?;
-            let target = url.map_or(Target::InProcess, Target::Url);
+            let file = Library::from_dir(dir).find(&which)?;
+            let target = url.map_or(Target::InProcess(launcher), Target::Url);
             let passed = play(&file, target, step).await?;
             Ok(if passed { 0 } else { 1 })
         }

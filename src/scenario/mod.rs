@@ -7,6 +7,10 @@
 //! the ack or the `connect_error` says. The [`runner`] plays it against a
 //! real hub; the CLI and the `/learn` pages show it. The format is
 //! documented in `scenarios/README.md`.
+//!
+//! The files of `scenarios/` are compiled into the binary (the build
+//! script lists them), so a copied binary teaches every lesson; a
+//! [`Library`] reads them from there, or from a folder given instead.
 
 pub mod cli;
 pub mod runner;
@@ -15,6 +19,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::Value;
+
+include!(concat!(env!("OUT_DIR"), "/scenarios.rs"));
 
 /// A scenario file, as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -157,8 +163,11 @@ pub enum ScenarioError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} is not a valid scenario: {message}")]
-    Invalid { path: PathBuf, message: String },
+    #[error("{source_name} is not a valid scenario: {message}")]
+    Invalid {
+        source_name: String,
+        message: String,
+    },
     #[error("no scenario {0} (see `parcel-hub scenario list`)")]
     NotFound(String),
 }
@@ -166,7 +175,8 @@ pub enum ScenarioError {
 /// A scenario with where it came from.
 #[derive(Debug, Clone)]
 pub struct ScenarioFile {
-    pub path: PathBuf,
+    /// Where it was read: a path, or `built-in 03-rooms.toml`.
+    pub source: String,
     /// The file stem, e.g. `02-broadcast`, used in URLs.
     pub slug: String,
     /// The leading number of the file name.
@@ -174,9 +184,56 @@ pub struct ScenarioFile {
     pub scenario: Scenario,
 }
 
-/// The scenarios shipped with the project.
-pub fn default_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios")
+/// Where the scenarios come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Library {
+    /// The files of `scenarios/`, compiled into the binary.
+    BuiltIn,
+    /// Every `*.toml` of a folder, read on every request (edits show at once).
+    Dir(PathBuf),
+}
+
+impl Library {
+    /// A folder if one is given, else the built-in lessons.
+    pub fn from_dir(dir: Option<PathBuf>) -> Self {
+        dir.map_or(Library::BuiltIn, Library::Dir)
+    }
+
+    /// Every scenario, by number.
+    pub fn load_all(&self) -> Result<Vec<ScenarioFile>, ScenarioError> {
+        let mut files = match self {
+            Library::BuiltIn => BUILT_IN
+                .iter()
+                .map(|(name, text)| parse_file(&format!("built-in {name}"), name, text))
+                .collect::<Result<Vec<_>, _>>()?,
+            Library::Dir(dir) => load_dir(dir)?,
+        };
+        files.sort_by(|a, b| (a.number, &a.slug).cmp(&(b.number, &b.slug)));
+        Ok(files)
+    }
+
+    /// Finds a scenario by number (`3`), slug (`03-rooms`), or the path of
+    /// a `.toml` file anywhere.
+    pub fn find(&self, which: &str) -> Result<ScenarioFile, ScenarioError> {
+        let as_path = Path::new(which);
+        if which.ends_with(".toml") && as_path.exists() {
+            return load(as_path);
+        }
+        let by_number = which.parse::<u32>().ok();
+        self.load_all()?
+            .into_iter()
+            .find(|f| f.slug == which || Some(f.number) == by_number)
+            .ok_or_else(|| ScenarioError::NotFound(which.to_owned()))
+    }
+}
+
+impl std::fmt::Display for Library {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Library::BuiltIn => f.write_str("the lessons built into this binary"),
+            Library::Dir(dir) => write!(f, "the scenario files in {}", dir.display()),
+        }
+    }
 }
 
 impl Scenario {
@@ -271,35 +328,44 @@ impl Action {
     }
 }
 
-/// Loads one scenario file.
-pub fn load(path: &Path) -> Result<ScenarioFile, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let scenario = Scenario::parse(&text).map_err(|message| ScenarioError::Invalid {
-        path: path.to_owned(),
+/// Parses the text of the file `file_name` (its slug and number come from the name).
+fn parse_file(source: &str, file_name: &str, text: &str) -> Result<ScenarioFile, ScenarioError> {
+    let scenario = Scenario::parse(text).map_err(|message| ScenarioError::Invalid {
+        source_name: source.to_owned(),
         message,
     })?;
-    let slug = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let slug = file_name
+        .strip_suffix(".toml")
+        .unwrap_or(file_name)
+        .to_owned();
     let number = slug
         .split(['-', '_'])
         .next()
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     Ok(ScenarioFile {
-        path: path.to_owned(),
+        source: source.to_owned(),
         slug,
         number,
         scenario,
     })
 }
 
-/// Every `*.toml` in `dir`, by number.
-pub fn load_all(dir: &Path) -> Result<Vec<ScenarioFile>, ScenarioError> {
+/// Loads one scenario file.
+pub fn load(path: &Path) -> Result<ScenarioFile, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let name = path
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    parse_file(&path.display().to_string(), &name, &text)
+}
+
+/// Every `*.toml` in `dir`.
+fn load_dir(dir: &Path) -> Result<Vec<ScenarioFile>, ScenarioError> {
     let entries = std::fs::read_dir(dir).map_err(|source| ScenarioError::Read {
         path: dir.to_owned(),
         source,
@@ -316,21 +382,7 @@ pub fn load_all(dir: &Path) -> Result<Vec<ScenarioFile>, ScenarioError> {
             files.push(load(&path)?);
         }
     }
-    files.sort_by(|a, b| (a.number, &a.slug).cmp(&(b.number, &b.slug)));
     Ok(files)
-}
-
-/// Finds a scenario by number (`3`), slug (`03-rooms`) or path.
-pub fn find(dir: &Path, which: &str) -> Result<ScenarioFile, ScenarioError> {
-    let as_path = Path::new(which);
-    if which.ends_with(".toml") && as_path.exists() {
-        return load(as_path);
-    }
-    let all = load_all(dir)?;
-    let by_number = which.parse::<u32>().ok();
-    all.into_iter()
-        .find(|f| f.slug == which || Some(f.number) == by_number)
-        .ok_or_else(|| ScenarioError::NotFound(which.to_owned()))
 }
 
 #[cfg(test)]
@@ -368,6 +420,13 @@ nothing = true
         assert_eq!(s.steps.len(), 2);
         assert!(matches!(&s.steps[1].action, Action::Emit { ack: true, .. }));
         assert_eq!(s.steps[1].expect.len(), 2);
+    }
+
+    #[test]
+    fn every_built_in_scenario_parses() {
+        let files = Library::BuiltIn.load_all().unwrap();
+        assert_eq!(files.len(), BUILT_IN.len());
+        assert_eq!(Library::BuiltIn.find("3").unwrap().number, 3);
     }
 
     #[test]

@@ -1,15 +1,22 @@
 //! Plays a scenario with real Socket.IO clients against a real hub.
 //!
-//! The hub is either started in-process on 127.0.0.1:0 with a fresh
+//! The hub is either a private one started in this process on a fresh
 //! database (the default, and the only way `restart` works) or an existing
 //! one at a URL. Steps run one at a time so a learner (CLI `--step`, or the
 //! `/learn` pages) can predict before each one; every step returns a
 //! [`StepReport`] saying what arrived where and which expectations held.
+//!
+//! The runner does not know how to build a hub: whoever starts a run hands
+//! it a [`Launcher`] (the app does), so the runner sits below the server
+//! it plays against rather than in a circle with it.
 
 use std::collections::HashMap;
+use std::fmt::Debug;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -17,18 +24,36 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::{Action, Expectation, Scenario};
 use crate::activity::ActivityRecord;
 use crate::client::{Client, ClientError, Received};
-use crate::config::Config;
 
 /// How long an expected event may take.
 pub const EXPECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a step watches for events nobody expected, unless it says otherwise.
 pub const DEFAULT_QUIET: Duration = Duration::from_millis(300);
 
+/// Starts private hubs for lessons.
+pub trait Launcher: Send + Sync + Debug {
+    /// Starts a hub on loopback with its database at `db` (created if new).
+    fn launch(&self, db: PathBuf) -> BoxFuture<'static, anyhow::Result<LessonHub>>;
+}
+
+/// A private hub running in this process, and how to stop it.
+#[derive(Debug)]
+pub struct LessonHub {
+    /// Its base URL (`http://127.0.0.1:<port>`).
+    pub url: String,
+    /// Its activity feed, subscribed before the hub took any connection.
+    pub activity: broadcast::Receiver<ActivityRecord>,
+    /// Sending (or dropping) it stops the hub.
+    pub stop: oneshot::Sender<()>,
+    /// The serving task; it ends once the hub has stopped.
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
 /// Where the hub is.
 #[derive(Debug, Clone)]
 pub enum Target {
-    /// Start a private hub in this process on a fresh database.
-    InProcess,
+    /// A private hub started by this launcher on a fresh database.
+    InProcess(Arc<dyn Launcher>),
     /// Use the hub at this base URL (`http://127.0.0.1:3000`).
     Url(String),
 }
@@ -102,14 +127,6 @@ impl StepReport {
     }
 }
 
-/// An in-process hub and how to stop it.
-struct OwnHub {
-    url: String,
-    activity: broadcast::Receiver<ActivityRecord>,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
 /// One actor's live connection.
 struct Live {
     client: Arc<Client>,
@@ -121,7 +138,7 @@ pub struct Run {
     target: Target,
     /// The database directory of an in-process hub; removed when the run ends.
     dir: Option<tempfile::TempDir>,
-    hub: Option<OwnHub>,
+    hub: Option<LessonHub>,
     url: String,
     live: HashMap<String, Live>,
     /// Every event from every actor, tagged with the actor's name.
@@ -142,32 +159,10 @@ impl std::fmt::Debug for Run {
     }
 }
 
-async fn start_hub(db: &std::path::Path) -> anyhow::Result<OwnHub> {
-    let mut config = Config::for_tests(db);
-    // A learner's steps are few; rate limits would only confuse the lesson.
-    config.rate_limit = 0;
-    let app = crate::App::build(&config).await?;
-    let activity = app.hub.activity.subscribe();
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(app.serve(listener, async move {
-        // Either a stop request or the run being dropped ends the hub.
-        let _either_way = stopped.await;
-    }));
-    Ok(OwnHub {
-        url,
-        activity,
-        stop: Some(stop),
-        task,
-    })
-}
-
-impl OwnHub {
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _already_stopped = stop.send(());
-        }
+impl LessonHub {
+    async fn shut(self) {
+        // The hub may already have stopped by itself; then nothing listens.
+        let _already_stopped = self.stop.send(());
         match tokio::time::timeout(Duration::from_secs(10), self.task).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => tracing::warn!(error = %e, "scenario hub stopped with an error"),
@@ -201,9 +196,9 @@ impl Run {
     pub async fn start(scenario: Scenario, target: Target) -> anyhow::Result<Self> {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (dir, hub, url) = match &target {
-            Target::InProcess => {
+            Target::InProcess(launcher) => {
                 let dir = tempfile::tempdir()?;
-                let hub = start_hub(&dir.path().join("scenario.db")).await?;
+                let hub = launcher.launch(dir.path().join("scenario.db")).await?;
                 let url = hub.url.clone();
                 (Some(dir), Some(hub), url)
             }
@@ -264,7 +259,7 @@ impl Run {
         }
         self.live.clear();
         if let Some(hub) = self.hub.take() {
-            hub.stop().await;
+            hub.shut().await;
         }
         drop(self.dir.take());
     }
@@ -399,22 +394,23 @@ impl Run {
                 Ok((Some(ack), None))
             }
             Action::Restart {} => {
-                let Target::InProcess = self.target else {
+                let Target::InProcess(launcher) = &self.target else {
                     return Err("restart needs the in-process hub (not --url)".into());
                 };
+                let launcher = launcher.clone();
                 for live in self.live.values() {
                     live.client.disconnect();
                 }
                 self.live.clear();
                 if let Some(hub) = self.hub.take() {
-                    hub.stop().await;
+                    hub.shut().await;
                 }
                 let db = self
                     .dir
                     .as_ref()
                     .map(|d| d.path().join("scenario.db"))
                     .ok_or("the in-process hub has no database")?;
-                let hub = start_hub(&db).await.map_err(|e| e.to_string())?;
+                let hub = launcher.launch(db).await.map_err(|e| e.to_string())?;
                 self.url = hub.url.clone();
                 self.hub = Some(hub);
                 Ok((None, None))

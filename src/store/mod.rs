@@ -5,6 +5,11 @@
 //! (`tests/hub/store.rs`). Every method that writes returns only after the
 //! write is committed, which is what lets a handler ack `ok`.
 //!
+//! The store takes and returns domain values ([`Order`], [`Message`]) and
+//! keeps its own row format with a schema version, migrated in order when a
+//! file or a Redis written by an older release is opened: a change of the
+//! wire protocol can never strand what is on disk.
+//!
 //! - [`SqliteStore`]: one file, one hub (the default).
 //! - [`RedisStore`]: one Redis shared by every hub of a cluster (`--redis`).
 
@@ -16,8 +21,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::domain::{DistributorId, MessageId, Order, OrderId, Recipient, Status, VendorId};
-use crate::protocol::{MessageEnvelope, PickupRequest};
+use crate::domain::{
+    DistributorId, Message, MessageId, Order, OrderId, Pickup, Recipient, Status, TransitionError,
+    VendorId,
+};
 
 pub use self::redis::{
     RedisStore, client as redis_client, connection_config as redis_connection_config,
@@ -32,31 +39,34 @@ pub type SharedStore = Arc<dyn Store>;
 pub struct Recorded {
     pub order: Order,
     /// `None` when the request repeated one already applied (idempotent retry).
-    pub queued: Option<Queued>,
+    pub queued: Option<Message>,
 }
 
 impl Recorded {
     pub fn duplicate(&self) -> bool {
         self.queued.is_none()
     }
-}
 
-/// A message that was committed to a recipient's queue.
-#[derive(Debug, Clone)]
-pub struct Queued {
-    pub recipient: Recipient,
-    pub envelope: MessageEnvelope,
-}
+    /// A write that changed `order` and queued the news of its new step.
+    fn moved(order: Order) -> Self {
+        let queued = Message::about(&order);
+        Self {
+            order,
+            queued: Some(queued),
+        }
+    }
 
-/// The envelope a write queues: a fresh message id, the event, the order as it stands.
-fn envelope(event: &str, order: &Order, at: DateTime<Utc>) -> MessageEnvelope {
-    MessageEnvelope {
-        message_id: MessageId::generate(),
-        event: event.to_owned(),
-        order: order.clone(),
-        at: crate::domain::wire_time(at),
+    /// A repeat of a write already applied: the order as it stands, nothing queued.
+    fn repeated(order: Order) -> Self {
+        Self {
+            order,
+            queued: None,
+        }
     }
 }
+
+/// The cause of a backend failure, kept for the log (never sent to a client).
+pub type Cause = Arc<dyn std::error::Error + Send + Sync>;
 
 /// Why a store call failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -73,9 +83,43 @@ pub enum StoreError {
         from: Status,
         to: Status,
     },
-    /// The backend failed; the cause is for the log only.
-    #[error("storage failure: {0}")]
-    Backend(String),
+    /// The backend failed while doing `what`; the cause is for the log only.
+    #[error("storage failure while {what}")]
+    Backend {
+        what: &'static str,
+        #[source]
+        cause: Cause,
+    },
+    /// Something stored could not be read back (a bug or a damaged file).
+    #[error("stored data could not be read: {0}")]
+    Corrupt(String),
+    /// The store is not there to take the request (shut down, or its
+    /// writer gone).
+    #[error("the store is unavailable: {0}")]
+    Unavailable(&'static str),
+}
+
+impl StoreError {
+    /// A backend failure while doing `what`, keeping its cause.
+    pub(crate) fn backend(
+        what: &'static str,
+    ) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> Self {
+        move |cause| StoreError::Backend {
+            what,
+            cause: Arc::from(cause),
+        }
+    }
+}
+
+impl From<TransitionError> for StoreError {
+    fn from(e: TransitionError) -> Self {
+        match e {
+            TransitionError::Forbidden { order } => StoreError::Forbidden(order),
+            TransitionError::Invalid { order, from, to } => {
+                StoreError::InvalidTransition { order, from, to }
+            }
+        }
+    }
 }
 
 /// Queue depth of one recipient, for the inspector.
@@ -91,12 +135,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Which backend this is (`sqlite`, `redis`), for `/api/health`.
     fn kind(&self) -> &'static str;
 
-    /// Creates a pending order and queues `pickup` for its distributor, or
-    /// returns the stored order when the same request was already recorded.
+    /// Creates a pending order for `vendor` and queues `pickup` for its
+    /// distributor, or returns the stored order when the same pickup was
+    /// already recorded.
     async fn record_pickup(
         &self,
         vendor: &VendorId,
-        request: &PickupRequest,
+        pickup: &Pickup,
         at: DateTime<Utc>,
     ) -> Result<Recorded, StoreError>;
 
@@ -116,7 +161,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     -> Result<bool, StoreError>;
 
     /// Everything still queued for the recipient, oldest first.
-    async fn pending_for(&self, recipient: &Recipient) -> Result<Vec<MessageEnvelope>, StoreError>;
+    async fn pending_for(&self, recipient: &Recipient) -> Result<Vec<Message>, StoreError>;
 
     /// One order of a vendor.
     async fn order(&self, vendor: &VendorId, order: &OrderId) -> Result<Option<Order>, StoreError>;
@@ -124,6 +169,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Every non-empty queue and its depth.
     async fn queue_depths(&self) -> Result<Vec<QueueDepth>, StoreError>;
 
-    /// Succeeds when the backend answers.
+    /// Succeeds when the backend answers; answers only after every write
+    /// handed to the store before it has been committed.
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -1,9 +1,10 @@
 //! The JSON API beside the pages (PROTOCOL.md "HTTP API"), for scripts and curl.
 //!
-//! It reuses the operations of the namespaces, so `POST /api/pickups` is
-//! the `pickup` event by another door: same validation, same store write,
-//! same notification to the distributor, same envelope. Every failure is
-//! one [`ApiError`], which maps to one status and one error envelope.
+//! It calls the same operations as the namespaces ([`crate::ops`]), so
+//! `POST /api/pickups` is the `pickup` event by another door: same
+//! validation, same store write, same notification to the distributor,
+//! same envelope. Every failure is one [`ApiError`], which maps to one
+//! status and one error envelope.
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -18,10 +19,13 @@ use socketioxide::adapter::Adapter;
 
 use super::WebState;
 use crate::activity::Incoming;
-use crate::domain::{Identity, Order, OrderId, VendorId};
+use crate::domain::{Identity, OrderId, VendorId};
 use crate::namespaces::inspector::{Snapshot, snapshot};
-use crate::namespaces::vendor::{order_ack, submit_pickup};
-use crate::protocol::{ErrorCode, Refusal, event, ns, ok_envelope};
+use crate::namespaces::{Courier, order_ack};
+use crate::ops;
+use crate::protocol::{
+    ErrorCode, OrderView, Refusal, error_envelope, event, ns, ok_envelope, parse_pickup,
+};
 
 /// Which credentials an endpoint wanted, for the `WWW-Authenticate` header.
 #[derive(Debug, Clone, Copy)]
@@ -59,11 +63,6 @@ fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
-}
-
-/// The error envelope `{ ok: false, error: { code, message } }`.
-pub(super) fn error_envelope(code: &str, message: &str) -> Value {
-    serde_json::json!({ "ok": false, "error": { "code": code, "message": message } })
 }
 
 impl IntoResponse for ApiError {
@@ -194,7 +193,11 @@ pub async fn post_pickup<A: Adapter>(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let vendor = authenticate_vendor(&state, &headers)?;
     let payload = json_body(body)?;
-    let result = submit_pickup(&state.hub, &state.io, &vendor, &payload).await;
+    let courier = Courier::new(&state.io, &state.hub);
+    let result = match parse_pickup(&payload) {
+        Ok(pickup) => ops::submit_pickup(&state.hub, &courier, &vendor, pickup).await,
+        Err(refusal) => Err(refusal),
+    };
     // The inspector shows it as the vendor's `pickup`, arriving over HTTP.
     state.hub.activity.incoming(Incoming {
         namespace: ns::VENDOR,
@@ -216,7 +219,7 @@ pub async fn post_pickup<A: Adapter>(
 /// The answer of `GET /api/orders/{vendorId}/{orderId}`.
 #[derive(Debug, Serialize)]
 struct OrderFound<'a> {
-    order: &'a Order,
+    order: OrderView<'a>,
 }
 
 /// `GET /api/orders/{vendorId}/{orderId}` (that vendor): one order.
@@ -236,19 +239,10 @@ pub async fn get_order<A: Adapter>(
         .into());
     }
     let order_id = OrderId::parse(&order_id).map_err(Refusal::from)?;
-    let order = state
-        .hub
-        .store
-        .order(&vendor, &order_id)
-        .await
-        .map_err(crate::namespaces::refusal_from)?
-        .ok_or_else(|| {
-            Refusal::new(
-                ErrorCode::UnknownOrder,
-                format!("order {order_id} does not exist"),
-            )
-        })?;
-    Ok(Json(ok_envelope(&OrderFound { order: &order })))
+    let order = ops::order_of(&state.hub, &vendor, &order_id).await?;
+    Ok(Json(ok_envelope(&OrderFound {
+        order: OrderView::from(&order),
+    })))
 }
 
 #[cfg(test)]

@@ -26,8 +26,8 @@ use socketioxide::adapter::Adapter;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::app::Hub;
 use crate::domain::VendorId;
+use crate::state::Hub;
 
 /// The pinned version of the official browser client the pages use.
 pub const CLIENT_VERSION: &str = "4.8.1";

@@ -2,8 +2,8 @@
 //! a killed hub loses nothing, racing hubs move an order once, and losing
 //! Redis is answered with `internal` until it is back.
 //!
-//! These tests need `PARCEL_HUB_TEST_REDIS` (a URL); without it each one
-//! says it skips. Each test uses its own key prefix, so they run in
+//! These tests need `PARCEL_HUB_TEST_REDIS` (a URL) when the tests are
+//! built; without it they show as ignored, with the reason. Each test uses its own key prefix, so they run in
 //! parallel on one Redis and leave nothing behind.
 
 use std::net::TcpListener;
@@ -49,10 +49,12 @@ fn message_ids(get_all: &Value) -> Vec<String> {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(redis_tests),
+    ignore = "set PARCEL_HUB_TEST_REDIS to run the cluster tests"
+)]
 async fn a_pickup_reaches_every_hub_and_the_news_come_back_across_hubs() {
-    let Some(url) = test_redis("cluster") else {
-        return;
-    };
+    let url = test_redis();
     let keys = RedisPrefix::new(&url);
     let (a, b) = (hub(&keys), hub(&keys));
     let acme = on(&a.url, "/vendor", vendor_auth("acme-widgets"), "acme on A").await;
@@ -97,10 +99,12 @@ async fn a_pickup_reaches_every_hub_and_the_news_come_back_across_hubs() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(redis_tests),
+    ignore = "set PARCEL_HUB_TEST_REDIS to run the cluster tests"
+)]
 async fn a_distributor_offline_during_the_pickup_catches_up_on_another_hub() {
-    let Some(url) = test_redis("cluster") else {
-        return;
-    };
+    let url = test_redis();
     let keys = RedisPrefix::new(&url);
     let (a, b) = (hub(&keys), hub(&keys));
     let acme = on(&a.url, "/vendor", vendor_auth("acme-widgets"), "acme on A").await;
@@ -133,10 +137,12 @@ async fn a_distributor_offline_during_the_pickup_catches_up_on_another_hub() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(redis_tests),
+    ignore = "set PARCEL_HUB_TEST_REDIS to run the cluster tests"
+)]
 async fn killing_a_hub_loses_nothing_it_acknowledged() {
-    let Some(url) = test_redis("cluster") else {
-        return;
-    };
+    let url = test_redis();
     let keys = RedisPrefix::new(&url);
     let (mut a, b) = (hub(&keys), hub(&keys));
     let acme = on(&a.url, "/vendor", vendor_auth("acme-widgets"), "acme on A").await;
@@ -166,10 +172,12 @@ async fn killing_a_hub_loses_nothing_it_acknowledged() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(redis_tests),
+    ignore = "set PARCEL_HUB_TEST_REDIS to run the cluster tests"
+)]
 async fn two_hubs_racing_in_transit_move_the_order_exactly_once() {
-    let Some(url) = test_redis("cluster") else {
-        return;
-    };
+    let url = test_redis();
     let keys = RedisPrefix::new(&url);
     let (a, b) = (hub(&keys), hub(&keys));
     let acme = on(&a.url, "/vendor", vendor_auth("acme-widgets"), "acme on A").await;
@@ -217,10 +225,12 @@ async fn two_hubs_racing_in_transit_move_the_order_exactly_once() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(redis_tests),
+    ignore = "set PARCEL_HUB_TEST_REDIS to run the cluster tests"
+)]
 async fn the_socket_list_spans_every_hub() {
-    let Some(url) = test_redis("cluster") else {
-        return;
-    };
+    let url = test_redis();
     let keys = RedisPrefix::new(&url);
     let join = |c: &mut parcel_hub::Config| {
         c.redis = Some(keys.url.clone());
@@ -234,7 +244,7 @@ async fn the_socket_list_spans_every_hub() {
     let seen_from_a = a.io.sockets().await.unwrap();
     let seen_from_b = b.io.sockets().await.unwrap();
     assert_eq!(seen_from_a.len(), 2, "{seen_from_a:?}");
-    let find = |list: &[parcel_hub::cluster::ClusterSocket], ns: &str| {
+    let find = |list: &[parcel_hub::namespaces::sockets::ClusterSocket], ns: &str| {
         list.iter()
             .find(|s| s.namespace == ns)
             .cloned()
@@ -373,10 +383,11 @@ async fn health(app: &TestApp) -> (u16, Value) {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(redis_tests),
+    ignore = "set PARCEL_HUB_TEST_REDIS to run the cluster tests"
+)]
 async fn losing_redis_is_answered_with_internal_errors_and_the_hubs_recover() {
-    if test_redis("redis outage").is_none() {
-        return;
-    }
     let mut redis = PrivateRedis::start();
     let url = redis.url();
     let join = |c: &mut parcel_hub::Config| c.redis = Some(url.clone());
@@ -427,10 +438,12 @@ async fn losing_redis_is_answered_with_internal_errors_and_the_hubs_recover() {
 /// events are set up in a middleware, so a client that emits at once is heard
 /// (with the Redis adapter this race was lost about one time in three).
 #[tokio::test]
+#[cfg_attr(
+    not(redis_tests),
+    ignore = "set PARCEL_HUB_TEST_REDIS to run the cluster tests"
+)]
 async fn an_event_sent_the_moment_a_client_is_connected_is_answered() {
-    let Some(url) = test_redis("cluster") else {
-        return;
-    };
+    let url = test_redis();
     let keys = RedisPrefix::new(&url);
     let a = hub(&keys);
     for _ in 0..30 {

@@ -137,17 +137,23 @@ async fn events_over_the_rate_limit_are_refused_and_the_socket_keeps_working() {
 async fn a_storage_failure_is_internal_and_reveals_nothing() {
     let app = spawn_app().await;
     let acme = vendor(&app, "acme-widgets").await;
-    // Break the database under the running hub.
+    // Break the database under the running hub, keeping how to mend it.
     let conn = rusqlite::Connection::open(&app.db).unwrap();
+    let mend: Vec<String> = conn
+        .prepare("SELECT sql FROM sqlite_master WHERE tbl_name = 'messages' AND sql IS NOT NULL")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
     conn.execute_batch("DROP TABLE messages;").unwrap();
     let ack = acme.ack("pickup", pickup("o-1", "north-hub")).await;
     let message = assert_error(&ack, "internal");
     assert!(!message.contains("messages"), "no internals in {message}");
     // Nothing half-done: the order was rolled back with its message.
-    conn.execute_batch(
-        "CREATE TABLE messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL UNIQUE, owner TEXT NOT NULL, body TEXT NOT NULL);",
-    )
-    .unwrap();
+    for sql in &mend {
+        conn.execute_batch(sql).unwrap();
+    }
     let retry = acme.ack("pickup", pickup("o-1", "north-hub")).await;
     assert_eq!(retry["duplicate"], json!(false), "{retry}");
 }

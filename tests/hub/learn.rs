@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use parcel_hub::scenario;
+use parcel_hub::scenario::Library;
 
 const ROOMS: &str = "03-rooms-join-and-leave";
 
@@ -81,7 +81,7 @@ async fn the_index_lists_every_scenario_file_with_a_link_to_its_stepper() {
     let app = spawn_app().await;
     let (status, html) = page(&app, "/learn").await;
     assert_eq!(status, StatusCode::OK);
-    let files = scenario::load_all(&scenario::default_dir()).unwrap();
+    let files = Library::BuiltIn.load_all().unwrap();
     assert!(files.len() >= 10);
     for file in &files {
         assert!(
@@ -108,7 +108,7 @@ async fn a_scenario_page_lists_its_steps_and_loads_no_socket_client() {
     let app = spawn_app().await;
     let (status, html) = page(&app, &format!("/learn/{ROOMS}")).await;
     assert_eq!(status, StatusCode::OK);
-    let file = scenario::find(&scenario::default_dir(), ROOMS).unwrap();
+    let file = Library::BuiltIn.find(ROOMS).unwrap();
     assert_eq!(
         html.matches(r#"class="card step""#).count(),
         file.scenario.steps.len()
@@ -122,7 +122,7 @@ async fn a_scenario_page_lists_its_steps_and_loads_no_socket_client() {
 #[tokio::test]
 async fn a_session_plays_every_step_and_every_check_passes() {
     let app = spawn_app().await;
-    let file = scenario::find(&scenario::default_dir(), ROOMS).unwrap();
+    let file = Library::BuiltIn.find(ROOMS).unwrap();
     let total = file.scenario.steps.len();
     let (status, started) = start_session(&app, ROOMS).await;
     assert_eq!(status, StatusCode::CREATED, "{started}");

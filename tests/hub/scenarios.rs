@@ -1,7 +1,16 @@
 //! Every scenario in `scenarios/` is replayed, so none can rot.
 
+use std::sync::Arc;
+
+use parcel_hub::Config;
+use parcel_hub::app::LessonHubs;
 use parcel_hub::scenario::runner::{Run, Target};
-use parcel_hub::scenario::{self, Scenario};
+use parcel_hub::scenario::{self, Library, Scenario};
+
+/// Private hubs as `parcel-hub scenario run` starts them.
+fn in_process() -> Target {
+    Target::InProcess(Arc::new(LessonHubs::new(&Config::default())))
+}
 
 async fn play(scenario: Scenario, target: Target) -> Result<usize, String> {
     let mut run = Run::start(scenario, target)
@@ -17,7 +26,7 @@ async fn play(scenario: Scenario, target: Target) -> Result<usize, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_file_plays_through() {
-    let files = scenario::load_all(&scenario::default_dir()).expect("scenarios load");
+    let files = Library::BuiltIn.load_all().expect("scenarios load");
     assert!(
         files.len() >= 10,
         "the curriculum has at least 10 scenarios"
@@ -25,7 +34,7 @@ async fn every_scenario_file_plays_through() {
     let runs = files.into_iter().map(|file| {
         tokio::spawn(async move {
             let steps = file.scenario.steps.len();
-            let result = play(file.scenario, Target::InProcess).await;
+            let result = play(file.scenario, in_process()).await;
             (file.slug, steps, result)
         })
     });
@@ -49,7 +58,7 @@ async fn a_wrong_expectation_fails_naming_the_step_actor_and_event() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/hub/fixtures/wrong-expectation.toml");
     let file = scenario::load(&path).unwrap();
-    let failure = play(file.scenario, Target::InProcess).await.unwrap_err();
+    let failure = play(file.scenario, in_process()).await.unwrap_err();
     assert!(failure.starts_with("step 2:"), "{failure}");
     assert!(
         failure.contains("alice receives \"chat message\""),
@@ -61,7 +70,7 @@ async fn a_wrong_expectation_fails_naming_the_step_actor_and_event() {
 #[tokio::test]
 async fn a_scenario_can_play_against_a_hub_at_a_url() {
     let app = crate::helpers::spawn_app().await;
-    let file = scenario::find(&scenario::default_dir(), "6").unwrap();
+    let file = Library::BuiltIn.find("6").unwrap();
     let steps = play(file.scenario, Target::Url(app.url())).await.unwrap();
     assert!(steps >= 3);
 }
@@ -69,7 +78,7 @@ async fn a_scenario_can_play_against_a_hub_at_a_url() {
 #[tokio::test]
 async fn restart_is_refused_for_a_hub_at_a_url() {
     let app = crate::helpers::spawn_app().await;
-    let file = scenario::find(&scenario::default_dir(), "12").unwrap();
+    let file = Library::BuiltIn.find("12").unwrap();
     let failure = play(file.scenario, Target::Url(app.url()))
         .await
         .unwrap_err();

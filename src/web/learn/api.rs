@@ -18,11 +18,10 @@ use serde_json::Value;
 use socketioxide::adapter::Adapter;
 
 use super::sessions::Full;
-use crate::protocol::ok_envelope;
+use crate::protocol::{error_envelope, ok_envelope};
 use crate::scenario::ScenarioError;
 use crate::scenario::runner::{Run, StepReport, Target};
 use crate::web::WebState;
-use crate::web::api::error_envelope;
 
 /// Why a `/learn` API request failed.
 #[derive(Debug, thiserror::Error)]
@@ -140,7 +139,8 @@ pub async fn start<A: Adapter>(
         }
         .into());
     }
-    let run = Run::start(file.scenario.clone(), Target::InProcess)
+    let target = Target::InProcess(state.learn.launcher.clone());
+    let run = Run::start(file.scenario.clone(), target)
         .await
         .map_err(LearnError::HubStart)?;
     let session = sessions.insert(&file.slug, run)?;

@@ -4,13 +4,13 @@
 //! and its script (`assets/learn.js`) plays them one click at a time
 //! through the session API in [`api`]. Each session is the same
 //! [`Run`](crate::scenario::runner::Run) the CLI uses, with its own private
-//! hub, kept in [`sessions`]. Scenario files are read on every request, so
-//! an edited lesson shows on the next reload.
+//! hub (started by the [`Launcher`] the app gives), kept in [`sessions`].
+//! With `--scenarios DIR` the files are read on every request, so an
+//! edited lesson shows on the next reload.
 
 pub mod api;
 pub mod sessions;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use askama::Template;
@@ -22,28 +22,33 @@ use socketioxide::adapter::Adapter;
 
 use super::WebState;
 use super::pages::{Layout, not_found_page, render};
-use crate::scenario::{self, ScenarioError, ScenarioFile};
+use crate::scenario::runner::Launcher;
+use crate::scenario::{Library, ScenarioError, ScenarioFile};
 use sessions::Sessions;
 
-/// What `/learn` needs: where the lessons are, and the ones being played.
+/// What `/learn` needs: where the lessons are, how to start their hubs,
+/// and the ones being played.
 #[derive(Debug, Clone)]
 pub struct Learn {
-    pub scenarios: Arc<Path>,
+    pub library: Arc<Library>,
+    pub launcher: Arc<dyn Launcher>,
     pub sessions: Arc<Sessions>,
 }
 
 impl Learn {
-    /// Lessons from `scenarios`, at most `max_sessions` played at once.
-    pub fn new(scenarios: PathBuf, max_sessions: usize) -> Self {
+    /// Lessons from `library` on hubs from `launcher`, at most
+    /// `max_sessions` played at once.
+    pub fn new(library: Library, launcher: Arc<dyn Launcher>, max_sessions: usize) -> Self {
         Self {
-            scenarios: scenarios.into(),
+            library: Arc::new(library),
+            launcher,
             sessions: Arc::new(Sessions::new(max_sessions)),
         }
     }
 
-    /// Every scenario file, by number.
+    /// Every scenario, by number.
     pub fn all(&self) -> Result<Vec<ScenarioFile>, ScenarioError> {
-        scenario::load_all(&self.scenarios)
+        self.library.load_all()
     }
 
     /// The scenario whose file stem is `slug` (never a path: the slug comes from a URL).

@@ -1,0 +1,191 @@
+//! The one shape of an event handler: a [`Call`] carries everything an
+//! event brings (its name, its payload or why it could not be decoded, the
+//! sender's session and the ack callback), checks it, and answers it.
+//!
+//! A handler is then a few lines of what is particular to it:
+//!
+//! ```text
+//! async fn on_received<A: Adapter>(call: Call<A>) {
+//!     let result = async {
+//!         let message = call.request(parse_received)?;
+//!         let removed = ops::confirm(call.hub(), &call.recipient()?, &message).await?;
+//!         Ok(ok_envelope(&ReceivedAck { removed }))
+//!     }
+//!     .await;
+//!     call.answer(result);
+//! }
+//! ```
+//!
+//! It takes the payload as [`TryData`], never `Data`: a failing `Data`
+//! extractor skips the handler silently, with no ack and no log, where a
+//! `Call` answers `invalid_payload`.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{AckSender, Event, Extension, SocketRef, State, TryData};
+use socketioxide::handler::FromMessageParts;
+use socketioxide::socket::Socket;
+
+use super::Session;
+use crate::activity::Incoming;
+use crate::domain::Recipient;
+use crate::protocol::{ErrorCode, Refusal, ns};
+use crate::state::Hub;
+
+/// An incoming event, ready to be checked and answered.
+pub struct Call<A: Adapter> {
+    socket: SocketRef<A>,
+    hub: Hub,
+    session: Session,
+    event: String,
+    payload: Value,
+    /// Whether the payload could be decoded at all.
+    decoded: Result<(), Refusal>,
+    ack: AckSender<A>,
+    wants_ack: bool,
+}
+
+impl<A: Adapter> std::fmt::Debug for Call<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call")
+            .field("event", &self.event)
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a [`Call`] could not be built: the socket lacks what its connect
+/// middleware should have given it (a bug, logged by socketioxide).
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("the socket has no session (its connect middleware did not run)")]
+    NoSession,
+    #[error("the hub state is not registered")]
+    NoState,
+}
+
+impl<A: Adapter> FromMessageParts<A> for Call<A> {
+    type Error = CallError;
+
+    fn from_message_parts(
+        s: &Arc<Socket<A>>,
+        v: &mut socketioxide::handler::Value,
+        ack_id: &Option<i64>,
+    ) -> Result<Self, CallError> {
+        let event = Event::from_message_parts(s, v, ack_id)
+            .map(|Event(name)| name)
+            .unwrap_or_default();
+        let TryData(data) = TryData::<Value>::from_message_parts(s, v, ack_id)
+            .unwrap_or_else(|never| match never {});
+        let (payload, decoded) = match data {
+            Ok(payload) => (payload, Ok(())),
+            Err(e) => {
+                tracing::debug!(error = %e, "payload could not be decoded");
+                (Value::Null, Err(Refusal::undecodable()))
+            }
+        };
+        let Extension(session) = Extension::<Session>::from_message_parts(s, v, ack_id)
+            .map_err(|_| CallError::NoSession)?;
+        let State(hub) =
+            State::<Hub>::from_message_parts(s, v, ack_id).map_err(|_| CallError::NoState)?;
+        let ack =
+            AckSender::from_message_parts(s, v, ack_id).unwrap_or_else(|never| match never {});
+        let socket =
+            SocketRef::from_message_parts(s, v, ack_id).unwrap_or_else(|never| match never {});
+        Ok(Self {
+            socket,
+            hub,
+            session,
+            event,
+            payload,
+            decoded,
+            ack,
+            wants_ack: ack_id.is_some(),
+        })
+    }
+}
+
+impl<A: Adapter> Call<A> {
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    pub fn socket(&self) -> &SocketRef<A> {
+        &self.socket
+    }
+
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    pub fn payload(&self) -> &Value {
+        &self.payload
+    }
+
+    /// Whether the client sent an ack callback.
+    pub fn wants_ack(&self) -> bool {
+        self.wants_ack
+    }
+
+    /// The request, or why not: the payload must have decoded, the sender
+    /// must have budget left, and `parse` must accept it.
+    pub fn request<T>(
+        &self,
+        parse: impl FnOnce(&Value) -> Result<T, Refusal>,
+    ) -> Result<T, Refusal> {
+        self.decoded.clone()?;
+        self.session.admit()?;
+        parse(&self.payload)
+    }
+
+    /// The queue this socket reads (vendors and distributors only).
+    pub fn recipient(&self) -> Result<Recipient, Refusal> {
+        self.session
+            .recipient()
+            .ok_or_else(|| Refusal::new(ErrorCode::Forbidden, "this namespace has no queue"))
+    }
+
+    /// Answers the client's callback (if it sent one) and reports the event
+    /// to the log and the activity feed.
+    pub fn answer(self, result: Result<Value, Refusal>) {
+        let (outcome, envelope) = match result {
+            Ok(envelope) => ("ok", envelope),
+            Err(refusal) => (refusal.code.as_str(), refusal.envelope()),
+        };
+        self.hub.activity.incoming(Incoming {
+            namespace: namespace_of(&self.socket),
+            event: &self.event,
+            socket: &self.socket.id.to_string(),
+            identity: &self.session.label,
+            outcome,
+            payload: &self.payload,
+        });
+        if let Err(e) = self.ack.send(&envelope) {
+            tracing::warn!(ns = self.socket.ns(), event = %self.event, sid = %self.socket.id, error = %e, "could not send the ack");
+        }
+    }
+}
+
+/// The static path of a socket's namespace, for logs.
+pub fn namespace_of<A: Adapter>(socket: &SocketRef<A>) -> &'static str {
+    ns::ALL
+        .iter()
+        .find(|name| **name == socket.ns())
+        .copied()
+        .unwrap_or(ns::INSPECTOR)
+}
+
+/// Answers any event a namespace does not know with `unknown_event`.
+pub async fn on_unknown_event<A: Adapter>(call: Call<A>) {
+    // Whatever its payload, an unknown event is answered as unknown (once
+    // the sender's budget allows).
+    let result = call.session.admit().and_then(|()| {
+        Err(Refusal::new(
+            ErrorCode::UnknownEvent,
+            format!("{:?} is not an event of {}", call.event, call.socket.ns()),
+        ))
+    });
+    call.answer(result);
+}

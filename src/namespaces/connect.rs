@@ -1,0 +1,171 @@
+//! What every connect middleware shares: reading the handshake `auth`,
+//! settling the outcome (a [`Session`] for an accepted socket, a logged
+//! refusal otherwise), and the connection logs.
+
+use std::sync::Arc;
+
+use governor::{DefaultDirectRateLimiter, RateLimiter};
+use serde_json::Value;
+use socketioxide::ParserError;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::SocketRef;
+use socketioxide::socket::DisconnectReason;
+
+use super::call::namespace_of;
+use crate::domain::{Identity, InvalidValue, Recipient};
+use crate::protocol::{ConnectRefusal, Fields, Refusal};
+use crate::state::Hub;
+
+/// Who a socket is, set by the connect middleware and read by every handler.
+#[derive(Clone)]
+pub struct Session {
+    pub identity: Identity,
+    /// Shown in logs and the activity feed (`vendor acme-widgets`).
+    pub label: Arc<str>,
+    /// When the connect middleware accepted the socket (for the inspector).
+    pub connected_at: chrono::DateTime<chrono::Utc>,
+    /// This socket's own budget of events; `None` when limits are off.
+    limiter: Option<Arc<DefaultDirectRateLimiter>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("identity", &self.identity)
+            .finish()
+    }
+}
+
+impl Session {
+    fn new(identity: Identity, hub: &Hub) -> Self {
+        let limiter = hub
+            .limits
+            .quota()
+            .map(|quota| Arc::new(RateLimiter::direct(quota)));
+        Self {
+            label: identity.to_string().into(),
+            connected_at: chrono::Utc::now(),
+            identity,
+            limiter,
+        }
+    }
+
+    /// Spends one event of the budget, or refuses with `rate_limited`.
+    pub fn admit(&self) -> Result<(), Refusal> {
+        match &self.limiter {
+            Some(limiter) if limiter.check().is_err() => Err(Refusal::rate_limited()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The queue this socket reads, for vendors and distributors.
+    pub fn recipient(&self) -> Option<Recipient> {
+        match &self.identity {
+            Identity::Vendor(id) => Some(Recipient::Vendor(id.clone())),
+            Identity::Distributor(id) => Some(Recipient::Distributor(id.clone())),
+            _ => None,
+        }
+    }
+}
+
+/// The handshake `auth` as an object (none at all reads as `{}`).
+fn auth_fields(auth: &Result<Value, ParserError>) -> Result<Fields<'_>, ConnectRefusal> {
+    let not_an_object = || ConnectRefusal::BadAuth("auth must be a JSON object".into());
+    let auth = auth.as_ref().map_err(|_| not_an_object())?;
+    Fields::of_optional(auth).map_err(|_| not_an_object())
+}
+
+/// Reads `{ <id field>, token }` from a handshake `auth`, or says what is missing.
+pub fn credentials_from_auth<T>(
+    auth: &Result<Value, ParserError>,
+    field: &str,
+    parse: impl FnOnce(&str) -> Result<T, InvalidValue>,
+) -> Result<(T, String), ConnectRefusal> {
+    let fields = auth_fields(auth)?;
+    let id = fields
+        .required(field, parse)
+        .map_err(|r| ConnectRefusal::BadAuth(r.message))?;
+    Ok((id, token_of(&fields)?))
+}
+
+/// Reads `{ token }` from a handshake `auth` (the inspector's admin token).
+pub fn token_from_auth(auth: &Result<Value, ParserError>) -> Result<String, ConnectRefusal> {
+    token_of(&auth_fields(auth)?)
+}
+
+/// Reads one required field of the handshake `auth` (a chat `name`).
+pub fn field_from_auth<T>(
+    auth: &Result<Value, ParserError>,
+    field: &str,
+    parse: impl FnOnce(&str) -> Result<T, InvalidValue>,
+) -> Result<T, ConnectRefusal> {
+    auth_fields(auth)?
+        .required(field, parse)
+        .map_err(|r| ConnectRefusal::BadAuth(r.message))
+}
+
+fn token_of(fields: &Fields<'_>) -> Result<String, ConnectRefusal> {
+    fields
+        .required("token", |raw| {
+            if raw.is_empty() {
+                Err(InvalidValue("token is required".into()))
+            } else {
+                Ok(raw.to_owned())
+            }
+        })
+        .map_err(|r| ConnectRefusal::BadAuth(r.message))
+}
+
+/// Ends a connect middleware: an accepted socket carries its [`Session`]
+/// and its typed identity (`VendorId`, ...) in its extensions; a refusal is
+/// logged and becomes the `connect_error`.
+pub fn settle<A: Adapter, T: Clone + Send + Sync + 'static>(
+    socket: &SocketRef<A>,
+    hub: &Hub,
+    namespace: &'static str,
+    result: Result<T, ConnectRefusal>,
+    identity: impl FnOnce(T) -> Identity,
+) -> Result<(), ConnectRefusal> {
+    match result {
+        Ok(id) => {
+            socket
+                .extensions
+                .insert(Session::new(identity(id.clone()), hub));
+            socket.extensions.insert(id);
+            Ok(())
+        }
+        Err(refusal) => {
+            // The reason, never the token.
+            tracing::warn!(ns = namespace, reason = %refusal, "connection refused");
+            Err(refusal)
+        }
+    }
+}
+
+/// Logs a connection with its namespace, identity and transport, and
+/// reports it to the activity feed (the inspector redraws on it).
+pub fn log_connected<A: Adapter>(hub: &Hub, socket: &SocketRef<A>, session: &Session) {
+    tracing::info!(ns = socket.ns(), sid = %socket.id, identity = %session.label, transport = ?socket.transport_type(), "connected");
+    hub.activity.connected(
+        namespace_of(socket),
+        &socket.id.to_string(),
+        &session.label,
+        socket.transport_type().into(),
+    );
+}
+
+/// Logs a disconnection with its reason, and reports it to the activity feed.
+pub fn log_disconnected<A: Adapter>(
+    hub: &Hub,
+    socket: &SocketRef<A>,
+    session: &Session,
+    reason: DisconnectReason,
+) {
+    tracing::info!(ns = socket.ns(), sid = %socket.id, identity = %session.label, %reason, "disconnected");
+    hub.activity.disconnected(
+        namespace_of(socket),
+        &socket.id.to_string(),
+        &session.label,
+        &reason.to_string(),
+    );
+}

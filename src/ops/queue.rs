@@ -1,0 +1,28 @@
+//! The queues: what waits for a recipient, its confirmation, their depths.
+//!
+//! A queue belongs to an identity, not to a connection: any socket of that
+//! vendor or distributor reads and confirms it.
+
+use crate::domain::{Message, MessageId, Recipient};
+use crate::protocol::Refusal;
+use crate::state::HubState;
+use crate::store::QueueDepth;
+
+/// Removes a message from `recipient`'s queue; false if it was already gone.
+pub async fn confirm(
+    hub: &HubState,
+    recipient: &Recipient,
+    message: &MessageId,
+) -> Result<bool, Refusal> {
+    Ok(hub.store.confirm(recipient, message).await?)
+}
+
+/// Everything still queued for `recipient`, oldest first.
+pub async fn pending_for(hub: &HubState, recipient: &Recipient) -> Result<Vec<Message>, Refusal> {
+    Ok(hub.store.pending_for(recipient).await?)
+}
+
+/// Every non-empty queue and its depth.
+pub async fn queue_depths(hub: &HubState) -> Result<Vec<QueueDepth>, Refusal> {
+    Ok(hub.store.queue_depths().await?)
+}

@@ -1,0 +1,203 @@
+//! The wire contract of `PROTOCOL.md` in one module.
+//!
+//! Event names, payload shapes, the ack envelope and its error codes live
+//! here and nowhere else: handlers, pages, tests and the scenario runner all
+//! import them, so renaming an event breaks the build, not the demo.
+//!
+//! - this file: namespaces, event names, error codes, refusals, envelopes;
+//! - [`parse`]: what clients send, read into domain values with clear errors;
+//! - [`wire`]: what the hub sends, as structs with explicit field names,
+//!   built from domain values (the domain and the store never serialize
+//!   themselves onto the wire).
+
+mod parse;
+mod wire;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::domain::{InvalidValue, Status};
+
+pub use parse::{
+    ChatMessageRequest, Fields, TransitionRequest, parse_optional_room, parse_pickup,
+    parse_received, parse_room,
+};
+pub use wire::{
+    ChatMessageAck, ChatMessageOut, GetAllAck, MessageEnvelope, OrderAck, OrderView, Presence,
+    ReceivedAck, RoomPresence, Typing, rfc3339,
+};
+
+/// Namespace paths (literal, with the slash).
+pub mod ns {
+    pub const VENDOR: &str = "/vendor";
+    pub const DISTRIBUTOR: &str = "/distributor";
+    pub const CHAT: &str = "/chat";
+    pub const INSPECTOR: &str = "/inspector";
+
+    /// Every namespace the hub serves, in the order the inspector lists them.
+    pub const ALL: [&str; 4] = [VENDOR, DISTRIBUTOR, CHAT, INSPECTOR];
+}
+
+/// Event names, spelled as in the CAPS labs.
+pub mod event {
+    pub const PICKUP: &str = "pickup";
+    pub const IN_TRANSIT: &str = "in-transit";
+    pub const DELIVERED: &str = "delivered";
+    pub const RECEIVED: &str = "received";
+    pub const GET_ALL: &str = "getAll";
+
+    pub const CHAT_MESSAGE: &str = "chat message";
+    pub const JOIN: &str = "join";
+    pub const LEAVE: &str = "leave";
+    pub const TYPING: &str = "typing";
+    pub const STOP_TYPING: &str = "stop typing";
+    pub const USER_CONNECTED: &str = "user connected";
+    pub const USER_DISCONNECTED: &str = "user disconnected";
+    pub const USER_JOINED: &str = "user joined";
+    pub const USER_LEFT: &str = "user left";
+
+    pub const SNAPSHOT: &str = "snapshot";
+    pub const ACTIVITY: &str = "activity";
+
+    /// The lifecycle records of the activity feed (not events of any namespace).
+    pub const CONNECT: &str = "connect";
+    pub const DISCONNECT: &str = "disconnect";
+}
+
+/// The event that reports an order reaching `status` (what a distributor
+/// sends to move it there, and what the hub queues about it).
+pub fn status_event(status: Status) -> &'static str {
+    match status {
+        Status::Pending => event::PICKUP,
+        Status::InTransit => event::IN_TRANSIT,
+        Status::Delivered => event::DELIVERED,
+    }
+}
+
+/// Limits on free text fields.
+pub const MAX_TEXT_FIELD: usize = 200;
+pub const MAX_CHAT_TEXT: usize = 2_000;
+
+/// Error codes of the ack envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidPayload,
+    UnknownDistributor,
+    UnknownOrder,
+    Forbidden,
+    InvalidTransition,
+    RateLimited,
+    UnknownEvent,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidPayload => "invalid_payload",
+            ErrorCode::UnknownDistributor => "unknown_distributor",
+            ErrorCode::UnknownOrder => "unknown_order",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::InvalidTransition => "invalid_transition",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::UnknownEvent => "unknown_event",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+/// A refusal sent to the client: a code and a sentence safe to show.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {message}", code.as_str())]
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The refusal of a payload that could not be decoded at all.
+    pub fn undecodable() -> Self {
+        Refusal::new(ErrorCode::InvalidPayload, "payload is not valid JSON data")
+    }
+
+    /// The refusal of an event over the sender's rate limit.
+    pub fn rate_limited() -> Self {
+        Refusal::new(ErrorCode::RateLimited, "too many events; slow down")
+    }
+
+    /// The refusal every failure inside the hub becomes; the cause goes to the log.
+    pub fn internal() -> Self {
+        Refusal::new(
+            ErrorCode::Internal,
+            "the hub could not complete this request",
+        )
+    }
+
+    /// The `{ ok: false, error: { code, message } }` envelope.
+    pub fn envelope(&self) -> Value {
+        error_envelope(self.code.as_str(), &self.message)
+    }
+}
+
+impl From<InvalidValue> for Refusal {
+    fn from(e: InvalidValue) -> Self {
+        Refusal::new(ErrorCode::InvalidPayload, e.0)
+    }
+}
+
+/// The error envelope `{ ok: false, error: { code, message } }` for any code
+/// (the HTTP API and `/learn` have codes of their own beside [`ErrorCode`]).
+pub fn error_envelope(code: &str, message: &str) -> Value {
+    serde_json::json!({ "ok": false, "error": { "code": code, "message": message } })
+}
+
+/// Builds the `{ ok: true, ...fields }` envelope from a struct of fields.
+pub fn ok_envelope<T: Serialize>(fields: &T) -> Value {
+    let mut map = match serde_json::to_value(fields) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    map.insert("ok".into(), Value::Bool(true));
+    Value::Object(map)
+}
+
+/// Codes of a refused connection (`connect_error` message prefix).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectRefusal {
+    #[error("bad_auth: {0}")]
+    BadAuth(String),
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn envelopes_have_the_protocol_shape() {
+        let e = Refusal::new(ErrorCode::UnknownOrder, "no such order").envelope();
+        assert_eq!(
+            e,
+            json!({"ok": false, "error": {"code": "unknown_order", "message": "no such order"}})
+        );
+        assert_eq!(
+            ok_envelope(&ReceivedAck { removed: true }),
+            json!({"ok": true, "removed": true})
+        );
+        assert_eq!(
+            Refusal::rate_limited().to_string(),
+            "rate_limited: too many events; slow down"
+        );
+    }
+}

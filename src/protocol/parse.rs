@@ -1,0 +1,202 @@
+//! What clients send, read into domain values.
+//!
+//! Every payload is a JSON value read field by field, so each refusal names
+//! the field and what is wrong with it (`orderId is required`,
+//! `customer must be a string`), in the client's own vocabulary.
+
+use serde_json::{Map, Value};
+
+use super::{ErrorCode, MAX_CHAT_TEXT, MAX_TEXT_FIELD, Refusal};
+use crate::domain::{DistributorId, InvalidValue, MessageId, OrderId, Pickup, RoomName, VendorId};
+
+/// A JSON object from the client, read field by field with clear errors.
+#[derive(Debug)]
+pub struct Fields<'a>(&'a Map<String, Value>);
+
+static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+
+impl<'a> Fields<'a> {
+    /// The payload must be a JSON object.
+    pub fn of(value: &'a Value) -> Result<Self, Refusal> {
+        match value {
+            Value::Object(map) => Ok(Self(map)),
+            _ => Err(Refusal::new(
+                ErrorCode::InvalidPayload,
+                "payload must be a JSON object",
+            )),
+        }
+    }
+
+    /// An object, or nothing at all (`getAll`), which reads as `{}`.
+    pub fn of_optional(value: &'a Value) -> Result<Self, Refusal> {
+        match value {
+            Value::Null => Ok(Self(&EMPTY)),
+            Value::Array(items) if items.is_empty() => Ok(Self(&EMPTY)),
+            other => Self::of(other),
+        }
+    }
+
+    fn string(&self, field: &str) -> Result<Option<&'a str>, Refusal> {
+        match self.0.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(Refusal::new(
+                ErrorCode::InvalidPayload,
+                format!("{field} must be a string"),
+            )),
+        }
+    }
+
+    /// A required identity-like field, parsed by `parse`.
+    pub fn required<T>(
+        &self,
+        field: &str,
+        parse: impl FnOnce(&str) -> Result<T, InvalidValue>,
+    ) -> Result<T, Refusal> {
+        let raw = self.string(field)?.unwrap_or("");
+        Ok(parse(raw)?)
+    }
+
+    /// An optional identity-like field.
+    pub fn optional<T>(
+        &self,
+        field: &str,
+        parse: impl FnOnce(&str) -> Result<T, InvalidValue>,
+    ) -> Result<Option<T>, Refusal> {
+        match self.string(field)? {
+            None => Ok(None),
+            Some(raw) => Ok(Some(parse(raw)?)),
+        }
+    }
+
+    /// Required free text: trimmed, 1 to `max` characters.
+    pub fn text(&self, field: &str, max: usize) -> Result<String, Refusal> {
+        let raw = self.string(field)?.unwrap_or("").trim();
+        check_text(field, raw, max)
+    }
+}
+
+/// Free text rule: non-empty after trimming, at most `max` characters.
+fn check_text(field: &str, raw: &str, max: usize) -> Result<String, Refusal> {
+    if raw.is_empty() {
+        return Err(Refusal::new(
+            ErrorCode::InvalidPayload,
+            format!("{field} is required"),
+        ));
+    }
+    if raw.chars().count() > max {
+        return Err(Refusal::new(
+            ErrorCode::InvalidPayload,
+            format!("{field} must be at most {max} characters"),
+        ));
+    }
+    Ok(raw.to_owned())
+}
+
+/// `pickup { orderId, distributorId, customer, address }` from a vendor.
+/// A `vendorId` in the payload is ignored on purpose: the order belongs to
+/// the authenticated vendor.
+pub fn parse_pickup(value: &Value) -> Result<Pickup, Refusal> {
+    let f = Fields::of(value)?;
+    Ok(Pickup {
+        order_id: f.required(OrderId::FIELD, OrderId::parse)?,
+        distributor_id: f.required(DistributorId::FIELD, DistributorId::parse)?,
+        customer: f.text("customer", MAX_TEXT_FIELD)?,
+        address: f.text("address", MAX_TEXT_FIELD)?,
+    })
+}
+
+/// `in-transit` / `delivered` from a distributor: which order to move.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransitionRequest {
+    pub vendor_id: VendorId,
+    pub order_id: OrderId,
+}
+
+impl TransitionRequest {
+    pub fn parse(value: &Value) -> Result<Self, Refusal> {
+        let f = Fields::of(value)?;
+        Ok(Self {
+            vendor_id: f.required(VendorId::FIELD, VendorId::parse)?,
+            order_id: f.required(OrderId::FIELD, OrderId::parse)?,
+        })
+    }
+}
+
+/// `received { messageId }` from a vendor or distributor.
+pub fn parse_received(value: &Value) -> Result<MessageId, Refusal> {
+    Fields::of(value)?.required(MessageId::FIELD, MessageId::parse)
+}
+
+/// `chat message`: `{ text, room? }` or a bare string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatMessageRequest {
+    pub text: String,
+    pub room: Option<RoomName>,
+}
+
+impl ChatMessageRequest {
+    pub fn parse(value: &Value) -> Result<Self, Refusal> {
+        if let Value::String(s) = value {
+            return Ok(Self {
+                text: check_text("text", s, MAX_CHAT_TEXT)?,
+                room: None,
+            });
+        }
+        let f = Fields::of(value)?;
+        // Chat text keeps its inner whitespace; only emptiness is judged trimmed.
+        let raw = f.string("text")?.unwrap_or("");
+        check_text("text", raw.trim(), MAX_CHAT_TEXT)?;
+        Ok(Self {
+            text: check_text("text", raw, MAX_CHAT_TEXT)?,
+            room: f.optional(RoomName::FIELD, RoomName::parse)?,
+        })
+    }
+}
+
+/// `join` / `leave`: `{ room }`.
+pub fn parse_room(value: &Value) -> Result<RoomName, Refusal> {
+    Fields::of(value)?.required(RoomName::FIELD, RoomName::parse)
+}
+
+/// `typing` / `stop typing`: `{ room? }` or nothing.
+pub fn parse_optional_room(value: &Value) -> Result<Option<RoomName>, Refusal> {
+    Fields::of_optional(value)?.optional(RoomName::FIELD, RoomName::parse)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pickup_names_the_missing_field() {
+        let err = parse_pickup(&json!({})).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidPayload);
+        assert_eq!(err.message, "orderId is required");
+        let err = parse_pickup(&json!({"orderId": 5})).unwrap_err();
+        assert_eq!(err.message, "orderId must be a string");
+        let err = parse_pickup(&json!("x")).unwrap_err();
+        assert_eq!(err.message, "payload must be a JSON object");
+    }
+
+    #[test]
+    fn pickup_ignores_a_vendor_id_in_the_payload() {
+        let p = parse_pickup(&json!({
+            "orderId": "o-1", "distributorId": "north-hub",
+            "customer": " Jamie ", "address": "Seattle", "vendorId": "someone-else"
+        }))
+        .unwrap();
+        assert_eq!(p.customer, "Jamie");
+    }
+
+    #[test]
+    fn chat_message_takes_a_bare_string_or_an_object() {
+        assert_eq!(ChatMessageRequest::parse(&json!("hi")).unwrap().text, "hi");
+        let m = ChatMessageRequest::parse(&json!({"text": "hi", "room": "lobby"})).unwrap();
+        assert_eq!(m.room.unwrap().as_str(), "lobby");
+        assert!(ChatMessageRequest::parse(&json!({"text": "  "})).is_err());
+        assert!(ChatMessageRequest::parse(&json!("x".repeat(2001))).is_err());
+    }
+}

@@ -1,0 +1,208 @@
+//! What the hub sends: one struct per shape, every field named as on the wire.
+//!
+//! These are views: they borrow domain values and decide how they look on
+//! the wire (camelCase names, statuses as `in-transit`, times as RFC 3339
+//! with milliseconds), so neither the domain nor the store has a say in it.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::ser::SerializeSeq;
+use serde::{Serialize, Serializer};
+
+use super::status_event;
+use crate::domain::{HistoryEntry, Message, MessageId, Order, Status};
+
+/// Serializes a time as PROTOCOL.md wants it: RFC 3339, UTC, milliseconds, `Z`.
+pub fn rfc3339<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+fn status<S: Serializer>(status: &Status, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(status.as_str())
+}
+
+/// One step of an order's timeline: `{ status, at }`.
+#[derive(Debug, Serialize)]
+struct HistoryView<'a> {
+    #[serde(serialize_with = "status")]
+    status: &'a Status,
+    #[serde(serialize_with = "rfc3339")]
+    at: &'a DateTime<Utc>,
+}
+
+fn history<S: Serializer>(history: &&[HistoryEntry], s: S) -> Result<S::Ok, S::Error> {
+    let mut seq = s.serialize_seq(Some(history.len()))?;
+    for entry in *history {
+        seq.serialize_element(&HistoryView {
+            status: &entry.status,
+            at: &entry.at,
+        })?;
+    }
+    seq.end()
+}
+
+/// An order as the wire shows it (PROTOCOL.md "The order").
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderView<'a> {
+    order_id: &'a str,
+    vendor_id: &'a str,
+    distributor_id: &'a str,
+    customer: &'a str,
+    address: &'a str,
+    #[serde(serialize_with = "status")]
+    status: &'a Status,
+    #[serde(serialize_with = "rfc3339")]
+    created_at: &'a DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339")]
+    updated_at: &'a DateTime<Utc>,
+    #[serde(serialize_with = "history")]
+    history: &'a [HistoryEntry],
+}
+
+impl<'a> From<&'a Order> for OrderView<'a> {
+    fn from(order: &'a Order) -> Self {
+        Self {
+            order_id: order.order_id.as_str(),
+            vendor_id: order.vendor_id.as_str(),
+            distributor_id: order.distributor_id.as_str(),
+            customer: &order.customer,
+            address: &order.address,
+            status: &order.status,
+            created_at: &order.created_at,
+            updated_at: &order.updated_at,
+            history: &order.history,
+        }
+    }
+}
+
+/// The single argument of `pickup`, `in-transit` and `delivered` as the hub
+/// sends them: `{ messageId, event, order, at }`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageEnvelope<'a> {
+    message_id: &'a MessageId,
+    event: &'static str,
+    order: OrderView<'a>,
+    #[serde(serialize_with = "rfc3339")]
+    at: &'a DateTime<Utc>,
+}
+
+impl<'a> From<&'a Message> for MessageEnvelope<'a> {
+    fn from(message: &'a Message) -> Self {
+        Self {
+            message_id: &message.id,
+            event: status_event(message.status()),
+            order: OrderView::from(&message.order),
+            at: &message.at,
+        }
+    }
+}
+
+/// Ack fields of `pickup`, `in-transit` and `delivered`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderAck<'a> {
+    pub order: OrderView<'a>,
+    pub message_id: Option<&'a MessageId>,
+    pub duplicate: bool,
+}
+
+/// Ack fields of `received`.
+#[derive(Debug, Serialize)]
+pub struct ReceivedAck {
+    pub removed: bool,
+}
+
+fn envelopes<S: Serializer>(messages: &&[Message], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(messages.iter().map(MessageEnvelope::from))
+}
+
+/// Ack fields of `getAll`.
+#[derive(Debug, Serialize)]
+pub struct GetAllAck<'a> {
+    #[serde(serialize_with = "envelopes")]
+    pub messages: &'a [Message],
+}
+
+/// `chat message` as the hub relays it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChatMessageOut<'a> {
+    pub from: &'a str,
+    pub text: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub room: Option<&'a str>,
+    #[serde(serialize_with = "rfc3339")]
+    pub at: DateTime<Utc>,
+}
+
+/// Ack of `chat message`.
+#[derive(Debug, Serialize)]
+pub struct ChatMessageAck {
+    #[serde(serialize_with = "rfc3339")]
+    pub at: DateTime<Utc>,
+}
+
+/// `user connected` / `user disconnected`.
+#[derive(Debug, Serialize)]
+pub struct Presence<'a> {
+    pub name: &'a str,
+    pub users: &'a [String],
+}
+
+/// `user joined` / `user left`, and the ack of `join` / `leave` (without `name`).
+#[derive(Debug, Serialize)]
+pub struct RoomPresence<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<&'a str>,
+    pub room: &'a str,
+    pub members: &'a [String],
+}
+
+/// `typing` / `stop typing` as relayed.
+#[derive(Debug, Serialize)]
+pub struct Typing<'a> {
+    pub name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub room: Option<&'a str>,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::domain::{DistributorId, OrderId, Pickup, VendorId};
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    #[test]
+    fn an_envelope_has_the_protocol_shape() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 28, 10, 15, 0).unwrap();
+        let order = Order::new_pending(
+            VendorId::parse("acme-widgets").unwrap(),
+            Pickup {
+                order_id: OrderId::parse("o-1001").unwrap(),
+                distributor_id: DistributorId::parse("north-hub").unwrap(),
+                customer: "Jamie Doe".into(),
+                address: "Seattle, WA".into(),
+            },
+            at,
+        );
+        let message = Message::about(&order);
+        let wire = serde_json::to_value(MessageEnvelope::from(&message)).unwrap();
+        let time = "2026-11-28T10:15:00.000Z";
+        assert_eq!(
+            wire,
+            json!({
+                "messageId": message.id.as_str(),
+                "event": "pickup",
+                "order": {
+                    "orderId": "o-1001", "vendorId": "acme-widgets", "distributorId": "north-hub",
+                    "customer": "Jamie Doe", "address": "Seattle, WA", "status": "pending",
+                    "createdAt": time, "updatedAt": time,
+                    "history": [{ "status": "pending", "at": time }],
+                },
+                "at": time,
+            })
+        );
+    }
+}

@@ -1,0 +1,74 @@
+//! The shared hub state every handler and operation reaches: the store, who
+//! may connect, the activity feed and the limits.
+//!
+//! This is a leaf of the module graph: it knows the store and the
+//! configuration and nothing that serves a transport, so the operations,
+//! the namespaces and the web all sit above it. Shared as [`Hub`]; cloning
+//! is shallow.
+
+use std::num::NonZeroU32;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use governor::Quota;
+
+use crate::activity::Activity;
+use crate::config::Credentials;
+use crate::store::SharedStore;
+
+/// Per-socket event budget (also each vendor's budget of API requests).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub rate_per_second: u32,
+    pub burst: u32,
+}
+
+impl Limits {
+    /// The budget as a rate-limiter quota; `None` when limits are off.
+    pub fn quota(&self) -> Option<Quota> {
+        NonZeroU32::new(self.rate_per_second).map(|rate| {
+            let burst = NonZeroU32::new(self.burst).unwrap_or(rate);
+            Quota::per_second(rate).allow_burst(burst)
+        })
+    }
+}
+
+/// What every handler may reach.
+#[derive(Debug)]
+pub struct HubState {
+    pub store: SharedStore,
+    pub credentials: Credentials,
+    pub activity: Activity,
+    pub limits: Limits,
+    pub started: Instant,
+    /// This hub's Socket.IO server id (the `hub` of sockets in a cluster).
+    /// Set once the Socket.IO layer exists, which needs this state first.
+    hub_id: OnceLock<String>,
+}
+
+pub type Hub = Arc<HubState>;
+
+impl HubState {
+    pub fn new(store: SharedStore, credentials: Credentials, limits: Limits) -> Self {
+        Self {
+            store,
+            credentials,
+            activity: Activity::new(),
+            limits,
+            started: Instant::now(),
+            hub_id: OnceLock::new(),
+        }
+    }
+
+    /// This hub's id: the Socket.IO server id other hubs know it by.
+    pub fn hub_id(&self) -> &str {
+        self.hub_id.get().map(String::as_str).unwrap_or_default()
+    }
+
+    /// Records the hub's id, once.
+    pub fn set_hub_id(&self, id: String) {
+        if self.hub_id.set(id).is_err() {
+            tracing::warn!("the hub id was already set");
+        }
+    }
+}

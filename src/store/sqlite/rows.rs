@@ -1,0 +1,241 @@
+//! Rows of the current schema (see [`super::schema`]) to and from domain values.
+//!
+//! An order is one row with a time per step it reached; a queued message
+//! names its order and the step it reports, and reads back as the order as
+//! of that step ([`Order::as_of`]), so an order is never stored twice.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::db;
+use crate::domain::{
+    DistributorId, HistoryEntry, Message, MessageId, Order, OrderId, Recipient, Status, VendorId,
+};
+use crate::store::StoreError;
+
+/// The columns [`order_from_row`] reads, in its order.
+pub(super) const ORDER_COLUMNS: &str = "o.vendor_id, o.order_id, o.distributor_id, o.customer, \
+     o.address, o.status, o.pending_ms, o.in_transit_ms, o.delivered_ms";
+
+/// How a status is written in the file (the store's own names, whatever
+/// the wire calls them).
+pub(super) fn status_code(status: Status) -> &'static str {
+    match status {
+        Status::Pending => "pending",
+        Status::InTransit => "in-transit",
+        Status::Delivered => "delivered",
+    }
+}
+
+fn status_from_code(code: &str) -> Result<Status, StoreError> {
+    match code {
+        "pending" => Ok(Status::Pending),
+        "in-transit" => Ok(Status::InTransit),
+        "delivered" => Ok(Status::Delivered),
+        other => Err(StoreError::Corrupt(format!("unknown status {other:?}"))),
+    }
+}
+
+fn ms(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+fn time(ms: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| StoreError::Corrupt(format!("time {ms} is out of range")))
+}
+
+/// The time `order` reached `status`, if it did.
+fn reached(order: &Order, status: Status) -> Option<i64> {
+    order
+        .history
+        .iter()
+        .find(|h| h.status == status)
+        .map(|h| ms(h.at))
+}
+
+/// Inserts or replaces an order.
+pub(super) fn save_order(conn: &Connection, order: &Order) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO orders (vendor_id, order_id, distributor_id, customer, address, status,
+                             pending_ms, in_transit_ms, delivered_ms, updated_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (vendor_id, order_id) DO UPDATE SET
+             status = excluded.status, in_transit_ms = excluded.in_transit_ms,
+             delivered_ms = excluded.delivered_ms, updated_ms = excluded.updated_ms",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            order.vendor_id.as_str(),
+            order.order_id.as_str(),
+            order.distributor_id.as_str(),
+            order.customer,
+            order.address,
+            status_code(order.status),
+            reached(order, Status::Pending).unwrap_or_else(|| ms(order.created_at)),
+            reached(order, Status::InTransit),
+            reached(order, Status::Delivered),
+            ms(order.updated_at),
+        ])
+    })
+    .map_err(db("saving an order"))?;
+    Ok(())
+}
+
+/// Reads an order from the [`ORDER_COLUMNS`] of `row`, starting at `at`.
+pub(super) fn order_from_row(row: &Row<'_>, at: usize) -> Result<Order, StoreError> {
+    let text = |i: usize| -> Result<String, StoreError> {
+        row.get::<_, String>(at + i).map_err(db("reading an order"))
+    };
+    let moment = |i: usize| -> Result<Option<i64>, StoreError> {
+        row.get::<_, Option<i64>>(at + i)
+            .map_err(db("reading an order"))
+    };
+    let id = |e: crate::domain::InvalidValue| StoreError::Corrupt(format!("an order: {e}"));
+    let pending =
+        moment(6)?.ok_or_else(|| StoreError::Corrupt("an order without a pickup time".into()))?;
+    let mut history = vec![HistoryEntry {
+        status: Status::Pending,
+        at: time(pending)?,
+    }];
+    for (status, column) in [(Status::InTransit, 7), (Status::Delivered, 8)] {
+        if let Some(at) = moment(column)? {
+            history.push(HistoryEntry {
+                status,
+                at: time(at)?,
+            });
+        }
+    }
+    let status = status_from_code(&text(5)?)?;
+    let updated_at = history
+        .iter()
+        .find(|h| h.status == status)
+        .map(|h| h.at)
+        .ok_or_else(|| StoreError::Corrupt(format!("an order is {status} with no time for it")))?;
+    Ok(Order {
+        vendor_id: VendorId::parse(&text(0)?).map_err(id)?,
+        order_id: OrderId::parse(&text(1)?).map_err(id)?,
+        distributor_id: DistributorId::parse(&text(2)?).map_err(id)?,
+        customer: text(3)?,
+        address: text(4)?,
+        status,
+        created_at: history[0].at,
+        updated_at,
+        history,
+    })
+}
+
+/// One order of a vendor.
+pub(super) fn load_order(
+    conn: &Connection,
+    vendor: &VendorId,
+    order: &OrderId,
+) -> Result<Option<Order>, StoreError> {
+    let mut st = conn
+        .prepare_cached(&format!(
+            "SELECT {ORDER_COLUMNS} FROM orders o WHERE o.vendor_id = ?1 AND o.order_id = ?2"
+        ))
+        .map_err(db("reading an order"))?;
+    let mut rows = st
+        .query(params![vendor.as_str(), order.as_str()])
+        .map_err(db("reading an order"))?;
+    match rows.next().map_err(db("reading an order"))? {
+        Some(row) => Ok(Some(order_from_row(row, 0)?)),
+        None => Ok(None),
+    }
+}
+
+/// Queues `message` for its recipient.
+pub(super) fn enqueue(conn: &Connection, message: &Message) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO messages (message_id, owner, vendor_id, order_id, status)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            message.id.as_str(),
+            message.recipient.key(),
+            message.order.vendor_id.as_str(),
+            message.order.order_id.as_str(),
+            status_code(message.status()),
+        ])
+    })
+    .map_err(db("queueing a message"))?;
+    Ok(())
+}
+
+/// Every message queued for `recipient`, oldest first.
+pub(super) fn pending_for(
+    conn: &Connection,
+    recipient: &Recipient,
+) -> Result<Vec<Message>, StoreError> {
+    let mut st = conn
+        .prepare_cached(&format!(
+            "SELECT m.message_id, m.status, {ORDER_COLUMNS}
+             FROM messages m JOIN orders o USING (vendor_id, order_id)
+             WHERE m.owner = ?1 ORDER BY m.seq"
+        ))
+        .map_err(db("reading a queue"))?;
+    let mut rows = st
+        .query(params![recipient.key()])
+        .map_err(db("reading a queue"))?;
+    let mut messages = Vec::new();
+    while let Some(row) = rows.next().map_err(db("reading a queue"))? {
+        let id: String = row.get(0).map_err(db("reading a queue"))?;
+        let step: String = row.get(1).map_err(db("reading a queue"))?;
+        let status = status_from_code(&step)?;
+        let order = order_from_row(row, 2)?;
+        let order = order.as_of(status).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "message {id} reports {status}, which order {} never reached",
+                order.order_id
+            ))
+        })?;
+        messages.push(Message {
+            id: MessageId::parse(&id)
+                .map_err(|e| StoreError::Corrupt(format!("a message id: {e}")))?,
+            recipient: recipient.clone(),
+            at: order.updated_at,
+            order,
+        });
+    }
+    Ok(messages)
+}
+
+/// Removes a message from `recipient`'s queue; true if it was there.
+pub(super) fn confirm(
+    conn: &Connection,
+    recipient: &Recipient,
+    message: &MessageId,
+) -> Result<bool, StoreError> {
+    conn.prepare_cached("DELETE FROM messages WHERE message_id = ?1 AND owner = ?2")
+        .and_then(|mut st| st.execute(params![message.as_str(), recipient.key()]))
+        .map(|n| n > 0)
+        .map_err(db("confirming a message"))
+}
+
+/// Every non-empty queue's owner and depth.
+pub(super) fn queue_depths(conn: &Connection) -> Result<Vec<(Recipient, u64)>, StoreError> {
+    let mut st = conn
+        .prepare_cached("SELECT owner, COUNT(*) FROM messages GROUP BY owner ORDER BY owner")
+        .map_err(db("counting the queues"))?;
+    let rows = st
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .map_err(db("counting the queues"))?;
+    let mut depths = Vec::new();
+    for row in rows {
+        let (owner, depth) = row.map_err(db("counting the queues"))?;
+        if let Some(owner) = Recipient::from_key(&owner) {
+            depths.push((owner, u64::try_from(depth).unwrap_or(0)));
+        }
+    }
+    Ok(depths)
+}
+
+/// Whether the database answers at all.
+pub(super) fn answers(conn: &Connection) -> Result<(), StoreError> {
+    conn.query_row("SELECT 1", [], |_| Ok(()))
+        .optional()
+        .map(|_| ())
+        .map_err(db("pinging the database"))
+}
