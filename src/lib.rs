@@ -22,7 +22,8 @@
 //! - [`activity`]: proof-of-life logging and the activity feed.
 //! - [`scenario`]: scenario files, the runner, the `scenario` CLI.
 //! - [`bench`]: the load generator, its workloads and the bare relay.
-//! - [`client`]: a small Socket.IO client for the scenario runner and the load generator.
+//! - [`client`]: the one Socket.IO client (WebSocket or long-polling) of the
+//!   scenario runner, the load generator and the integration tests.
 
 pub mod activity;
 pub mod app;
