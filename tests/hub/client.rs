@@ -179,26 +179,51 @@ async fn the_client_sees_the_server_disconnect_it() {
     }
 }
 
+async fn chatter_on(app: &TestApp, name: &str, transport: Transport) -> Client {
+    Client::connect_with(
+        &app.url(),
+        "/chat",
+        Some(&json!({ "name": name })),
+        transport,
+        TIMEOUT,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{transport}: {e}"))
+}
+
+/// The next `event` the client receives, skipping others.
+async fn next_of(client: &Client, event: &str) -> Value {
+    tokio::time::timeout(TIMEOUT, async {
+        loop {
+            match client.recv().await {
+                Some(got) if got.event == event => return got.payload,
+                Some(_) => {}
+                None => panic!("closed while waiting for {event:?}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {event:?} within {TIMEOUT:?}"))
+}
+
 #[tokio::test]
-async fn a_client_that_leaves_is_gone_from_the_hub() {
+async fn a_client_that_leaves_or_is_dropped_says_goodbye() {
     for transport in BOTH {
         let app = spawn_app().await;
-        let north = distributor_on(&app, transport).await;
-        let acme = vendor_on(&app, transport).await;
-        assert_eq!(app.io.sockets().await.unwrap().len(), 2);
-        acme.disconnect();
-        assert!(!acme.is_connected());
-        let end = tokio::time::timeout(TIMEOUT, acme.recv()).await;
-        assert_eq!(end, Ok(None), "{transport}: the transport closes");
-        drop(north);
-        let deadline = tokio::time::Instant::now() + TIMEOUT;
-        while !app.io.sockets().await.unwrap().is_empty() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{transport}: the hub still lists the sockets"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let alice = chatter_on(&app, "alice", transport).await;
+        let bob = chatter_on(&app, "bob", transport).await;
+        let carol = chatter_on(&app, "carol", transport).await;
+        bob.disconnect();
+        assert!(!bob.is_connected());
+        // What arrived before is still readable; then the inbox ends.
+        let drained = tokio::time::timeout(TIMEOUT, async { while bob.recv().await.is_some() {} });
+        assert!(drained.await.is_ok(), "{transport}: the transport closes");
+        let bye = next_of(&alice, "user disconnected").await;
+        assert_eq!(bye["name"], json!("bob"), "{transport}");
+        drop(carol);
+        let bye = next_of(&alice, "user disconnected").await;
+        assert_eq!(bye["name"], json!("carol"), "{transport}");
+        assert_eq!(bye["users"], json!(["alice"]), "{transport}");
     }
 }
 
