@@ -14,7 +14,8 @@
 //! - [`protocol`]: event names, payload parsing, wire structs, ack
 //!   envelope, error codes.
 //! - [`rooms`]: room-name functions.
-//! - [`client`]: the project's one Socket.IO client (tests, lessons, bench).
+//! - [`client`]: the project's one Socket.IO client (WebSocket or
+//!   long-polling), for the tests, the lessons and the load generator.
 //! - [`output`], [`telemetry`]: stdout for subcommands, tracing set-up.
 //! - [`store`]: the storage trait, its SQLite and Redis backends, their
 //!   schemas and migrations.

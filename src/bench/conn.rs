@@ -10,6 +10,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::client::packet::split_ack_id;
 use crate::client::{ClientError, handshake, namespace_prefix};
 
 /// Counters every receiving socket of a run shares.
@@ -137,11 +138,11 @@ impl Sender {
                     continue;
                 }
                 if let Some(rest) = text.strip_prefix(ack_marker.as_str()) {
-                    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-                    let Ok(id) = rest[..digits].parse::<i64>() else {
+                    let Ok((Some(id), args)) = split_ack_id(rest) else {
                         continue;
                     };
-                    let ok = rest[digits..].contains("\"ok\":true");
+                    let Ok(id) = i64::try_from(id) else { continue };
+                    let ok = args.contains("\"ok\":true");
                     if ack_tx.send((id, ok)).is_err() {
                         break;
                     }

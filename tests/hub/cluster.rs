@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use serde_json::{Value, json};
-use tf_rust_socketio::TransportType;
 
 use crate::helpers::*;
 
@@ -28,7 +27,7 @@ fn hub(keys: &RedisPrefix) -> HubProcess {
 
 /// Connects to `namespace` of the hub at `url` over WebSocket.
 async fn on(url: &str, namespace: &str, auth: Value, label: &str) -> Client {
-    let mut client = try_connect(url, namespace, Some(auth), TransportType::Websocket)
+    let mut client = try_connect(url, namespace, Some(auth), Transport::WebSocket)
         .await
         .unwrap_or_else(|e| panic!("{label}: connect refused: {e}"));
     client.label = label.to_owned();

@@ -105,7 +105,7 @@ async fn the_same_flow_works_over_http_long_polling() {
         &app.url(),
         "/vendor",
         Some(vendor_auth("acme-widgets")),
-        tf_rust_socketio::TransportType::Polling,
+        Transport::Polling,
     )
     .await
     .unwrap();
@@ -113,7 +113,7 @@ async fn the_same_flow_works_over_http_long_polling() {
         &app.url(),
         "/distributor",
         Some(distributor_auth("north-hub")),
-        tf_rust_socketio::TransportType::Polling,
+        Transport::Polling,
     )
     .await
     .unwrap();

@@ -6,7 +6,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
-use tf_rust_socketio::TransportType;
 
 use crate::helpers::*;
 
@@ -19,7 +18,7 @@ async fn every_acknowledged_pickup_survives_sigkill() {
         &hub.url,
         "/vendor",
         Some(vendor_auth("acme-widgets")),
-        TransportType::Websocket,
+        Transport::WebSocket,
     )
     .await
     .unwrap();
@@ -41,7 +40,7 @@ async fn every_acknowledged_pickup_survives_sigkill() {
         &hub.url,
         "/distributor",
         Some(distributor_auth("north-hub")),
-        TransportType::Websocket,
+        Transport::WebSocket,
     )
     .await
     .unwrap();
@@ -63,7 +62,7 @@ async fn sigterm_disconnects_sockets_and_exits_zero() {
         &hub.url,
         "/chat",
         Some(json!({ "name": "alice" })),
-        TransportType::Websocket,
+        Transport::WebSocket,
     )
     .await
     .unwrap();

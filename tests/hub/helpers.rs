@@ -1,7 +1,8 @@
 //! Shared test helpers: a real hub on 127.0.0.1:0 and real Socket.IO clients.
 //!
-//! Clients are `tf-rust-socketio` (a third-party Rust client that speaks the
-//! real protocol over a real WebSocket or long-polling). Every wait has a
+//! Clients are the library's own [`parcel_hub::client::Client`] (the real
+//! protocol over a real WebSocket or long-polling), wrapped so a test can
+//! wait for one event while the others stay buffered. Every wait has a
 //! timeout; proving that something did *not* arrive uses [`QUIET_WINDOW`].
 
 use std::ffi::OsString;
@@ -12,14 +13,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::FutureExt;
 use parcel_hub::app::HubIo;
+use parcel_hub::client::{Client as LibClient, ClientError};
 use parcel_hub::{App, Config};
 use redis::Commands;
 use serde_json::{Value, json};
-use tf_rust_socketio::asynchronous::{Client as RawClient, ClientBuilder};
-use tf_rust_socketio::{Event, Payload, TransportType};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, oneshot};
+
+pub use parcel_hub::client::Transport;
 
 /// How long we wait for something that should happen.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
@@ -206,9 +207,10 @@ impl Drop for RedisPrefix {
     }
 }
 
-/// Connects a raw WebSocket to `namespace` of the hub at `url` (`http://…`),
-/// and sends `event` the very moment the CONNECT reply arrives, as a fast
-/// client does. Returns the ack's first argument, or `None` if no ack came.
+/// Connects to `namespace` of the hub at `url` (`http://…`) and sends
+/// `event` with an ack the very moment `connect` returns (right after the
+/// CONNECT reply), as a fast client does. Returns the ack's first argument,
+/// or `None` if no ack came.
 pub async fn ack_right_after_connect(
     url: &str,
     namespace: &str,
@@ -216,59 +218,18 @@ pub async fn ack_right_after_connect(
     event: &str,
     payload: &Value,
 ) -> Option<Value> {
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
-
-    let ws_url = format!(
-        "{}/socket.io/?EIO=4&transport=websocket",
-        url.replacen("http://", "ws://", 1)
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url)
+    let client = LibClient::connect(url, namespace, Some(auth), TIMEOUT)
         .await
-        .expect("websocket");
-    ws.send(Message::Text(format!("40{namespace},{auth}").into()))
-        .await
-        .expect("send CONNECT");
-    let connected = format!("40{namespace},");
-    let acked = format!("43{namespace},1");
-    let frame = json!([event, payload]);
-    tokio::time::timeout(TIMEOUT, async {
-        while let Some(Ok(message)) = ws.next().await {
-            let Message::Text(text) = message else {
-                continue;
-            };
-            if text.starts_with(&connected) {
-                ws.send(Message::Text(format!("42{namespace},1{frame}").into()))
-                    .await
-                    .expect("send the event");
-            } else if let Some(args) = text.strip_prefix(&acked) {
-                let mut args: Vec<Value> = serde_json::from_str(args).expect("ack arguments");
-                return Some(args.swap_remove(0));
-            }
-        }
-        None
-    })
-    .await
-    .ok()
-    .flatten()
+        .unwrap_or_else(|e| panic!("connect to {namespace}: {e}"));
+    client.emit_with_ack(event, payload, TIMEOUT).await.ok()
 }
-
-/// What a client saw, in arrival order.
-#[derive(Debug, Clone)]
-enum Signal {
-    Connected,
-    ConnectError(String),
-    Event(String, Value),
-}
-
-/// Signals not yet read, and events read while looking for another one.
-type Inbox = (mpsc::UnboundedReceiver<Signal>, Vec<(String, Value)>);
 
 /// A connected Socket.IO client that records everything it receives.
 pub struct Client {
     pub label: String,
-    raw: RawClient,
-    signals: Mutex<Inbox>,
+    inner: LibClient,
+    /// Events read while waiting for another one, in arrival order.
+    skipped: Mutex<Vec<(String, Value)>>,
 }
 
 /// The `auth` of each role with the demo credentials.
@@ -290,104 +251,28 @@ pub fn distributor_auth(id: &str) -> Value {
     json!({ "distributorId": id, "token": token })
 }
 
-/// Opens a connection; `Err` carries the `connect_error` message.
+/// Opens a connection; `Err` carries the `connect_error` message (or says
+/// why the hub could not be reached).
 pub async fn try_connect(
     url: &str,
     namespace: &str,
     auth: Option<Value>,
-    transport: TransportType,
+    transport: Transport,
 ) -> Result<Client, String> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let on_event = tx.clone();
-    let on_connect = tx.clone();
-    let on_error = tx;
-    let mut builder = ClientBuilder::new(url)
-        .namespace(namespace)
-        .transport_type(transport)
-        .reconnect(false)
-        .on_any(move |event, payload, _| {
-            let tx = on_event.clone();
-            async move {
-                let name = match event {
-                    Event::Custom(name) => name,
-                    other => other.as_str().to_owned(),
-                };
-                let _test_ended = tx.send(Signal::Event(name, first_arg(payload)));
-            }
-            .boxed()
-        })
-        .on(Event::Connect, move |_, _| {
-            let tx = on_connect.clone();
-            async move {
-                let _test_ended = tx.send(Signal::Connected);
-            }
-            .boxed()
-        })
-        .on(Event::Error, move |payload, _| {
-            let tx = on_error.clone();
-            async move {
-                let text = match first_arg(payload) {
-                    Value::String(s) => s,
-                    other => other.to_string(),
-                };
-                if let Some(data) = text.strip_prefix("Received an ConnectError frame: ") {
-                    let message = serde_json::from_str::<Value>(data)
-                        .ok()
-                        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
-                        .unwrap_or_else(|| data.to_owned());
-                    let _test_ended = tx.send(Signal::ConnectError(message));
-                }
-            }
-            .boxed()
-        });
-    if let Some(auth) = auth {
-        builder = builder.auth(auth);
-    }
-    let raw = builder
-        .connect()
-        .await
-        .map_err(|e| format!("transport: {e}"))?;
-    let client = Client {
-        label: namespace.to_owned(),
-        raw,
-        signals: Mutex::new((rx, Vec::new())),
-    };
-    // Events sent before the server's CONNECT reply are dropped: wait for it.
-    let outcome = tokio::time::timeout(TIMEOUT, async {
-        let mut guard = client.signals.lock().await;
-        loop {
-            match guard.0.recv().await {
-                Some(Signal::Connected) => return Ok(()),
-                Some(Signal::ConnectError(message)) => return Err(message),
-                Some(Signal::Event(name, value)) => guard.1.push((name, value)),
-                None => return Err("connection closed".to_owned()),
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| Err("no CONNECT reply within the timeout".to_owned()));
-    match outcome {
-        Ok(()) => Ok(client),
-        Err(message) => {
-            let _best_effort = client.raw.disconnect().await;
-            Err(message)
-        }
-    }
-}
-
-fn first_arg(payload: Payload) -> Value {
-    match payload {
-        Payload::Text(mut values, _) if !values.is_empty() => values.swap_remove(0),
-        Payload::Text(..) => Value::Null,
-        #[allow(deprecated)]
-        Payload::String(s, _) => serde_json::from_str(&s).unwrap_or(Value::String(s)),
-        Payload::Binary(bytes, _) => Value::String(format!("<{} binary bytes>", bytes.len())),
+    match LibClient::connect_with(url, namespace, auth.as_ref(), transport, TIMEOUT).await {
+        Ok(inner) => Ok(Client {
+            label: namespace.to_owned(),
+            inner,
+            skipped: Mutex::new(Vec::new()),
+        }),
+        Err(ClientError::Refused(message)) => Err(message),
+        Err(other) => Err(other.to_string()),
     }
 }
 
 /// Connects over WebSocket and panics with the refusal if refused.
 pub async fn connect(app: &TestApp, namespace: &str, auth: Value) -> Client {
-    try_connect(&app.url(), namespace, Some(auth), TransportType::Websocket)
+    try_connect(&app.url(), namespace, Some(auth), Transport::WebSocket)
         .await
         .unwrap_or_else(|e| panic!("connect to {namespace} refused: {e}"))
 }
@@ -412,7 +297,7 @@ pub async fn chatter(app: &TestApp, name: &str) -> Client {
 
 /// The `connect_error` message a connection attempt gets.
 pub async fn refusal(app: &TestApp, namespace: &str, auth: Option<Value>) -> String {
-    match try_connect(&app.url(), namespace, auth, TransportType::Websocket).await {
+    match try_connect(&app.url(), namespace, auth, Transport::WebSocket).await {
         Ok(_) => panic!("connecting to {namespace} should have been refused"),
         Err(message) => message,
     }
@@ -429,36 +314,19 @@ pub fn pickup(order_id: &str, distributor: &str) -> Value {
 }
 
 impl Client {
-    /// Emits with a callback and returns the ack envelope.
+    /// Emits with an ack and returns the ack envelope.
     pub async fn ack(&self, event: &str, payload: Value) -> Value {
-        let (tx, rx) = oneshot::channel();
-        let tx = Arc::new(std::sync::Mutex::new(Some(tx)));
-        self.raw
-            .emit_with_ack(event, payload, TIMEOUT, move |reply, _| {
-                let tx = tx.clone();
-                async move {
-                    if let Some(tx) = tx.lock().expect("ack lock").take() {
-                        // This client hands ack arguments over as one array.
-                        let reply = match first_arg(reply) {
-                            Value::Array(mut args) if args.len() == 1 => args.swap_remove(0),
-                            other => other,
-                        };
-                        let _test_ended = tx.send(reply);
-                    }
-                }
-                .boxed()
-            })
+        self.inner
+            .emit_with_ack(event, &payload, TIMEOUT)
             .await
-            .expect("emit");
-        tokio::time::timeout(TIMEOUT, rx)
-            .await
-            .unwrap_or_else(|_| panic!("{}: no ack for {event} within the timeout", self.label))
-            .expect("ack callback")
+            .unwrap_or_else(|e| panic!("{}: no ack for {event}: {e}", self.label))
     }
 
-    /// Emits without a callback.
+    /// Emits without an ack.
     pub async fn emit(&self, event: &str, payload: Value) {
-        self.raw.emit(event, payload).await.expect("emit");
+        self.inner
+            .emit(event, &payload)
+            .unwrap_or_else(|e| panic!("{}: emit {event}: {e}", self.label));
     }
 
     /// Waits for the next `event` (other events stay buffered) and returns its payload.
@@ -477,12 +345,15 @@ impl Client {
 
     /// Asserts that nothing at all arrives within the quiet window.
     pub async fn expect_silence(&self) {
-        let mut guard = self.signals.lock().await;
-        if let Some((name, v)) = guard.1.first() {
+        let skipped = self.skipped.lock().await;
+        if let Some((name, v)) = skipped.first() {
             panic!("{}: unexpected {name:?}: {v}", self.label);
         }
-        if let Ok(Some(signal)) = tokio::time::timeout(QUIET_WINDOW, guard.0.recv()).await {
-            panic!("{}: unexpected {signal:?}", self.label);
+        if let Some(got) = self.inner.next_event(QUIET_WINDOW).await {
+            panic!(
+                "{}: unexpected {:?}: {}",
+                self.label, got.event, got.payload
+            );
         }
     }
 
@@ -492,23 +363,24 @@ impl Client {
     }
 
     async fn next_matching(&self, event: &str, within: Duration) -> Option<Value> {
-        let mut guard = self.signals.lock().await;
-        if let Some(pos) = guard.1.iter().position(|(name, _)| name == event) {
-            return Some(guard.1.remove(pos).1);
+        let mut skipped = self.skipped.lock().await;
+        if let Some(pos) = skipped.iter().position(|(name, _)| name == event) {
+            return Some(skipped.remove(pos).1);
         }
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            match tokio::time::timeout_at(deadline, guard.0.recv()).await {
-                Ok(Some(Signal::Event(name, value))) if name == event => return Some(value),
-                Ok(Some(Signal::Event(name, value))) => guard.1.push((name, value)),
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => return None,
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let got = self.inner.next_event(left).await?;
+            if got.event == event {
+                return Some(got.payload);
             }
+            skipped.push((got.event, got.payload));
         }
     }
 
+    /// Leaves the namespace; what was emitted before is still sent.
     pub async fn disconnect(self) {
-        self.raw.disconnect().await.expect("disconnect");
+        self.inner.disconnect();
     }
 }
 

@@ -1,7 +1,6 @@
 //! Each namespace has its own middleware; each refusal says why.
 
 use serde_json::json;
-use tf_rust_socketio::TransportType;
 
 use crate::helpers::*;
 
@@ -100,7 +99,7 @@ async fn there_is_no_root_namespace_and_no_other_name() {
 #[tokio::test]
 async fn refusals_also_work_over_long_polling() {
     let app = spawn_app().await;
-    let result = try_connect(&app.url(), "/vendor", None, TransportType::Polling).await;
+    let result = try_connect(&app.url(), "/vendor", None, Transport::Polling).await;
     assert_eq!(
         result.err().as_deref(),
         Some("bad_auth: vendorId is required")
