@@ -32,24 +32,24 @@
 //! - [`bench`]: the load generator, its workloads and the bare relay.
 //! - [`cli`]: the command line.
 
-pub mod activity;
+pub(crate) mod activity;
 pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod client;
-pub mod cluster;
+pub(crate) mod cluster;
 pub mod config;
 pub mod domain;
-pub mod namespaces;
-pub mod ops;
-pub mod output;
+pub(crate) mod namespaces;
+pub(crate) mod ops;
+pub(crate) mod output;
 pub mod protocol;
-pub mod rooms;
+pub(crate) mod rooms;
 pub mod scenario;
-pub mod state;
+pub(crate) mod state;
 pub mod store;
 pub mod telemetry;
-pub mod web;
+pub(crate) mod web;
 
 pub use app::App;
 pub use config::Config;

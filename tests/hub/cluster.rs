@@ -243,7 +243,7 @@ async fn the_socket_list_spans_every_hub() {
     let seen_from_a = a.io.sockets().await.unwrap();
     let seen_from_b = b.io.sockets().await.unwrap();
     assert_eq!(seen_from_a.len(), 2, "{seen_from_a:?}");
-    let find = |list: &[parcel_hub::namespaces::sockets::ClusterSocket], ns: &str| {
+    let find = |list: &[parcel_hub::app::ClusterSocket], ns: &str| {
         list.iter()
             .find(|s| s.namespace == ns)
             .cloned()

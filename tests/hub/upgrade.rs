@@ -1,0 +1,261 @@
+//! Storage written by the previous release opens under this one with
+//! nothing lost: every order, every queued message (same id, same place in
+//! its queue, same content on the wire). The fixtures were made by the
+//! 0.1.0 binary (see `tests/hub/fixtures/README.md`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use parcel_hub::domain::{DistributorId, OrderId, Recipient, Status, VendorId};
+use parcel_hub::protocol::MessageEnvelope;
+use parcel_hub::store::{RedisStore, SqliteStore, Store};
+use redis::Commands;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hub/fixtures").join(name)
+}
+
+/// A copy of the 0.1.0 database in a fresh folder (the fixture stays as it is).
+fn copy_of_the_old_database() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    std::fs::copy(fixture("sqlite-0.1.0.db"), &db).unwrap();
+    (dir, db)
+}
+
+/// What 0.1.0 had queued: owner -> message bodies (its wire JSON), in queue order.
+fn old_queues() -> BTreeMap<String, Vec<Value>> {
+    let conn = rusqlite::Connection::open_with_flags(
+        fixture("sqlite-0.1.0.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let mut st = conn
+        .prepare("SELECT owner, body FROM messages ORDER BY seq")
+        .unwrap();
+    let mut queues: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for row in st
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .unwrap()
+    {
+        let (owner, body) = row.unwrap();
+        queues
+            .entry(owner)
+            .or_default()
+            .push(serde_json::from_str(&body).unwrap());
+    }
+    queues
+}
+
+fn recipient(owner: &str) -> Recipient {
+    Recipient::from_key(owner).unwrap()
+}
+
+/// Every queue of `store` is, message for message, what 0.1.0 had queued.
+async fn assert_every_queue_kept(store: &dyn Store, old: &BTreeMap<String, Vec<Value>>) {
+    assert_eq!(old.values().map(Vec::len).sum::<usize>(), 7, "the fixture");
+    for (owner, bodies) in old {
+        let messages = store.pending_for(&recipient(owner)).await.unwrap();
+        let now: Vec<Value> = messages
+            .iter()
+            .map(|m| serde_json::to_value(MessageEnvelope::from(m)).unwrap())
+            .collect();
+        assert_eq!(&now, bodies, "the queue of {owner}");
+    }
+}
+
+async fn assert_every_order_kept(store: &dyn Store) {
+    let expect = [
+        ("acme-widgets", "o-1001", "north-hub", Status::Delivered, 3),
+        ("acme-widgets", "o-1002", "north-hub", Status::Pending, 1),
+        ("acme-widgets", "o-1003", "south-hub", Status::InTransit, 2),
+        ("1-800-flowers", "o-1001", "north-hub", Status::InTransit, 2),
+        ("1-800-flowers", "f-2", "south-hub", Status::Pending, 1),
+    ];
+    for (vendor, order, distributor, status, steps) in expect {
+        let stored = store
+            .order(&VendorId::parse(vendor).unwrap(), &OrderId::parse(order).unwrap())
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{vendor} {order} was lost"));
+        assert_eq!(stored.status, status, "{vendor} {order}");
+        assert_eq!(stored.history.len(), steps, "{vendor} {order}");
+        assert_eq!(
+            stored.distributor_id,
+            DistributorId::parse(distributor).unwrap()
+        );
+    }
+    let jose = store
+        .order(
+            &VendorId::parse("acme-widgets").unwrap(),
+            &OrderId::parse("o-1002").unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(jose.customer, "José Ñúñez \"the 2nd\"");
+    assert_eq!(jose.address, "1 Rue de l'Église, Montréal");
+}
+
+#[tokio::test]
+async fn a_database_written_by_0_1_0_opens_with_nothing_lost() {
+    let (_dir, db) = copy_of_the_old_database();
+    let store = SqliteStore::open(&db, Default::default()).unwrap();
+    assert_eq!(store.opened_version(), 0, "the fixture predates versions");
+    assert_every_order_kept(&store).await;
+    assert_every_queue_kept(&store, &old_queues()).await;
+    drop(store);
+
+    // Opened again, it is already current and still whole.
+    let store = SqliteStore::open(&db, Default::default()).unwrap();
+    assert_eq!(store.opened_version(), SqliteStore::SCHEMA_VERSION);
+    assert_every_queue_kept(&store, &old_queues()).await;
+}
+
+#[tokio::test]
+async fn a_hub_on_an_old_database_serves_its_queues_and_takes_new_pickups() {
+    let (_dir, db) = copy_of_the_old_database();
+    let app = spawn_app_with(|c| c.db = db.clone()).await;
+    let north = distributor(&app, "north-hub").await;
+    let all = north.ack("getAll", json!({})).await;
+    assert_ok(&all);
+    assert_eq!(&all["messages"], &json!(old_queues()["distributor:north-hub"]));
+
+    let acme = vendor(&app, "acme-widgets").await;
+    let retry = acme
+        .ack(
+            "pickup",
+            json!({
+                "orderId": "o-1002", "distributorId": "north-hub",
+                "customer": "José Ñúñez \"the 2nd\"", "address": "1 Rue de l'Église, Montréal",
+            }),
+        )
+        .await;
+    assert_eq!(retry["duplicate"], json!(true), "{retry}");
+    let fresh = acme.ack("pickup", pickup("o-2001", "north-hub")).await;
+    assert_eq!(fresh["duplicate"], json!(false), "{fresh}");
+    north.expect("pickup").await;
+    let all = north.ack("getAll", json!({})).await;
+    let ids: Vec<&str> = all["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["order"]["orderId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["o-1002", "o-1001", "o-2001"], "new messages queue after the old");
+    // Moving an old order queues news as before.
+    let moved = north
+        .ack("in-transit", json!({ "vendorId": "acme-widgets", "orderId": "o-1002" }))
+        .await;
+    assert_ok(&moved);
+    assert_eq!(moved["order"]["history"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_release_is_refused_untouched() {
+    let (_dir, db) = copy_of_the_old_database();
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
+    let err = SqliteStore::open(&db, Default::default()).unwrap_err();
+    assert!(err.to_string().contains("schema version 99"), "{err}");
+    let tables: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('orders', 'messages')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 2);
+}
+
+/// Writes the 0.1.0 key dump under `prefix`.
+fn load_redis_fixture(url: &str, prefix: &str) {
+    let dump: BTreeMap<String, Value> =
+        serde_json::from_str(&std::fs::read_to_string(fixture("redis-0.1.0.json")).unwrap())
+            .unwrap();
+    let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+    for (key, value) in dump {
+        let key = format!("{prefix}:{key}");
+        if let Some(text) = value["string"].as_str() {
+            let () = conn.set(&key, text).unwrap();
+        } else if let Some(members) = value["set"].as_array() {
+            for m in members {
+                let () = conn.sadd(&key, m.as_str().unwrap()).unwrap();
+            }
+        } else if let Some(entries) = value["zset"].as_array() {
+            for e in entries {
+                let () = conn
+                    .zadd(&key, e[0].as_str().unwrap(), e[1].as_i64().unwrap())
+                    .unwrap();
+            }
+        } else if let Some(fields) = value["hash"].as_object() {
+            for (field, v) in fields {
+                let () = conn.hset(&key, field, v.as_str().unwrap()).unwrap();
+            }
+        } else {
+            panic!("unknown entry {key}: {value}");
+        }
+    }
+}
+
+/// What 0.1.0 had queued in Redis: owner -> message bodies, oldest first.
+fn old_redis_queues() -> BTreeMap<String, Vec<Value>> {
+    let dump: BTreeMap<String, Value> =
+        serde_json::from_str(&std::fs::read_to_string(fixture("redis-0.1.0.json")).unwrap())
+            .unwrap();
+    let mut queues = BTreeMap::new();
+    for (key, value) in &dump {
+        let Some(owner) = key.strip_prefix("queue:") else {
+            continue;
+        };
+        let bodies = &dump[&format!("messages:{owner}")]["hash"];
+        let mut ids: Vec<(i64, &str)> = value["zset"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e[1].as_i64().unwrap(), e[0].as_str().unwrap()))
+            .collect();
+        ids.sort();
+        queues.insert(
+            owner.to_owned(),
+            ids.iter()
+                .map(|(_, id)| serde_json::from_str(bodies[*id].as_str().unwrap()).unwrap())
+                .collect(),
+        );
+    }
+    queues
+}
+
+#[tokio::test]
+#[cfg_attr(not(redis_tests), ignore = "set PARCEL_HUB_TEST_REDIS to run the Redis cases")]
+async fn a_redis_written_by_0_1_0_is_read_with_nothing_lost() {
+    let keys = RedisPrefix::new(&test_redis());
+    load_redis_fixture(&keys.url, &keys.prefix);
+    let store = RedisStore::connect(&keys.url, &keys.prefix).await.unwrap();
+    assert_eq!(store.layout_version().await.unwrap(), Some(1));
+    assert_every_order_kept(&store).await;
+    assert_every_queue_kept(&store, &old_redis_queues()).await;
+    let depths = store.queue_depths().await.unwrap();
+    assert_eq!(depths.iter().map(|d| d.depth).sum::<u64>(), 7);
+}
+
+#[tokio::test]
+#[cfg_attr(not(redis_tests), ignore = "set PARCEL_HUB_TEST_REDIS to run the Redis cases")]
+async fn a_redis_from_a_newer_release_is_refused() {
+    let keys = RedisPrefix::new(&test_redis());
+    let mut conn = redis::Client::open(keys.url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let () = conn.set(format!("{}:version", keys.prefix), 99).unwrap();
+    let err = RedisStore::connect(&keys.url, &keys.prefix)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("layout version 99"), "{err}");
+}
