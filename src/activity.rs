@@ -16,7 +16,7 @@ use tokio::sync::broadcast;
 use crate::protocol::{event, rfc3339};
 
 /// Payloads in the feed are cut to this many bytes.
-pub const MAX_FEED_PAYLOAD: usize = 2 * 1024;
+pub(crate) const MAX_FEED_PAYLOAD: usize = 2 * 1024;
 
 /// Which way an event went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -51,7 +51,7 @@ pub struct ActivityRecord {
 
 /// An incoming event as a handler saw it.
 #[derive(Debug)]
-pub struct Incoming<'a> {
+pub(crate) struct Incoming<'a> {
     pub namespace: &'static str,
     pub event: &'a str,
     pub socket: &'a str,
@@ -63,7 +63,7 @@ pub struct Incoming<'a> {
 
 /// An outgoing event: what it was sent to and how many sockets it reached.
 #[derive(Debug)]
-pub struct Outgoing<'a> {
+pub(crate) struct Outgoing<'a> {
     pub namespace: &'static str,
     pub event: &'a str,
     /// `room distributor:north-hub`, `broadcast`, `socket <id>`.
@@ -77,7 +77,7 @@ pub struct Outgoing<'a> {
 
 /// The feed. Shared by every namespace; cheap when nobody listens.
 #[derive(Debug)]
-pub struct Activity {
+pub(crate) struct Activity {
     /// Watchers (inspector sockets) subscribe here; lagging ones skip records.
     feed: broadcast::Sender<ActivityRecord>,
     /// Sequence numbers let a watcher see that it skipped records.
@@ -127,7 +127,7 @@ fn lifecycle_record(
 }
 
 impl Activity {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let (feed, _) = broadcast::channel(1024);
         Self {
             feed,
@@ -136,16 +136,16 @@ impl Activity {
     }
 
     /// A new watcher of the feed.
-    pub fn subscribe(&self) -> broadcast::Receiver<ActivityRecord> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<ActivityRecord> {
         self.feed.subscribe()
     }
 
     /// True when someone watches; callers skip costly counting otherwise.
-    pub fn watched(&self) -> bool {
+    pub(crate) fn watched(&self) -> bool {
         self.feed.receiver_count() > 0
     }
 
-    pub fn incoming(&self, e: Incoming<'_>) {
+    pub(crate) fn incoming(&self, e: Incoming<'_>) {
         if e.outcome == "ok" {
             tracing::info!(
                 ns = e.namespace,
@@ -182,7 +182,7 @@ impl Activity {
         }
     }
 
-    pub fn outgoing(&self, e: Outgoing<'_>) {
+    pub(crate) fn outgoing(&self, e: Outgoing<'_>) {
         tracing::info!(
             ns = e.namespace,
             event = e.event,
@@ -210,7 +210,7 @@ impl Activity {
     }
 
     /// A socket was accepted into a namespace (`connect`, direction `in`).
-    pub fn connected(
+    pub(crate) fn connected(
         &self,
         namespace: &'static str,
         socket: &str,
@@ -229,7 +229,7 @@ impl Activity {
     }
 
     /// A socket left a namespace (`disconnect`, direction `in`), with the reason.
-    pub fn disconnected(
+    pub(crate) fn disconnected(
         &self,
         namespace: &'static str,
         socket: &str,

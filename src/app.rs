@@ -33,8 +33,8 @@ use crate::cluster::{self, ClusterAdapter, HubAdapter, Watchdog};
 use crate::config::{Config, Credentials};
 use crate::namespaces;
 use crate::namespaces::inspector::FeedTask;
-pub use crate::namespaces::sockets::{ClusterSocket, ListError};
 use crate::namespaces::sockets;
+pub use crate::namespaces::sockets::{ClusterSocket, ListError};
 use crate::protocol::ns;
 use crate::scenario::Library;
 use crate::scenario::runner::{Launcher, LessonHub};
@@ -75,7 +75,7 @@ const CLUSTER_STREAM_BUFFER: usize = 8_192;
 /// A hub ready to serve: its state, its Socket.IO handle and its router.
 #[derive(Debug)]
 pub struct App {
-    pub hub: Hub,
+    pub(crate) hub: Hub,
     pub io: HubIo,
     router: Router,
     /// Keeps the cluster connection checked while the hub serves (`--redis` only).

@@ -35,7 +35,7 @@ use tokio::sync::mpsc;
 /// With the local adapter a namespace is ready at once; with the cluster's
 /// Redis adapter, `io.ns(..)` returns a future that subscribes the namespace
 /// to its pub/sub channels and must be awaited.
-pub trait HubAdapter: Adapter + DefinedAdapter {
+pub(crate) trait HubAdapter: Adapter + DefinedAdapter {
     /// Resolves once the namespace whose `io.ns(..)` returned `init` is ready.
     fn ready(init: Self::InitRes) -> impl Future<Output = Result<(), String>> + Send;
 }
@@ -47,7 +47,7 @@ impl HubAdapter for LocalAdapter {
 }
 
 /// The adapter of a hub in a cluster.
-pub type ClusterAdapter = CustomRedisAdapter<Emitter, PubSubDriver>;
+pub(crate) type ClusterAdapter = CustomRedisAdapter<Emitter, PubSubDriver>;
 
 impl HubAdapter for ClusterAdapter {
     async fn ready(init: InitRes<PubSubDriver>) -> Result<(), String> {
@@ -125,7 +125,7 @@ fn route(channels: &Channels, push: PushInfo) {
 
 /// The hub's connection to the cluster's Redis.
 #[derive(Debug, Clone)]
-pub struct Connection {
+pub(crate) struct Connection {
     /// For the store, and for publishing.
     pub conn: ConnectionManager,
     /// For the adapter.
@@ -133,7 +133,7 @@ pub struct Connection {
 }
 
 /// Connects to `url` (fails if Redis does not answer now).
-pub async fn connect(url: &str) -> Result<Connection, RedisError> {
+pub(crate) async fn connect(url: &str) -> Result<Connection, RedisError> {
     let client = crate::store::redis_client(url)?;
     let channels: Channels = Arc::default();
     let routed = channels.clone();
@@ -196,7 +196,7 @@ impl Driver for PubSubDriver {
 
 /// Pings Redis every second while it lives; dropping it stops the task.
 #[derive(Debug)]
-pub struct Watchdog(
+pub(crate) struct Watchdog(
     /// The pinging task, aborted on drop so a stopped hub leaves nothing running.
     tokio::task::JoinHandle<()>,
 );
@@ -208,7 +208,7 @@ impl Drop for Watchdog {
 }
 
 impl Watchdog {
-    pub fn start(conn: ConnectionManager) -> Self {
+    pub(crate) fn start(conn: ConnectionManager) -> Self {
         Self(tokio::spawn(async move {
             let mut conn = conn;
             let ping = redis::cmd("PING");

@@ -161,7 +161,7 @@ impl Config {
 
 /// Why the credentials file could not be used.
 #[derive(Debug, thiserror::Error)]
-pub enum CredentialsError {
+pub(crate) enum CredentialsError {
     #[error("cannot read credentials file {path}")]
     Read {
         path: PathBuf,
@@ -184,12 +184,12 @@ struct CredentialsFile {
 
 /// Who may connect. Tokens are compared in constant time and never printed.
 #[derive(Clone)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     admin_token: String,
     vendors: BTreeMap<VendorId, String>,
     distributors: BTreeMap<DistributorId, String>,
     /// True for the built-in demo set, which pages and the start-up banner may show.
-    pub is_demo: bool,
+    pub(crate) is_demo: bool,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -220,7 +220,7 @@ pub const DEMO_ADMIN_TOKEN: &str = "demo-admin";
 
 impl Credentials {
     /// The built-in demo set.
-    pub fn demo() -> Self {
+    pub(crate) fn demo() -> Self {
         let parse_all = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
             pairs
                 .iter()
@@ -239,7 +239,7 @@ impl Credentials {
     }
 
     /// Reads a credentials file, saying what is wrong and where.
-    pub fn load(path: &Path) -> Result<Self, CredentialsError> {
+    pub(crate) fn load(path: &Path) -> Result<Self, CredentialsError> {
         let text = std::fs::read_to_string(path).map_err(|source| CredentialsError::Read {
             path: path.to_owned(),
             source,
@@ -281,31 +281,27 @@ impl Credentials {
         })
     }
 
-    pub fn vendor_token_ok(&self, id: &VendorId, token: &str) -> bool {
+    pub(crate) fn vendor_token_ok(&self, id: &VendorId, token: &str) -> bool {
         self.vendors
             .get(id)
             .is_some_and(|t| token_matches(t, token))
     }
 
-    pub fn distributor_token_ok(&self, id: &DistributorId, token: &str) -> bool {
+    pub(crate) fn distributor_token_ok(&self, id: &DistributorId, token: &str) -> bool {
         self.distributors
             .get(id)
             .is_some_and(|t| token_matches(t, token))
     }
 
-    pub fn admin_token_ok(&self, token: &str) -> bool {
+    pub(crate) fn admin_token_ok(&self, token: &str) -> bool {
         token_matches(&self.admin_token, token)
     }
 
-    pub fn is_distributor(&self, id: &DistributorId) -> bool {
+    pub(crate) fn is_distributor(&self, id: &DistributorId) -> bool {
         self.distributors.contains_key(id)
     }
 
-    pub fn vendors(&self) -> impl Iterator<Item = &VendorId> {
-        self.vendors.keys()
-    }
-
-    pub fn distributors(&self) -> impl Iterator<Item = &DistributorId> {
+    pub(crate) fn distributors(&self) -> impl Iterator<Item = &DistributorId> {
         self.distributors.keys()
     }
 }

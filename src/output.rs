@@ -7,7 +7,7 @@
 use std::io::Write;
 
 /// Writes one line to stdout; a closed pipe ends the process with success.
-pub fn line(args: std::fmt::Arguments<'_>) {
+pub(crate) fn line(args: std::fmt::Arguments<'_>) {
     let mut stdout = std::io::stdout().lock();
     if let Err(e) = writeln!(stdout, "{args}").and_then(|()| stdout.flush()) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {

@@ -18,14 +18,14 @@ use crate::store::SharedStore;
 
 /// Per-socket event budget (also each vendor's budget of API requests).
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     pub rate_per_second: u32,
     pub burst: u32,
 }
 
 impl Limits {
     /// The budget as a rate-limiter quota; `None` when limits are off.
-    pub fn quota(&self) -> Option<Quota> {
+    pub(crate) fn quota(&self) -> Option<Quota> {
         NonZeroU32::new(self.rate_per_second).map(|rate| {
             let burst = NonZeroU32::new(self.burst).unwrap_or(rate);
             Quota::per_second(rate).allow_burst(burst)
@@ -35,7 +35,7 @@ impl Limits {
 
 /// What every handler may reach.
 #[derive(Debug)]
-pub struct HubState {
+pub(crate) struct HubState {
     pub store: SharedStore,
     pub credentials: Credentials,
     pub activity: Activity,
@@ -46,10 +46,10 @@ pub struct HubState {
     hub_id: OnceLock<String>,
 }
 
-pub type Hub = Arc<HubState>;
+pub(crate) type Hub = Arc<HubState>;
 
 impl HubState {
-    pub fn new(store: SharedStore, credentials: Credentials, limits: Limits) -> Self {
+    pub(crate) fn new(store: SharedStore, credentials: Credentials, limits: Limits) -> Self {
         Self {
             store,
             credentials,
@@ -61,12 +61,12 @@ impl HubState {
     }
 
     /// This hub's id: the Socket.IO server id other hubs know it by.
-    pub fn hub_id(&self) -> &str {
+    pub(crate) fn hub_id(&self) -> &str {
         self.hub_id.get().map(String::as_str).unwrap_or_default()
     }
 
     /// Records the hub's id, once.
-    pub fn set_hub_id(&self, id: String) {
+    pub(crate) fn set_hub_id(&self, id: String) {
         if self.hub_id.set(id).is_err() {
             tracing::warn!("the hub id was already set");
         }

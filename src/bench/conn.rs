@@ -15,7 +15,7 @@ use crate::client::{ClientError, handshake, namespace_prefix};
 
 /// Counters every receiving socket of a run shares.
 #[derive(Debug, Default)]
-pub struct Tally {
+pub(crate) struct Tally {
     /// Events received so far, by all sockets.
     pub delivered: AtomicU64,
     /// The latest arrival, in nanoseconds since the run's origin.
@@ -24,10 +24,10 @@ pub struct Tally {
 
 /// The marker a sender writes into a payload (`"t<nanos>"`) so receivers
 /// can measure latency without parsing the JSON.
-pub const STAMP_KEY: &str = "\"~t";
+pub(crate) const STAMP_KEY: &str = "\"~t";
 
 /// Reads the first send stamp in a frame, if any.
-pub fn read_stamp(frame: &str) -> Option<u64> {
+pub(crate) fn read_stamp(frame: &str) -> Option<u64> {
     let start = frame.find(STAMP_KEY)? + STAMP_KEY.len();
     let digits = frame[start..]
         .bytes()
@@ -39,7 +39,7 @@ pub fn read_stamp(frame: &str) -> Option<u64> {
 /// Opens one receiving socket. It answers pings, counts every `event` in
 /// `tally` and keeps its latencies (from the payload's stamp) locally, so the
 /// hot loop shares nothing but two atomics; it returns them when `stop` fires.
-pub async fn spawn_receiver(
+pub(crate) async fn spawn_receiver(
     url: &str,
     namespace: &str,
     auth: &Value,
@@ -80,13 +80,13 @@ pub async fn spawn_receiver(
 }
 
 /// Nanoseconds since `origin`.
-pub fn elapsed_ns(origin: Instant) -> u64 {
+pub(crate) fn elapsed_ns(origin: Instant) -> u64 {
     u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// A sending socket: emits events with ack ids and matches the acks.
 #[derive(Debug)]
-pub struct Sender {
+pub(crate) struct Sender {
     /// Frames to send; a writer task owns the socket's sink.
     outbox: mpsc::UnboundedSender<Message>,
     acks: mpsc::UnboundedReceiver<(i64, bool)>,
@@ -98,7 +98,7 @@ pub struct Sender {
 
 impl Sender {
     /// Connects; `watched_event` is counted if the hub ever pushes it here.
-    pub async fn connect(
+    pub(crate) async fn connect(
         url: &str,
         namespace: &str,
         auth: &Value,
@@ -165,7 +165,7 @@ impl Sender {
     }
 
     /// Sends `event` with `payload_json` (already serialized) and an ack id.
-    pub fn send(&mut self, event: &str, payload_json: &str) -> Result<i64, ClientError> {
+    pub(crate) fn send(&mut self, event: &str, payload_json: &str) -> Result<i64, ClientError> {
         let id = self.next_id;
         self.next_id += 1;
         self.push(format!("42{}{id}[\"{event}\",{payload_json}]", self.prefix))?;
@@ -173,7 +173,7 @@ impl Sender {
     }
 
     /// The next ack: its id and whether it said `ok: true`.
-    pub async fn next_ack(&mut self, within: Duration) -> Option<(i64, bool)> {
+    pub(crate) async fn next_ack(&mut self, within: Duration) -> Option<(i64, bool)> {
         tokio::time::timeout(within, self.acks.recv())
             .await
             .ok()

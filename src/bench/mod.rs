@@ -7,8 +7,8 @@
 //! Performance section) and a bare socketioxide relay ([`relay`]) as the
 //! yardstick.
 
-pub mod conn;
-pub mod relay;
+pub(crate) mod conn;
+pub(crate) mod relay;
 mod workloads;
 
 use std::io::{BufRead, BufReader};
@@ -24,16 +24,16 @@ use crate::store::Durability;
 pub use workloads::run_workload;
 
 /// Distributors, vendor and token the workloads use.
-pub const BENCH_VENDOR: &str = "bench-vendor";
-pub const BENCH_TOKEN: &str = "bench-token";
+pub(crate) const BENCH_VENDOR: &str = "bench-vendor";
+pub(crate) const BENCH_TOKEN: &str = "bench-token";
 
 /// The distributor id of bench distributor `n`.
-pub fn bench_distributor(n: usize) -> String {
+pub(crate) fn bench_distributor(n: usize) -> String {
     format!("bench-d{n:02}")
 }
 
 /// A credentials file with the bench identities (`parcel-hub bench credentials`).
-pub fn bench_credentials(distributors: usize) -> String {
+pub(crate) fn bench_credentials(distributors: usize) -> String {
     let mut out = format!(
         "admin_token = \"{BENCH_TOKEN}\"\n\n[vendors]\n{BENCH_VENDOR} = \"{BENCH_TOKEN}\"\n\n[distributors]\n"
     );
@@ -273,7 +273,7 @@ impl Report {
 }
 
 /// CPU seconds (user + system) and peak RSS (MB) of a process, from /proc.
-pub fn process_stats(pid: u32) -> Option<(f64, f64, f64)> {
+pub(crate) fn process_stats(pid: u32) -> Option<(f64, f64, f64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which is in parentheses and may hold spaces.
     let after = stat.rsplit_once(')')?.1;
@@ -296,7 +296,7 @@ pub fn process_stats(pid: u32) -> Option<(f64, f64, f64)> {
 
 /// A hub or relay this run started; killed when dropped.
 #[derive(Debug)]
-pub struct Spawned {
+pub(crate) struct Spawned {
     child: Child,
     pub url: String,
     pub log: PathBuf,
@@ -304,12 +304,12 @@ pub struct Spawned {
 }
 
 impl Spawned {
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Lines of the hub's log at ERROR level so far.
-    pub fn errors_logged(&self) -> u64 {
+    pub(crate) fn errors_logged(&self) -> u64 {
         std::fs::read_to_string(&self.log)
             .map(|log| log.lines().filter(|l| l.contains("ERROR")).count() as u64)
             .unwrap_or(0)
@@ -328,7 +328,7 @@ impl Drop for Spawned {
 }
 
 /// Starts the hub (or the relay) on a free loopback port and waits for its address.
-pub fn spawn_target(args: &BenchArgs) -> anyhow::Result<Spawned> {
+pub(crate) fn spawn_target(args: &BenchArgs) -> anyhow::Result<Spawned> {
     let dir = tempfile::tempdir()?;
     let bin = match &args.hub_bin {
         Some(bin) => bin.clone(),

@@ -17,7 +17,10 @@ use socketioxide::extract::{AckSender, Data, SocketRef};
 use socketioxide::handler::ConnectHandler;
 
 /// Serves the relay on `listener` until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, socket_buffer: usize) -> anyhow::Result<()> {
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    socket_buffer: usize,
+) -> anyhow::Result<()> {
     let (layer, io) = SocketIo::builder()
         .max_buffer_size(socket_buffer)
         .build_layer();

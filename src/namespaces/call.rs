@@ -35,7 +35,7 @@ use crate::protocol::{ErrorCode, Refusal, ns};
 use crate::state::Hub;
 
 /// An incoming event, ready to be checked and answered.
-pub struct Call<A: Adapter> {
+pub(crate) struct Call<A: Adapter> {
     socket: SocketRef<A>,
     hub: Hub,
     session: Session,
@@ -59,7 +59,7 @@ impl<A: Adapter> std::fmt::Debug for Call<A> {
 /// Why a [`Call`] could not be built: the socket lacks what its connect
 /// middleware should have given it (a bug, logged by socketioxide).
 #[derive(Debug, thiserror::Error)]
-pub enum CallError {
+pub(crate) enum CallError {
     #[error("the socket has no session (its connect middleware did not run)")]
     NoSession,
     #[error("the hub state is not registered")]
@@ -108,30 +108,22 @@ impl<A: Adapter> FromMessageParts<A> for Call<A> {
 }
 
 impl<A: Adapter> Call<A> {
-    pub fn hub(&self) -> &Hub {
+    pub(crate) fn hub(&self) -> &Hub {
         &self.hub
     }
 
-    pub fn socket(&self) -> &SocketRef<A> {
+    pub(crate) fn socket(&self) -> &SocketRef<A> {
         &self.socket
     }
 
-    pub fn session(&self) -> &Session {
-        &self.session
-    }
-
-    pub fn payload(&self) -> &Value {
-        &self.payload
-    }
-
     /// Whether the client sent an ack callback.
-    pub fn wants_ack(&self) -> bool {
+    pub(crate) fn wants_ack(&self) -> bool {
         self.wants_ack
     }
 
     /// The request, or why not: the payload must have decoded, the sender
     /// must have budget left, and `parse` must accept it.
-    pub fn request<T>(
+    pub(crate) fn request<T>(
         &self,
         parse: impl FnOnce(&Value) -> Result<T, Refusal>,
     ) -> Result<T, Refusal> {
@@ -141,7 +133,7 @@ impl<A: Adapter> Call<A> {
     }
 
     /// The queue this socket reads (vendors and distributors only).
-    pub fn recipient(&self) -> Result<Recipient, Refusal> {
+    pub(crate) fn recipient(&self) -> Result<Recipient, Refusal> {
         self.session
             .recipient()
             .ok_or_else(|| Refusal::new(ErrorCode::Forbidden, "this namespace has no queue"))
@@ -149,7 +141,7 @@ impl<A: Adapter> Call<A> {
 
     /// Answers the client's callback (if it sent one) and reports the event
     /// to the log and the activity feed.
-    pub fn answer(self, result: Result<Value, Refusal>) {
+    pub(crate) fn answer(self, result: Result<Value, Refusal>) {
         let (outcome, envelope) = match result {
             Ok(envelope) => ("ok", envelope),
             Err(refusal) => (refusal.code.as_str(), refusal.envelope()),
@@ -169,7 +161,7 @@ impl<A: Adapter> Call<A> {
 }
 
 /// The static path of a socket's namespace, for logs.
-pub fn namespace_of<A: Adapter>(socket: &SocketRef<A>) -> &'static str {
+pub(crate) fn namespace_of<A: Adapter>(socket: &SocketRef<A>) -> &'static str {
     ns::ALL
         .iter()
         .find(|name| **name == socket.ns())
@@ -178,7 +170,7 @@ pub fn namespace_of<A: Adapter>(socket: &SocketRef<A>) -> &'static str {
 }
 
 /// Answers any event a namespace does not know with `unknown_event`.
-pub async fn on_unknown_event<A: Adapter>(call: Call<A>) {
+pub(crate) async fn on_unknown_event<A: Adapter>(call: Call<A>) {
     // Whatever its payload, an unknown event is answered as unknown (once
     // the sender's budget allows).
     let result = call.session.admit().and_then(|()| {

@@ -24,7 +24,7 @@ use crate::rooms;
 use crate::state::Hub;
 
 /// Connect middleware: a `name` is all it takes.
-pub async fn authenticate<A: Adapter>(
+pub(crate) async fn authenticate<A: Adapter>(
     socket: SocketRef<A>,
     TryData(auth): TryData<Value>,
     State(hub): State<Hub>,
@@ -36,7 +36,7 @@ pub async fn authenticate<A: Adapter>(
 /// Connect middleware, after `authenticate`: registers the chat events
 /// before the client hears CONNECT (see [`super`] for why this is not done
 /// in `on_connect`).
-pub async fn enter<A: Adapter>(socket: SocketRef<A>) -> Result<(), ConnectRefusal> {
+pub(crate) async fn enter<A: Adapter>(socket: SocketRef<A>) -> Result<(), ConnectRefusal> {
     socket.on(event::CHAT_MESSAGE, on_chat_message::<A>);
     socket.on(event::JOIN, on_join::<A>);
     socket.on(event::LEAVE, on_leave::<A>);
@@ -115,7 +115,7 @@ fn audience<A: Adapter>(
 }
 
 /// Announces the newcomer.
-pub async fn on_connect<A: Adapter>(
+pub(crate) async fn on_connect<A: Adapter>(
     socket: SocketRef<A>,
     Extension(session): Extension<Session>,
     Extension(name): Extension<ChatName>,
@@ -138,7 +138,10 @@ pub async fn on_connect<A: Adapter>(
 }
 
 /// `chat message { text, room? }` or a bare string.
-pub async fn on_chat_message<A: Adapter>(call: Call<A>, Extension(name): Extension<ChatName>) {
+pub(crate) async fn on_chat_message<A: Adapter>(
+    call: Call<A>,
+    Extension(name): Extension<ChatName>,
+) {
     let result = async {
         let request = call.request(ChatMessageRequest::parse)?;
         let (to, target) = audience(call.socket(), request.room.as_ref(), "sending to it")?;
@@ -157,7 +160,7 @@ pub async fn on_chat_message<A: Adapter>(call: Call<A>, Extension(name): Extensi
 }
 
 /// `join { room }`.
-pub async fn on_join<A: Adapter>(
+pub(crate) async fn on_join<A: Adapter>(
     call: Call<A>,
     io: SocketIo<A>,
     Extension(name): Extension<ChatName>,
@@ -166,7 +169,7 @@ pub async fn on_join<A: Adapter>(
 }
 
 /// `leave { room }`.
-pub async fn on_leave<A: Adapter>(
+pub(crate) async fn on_leave<A: Adapter>(
     call: Call<A>,
     io: SocketIo<A>,
     Extension(name): Extension<ChatName>,
@@ -221,12 +224,15 @@ async fn membership<A: Adapter>(
 }
 
 /// `typing { room? }`.
-pub async fn on_typing<A: Adapter>(call: Call<A>, Extension(name): Extension<ChatName>) {
+pub(crate) async fn on_typing<A: Adapter>(call: Call<A>, Extension(name): Extension<ChatName>) {
     typing(call, name, event::TYPING).await;
 }
 
 /// `stop typing { room? }`.
-pub async fn on_stop_typing<A: Adapter>(call: Call<A>, Extension(name): Extension<ChatName>) {
+pub(crate) async fn on_stop_typing<A: Adapter>(
+    call: Call<A>,
+    Extension(name): Extension<ChatName>,
+) {
     typing(call, name, event::STOP_TYPING).await;
 }
 
@@ -246,7 +252,7 @@ async fn typing<A: Adapter>(call: Call<A>, name: ChatName, event: &'static str) 
 }
 
 /// Tells the others who left, with who is still online.
-pub async fn on_disconnect<A: Adapter>(
+pub(crate) async fn on_disconnect<A: Adapter>(
     socket: SocketRef<A>,
     reason: DisconnectReason,
     Extension(session): Extension<Session>,

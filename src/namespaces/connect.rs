@@ -18,7 +18,7 @@ use crate::state::Hub;
 
 /// Who a socket is, set by the connect middleware and read by every handler.
 #[derive(Clone)]
-pub struct Session {
+pub(crate) struct Session {
     pub identity: Identity,
     /// Shown in logs and the activity feed (`vendor acme-widgets`).
     pub label: Arc<str>,
@@ -51,7 +51,7 @@ impl Session {
     }
 
     /// Spends one event of the budget, or refuses with `rate_limited`.
-    pub fn admit(&self) -> Result<(), Refusal> {
+    pub(crate) fn admit(&self) -> Result<(), Refusal> {
         match &self.limiter {
             Some(limiter) if limiter.check().is_err() => Err(Refusal::rate_limited()),
             _ => Ok(()),
@@ -59,7 +59,7 @@ impl Session {
     }
 
     /// The queue this socket reads, for vendors and distributors.
-    pub fn recipient(&self) -> Option<Recipient> {
+    pub(crate) fn recipient(&self) -> Option<Recipient> {
         match &self.identity {
             Identity::Vendor(id) => Some(Recipient::Vendor(id.clone())),
             Identity::Distributor(id) => Some(Recipient::Distributor(id.clone())),
@@ -76,7 +76,7 @@ fn auth_fields(auth: &Result<Value, ParserError>) -> Result<Fields<'_>, ConnectR
 }
 
 /// Reads `{ <id field>, token }` from a handshake `auth`, or says what is missing.
-pub fn credentials_from_auth<T>(
+pub(crate) fn credentials_from_auth<T>(
     auth: &Result<Value, ParserError>,
     field: &str,
     parse: impl FnOnce(&str) -> Result<T, InvalidValue>,
@@ -89,12 +89,12 @@ pub fn credentials_from_auth<T>(
 }
 
 /// Reads `{ token }` from a handshake `auth` (the inspector's admin token).
-pub fn token_from_auth(auth: &Result<Value, ParserError>) -> Result<String, ConnectRefusal> {
+pub(crate) fn token_from_auth(auth: &Result<Value, ParserError>) -> Result<String, ConnectRefusal> {
     token_of(&auth_fields(auth)?)
 }
 
 /// Reads one required field of the handshake `auth` (a chat `name`).
-pub fn field_from_auth<T>(
+pub(crate) fn field_from_auth<T>(
     auth: &Result<Value, ParserError>,
     field: &str,
     parse: impl FnOnce(&str) -> Result<T, InvalidValue>,
@@ -119,7 +119,7 @@ fn token_of(fields: &Fields<'_>) -> Result<String, ConnectRefusal> {
 /// Ends a connect middleware: an accepted socket carries its [`Session`]
 /// and its typed identity (`VendorId`, ...) in its extensions; a refusal is
 /// logged and becomes the `connect_error`.
-pub fn settle<A: Adapter, T: Clone + Send + Sync + 'static>(
+pub(crate) fn settle<A: Adapter, T: Clone + Send + Sync + 'static>(
     socket: &SocketRef<A>,
     hub: &Hub,
     namespace: &'static str,
@@ -144,7 +144,7 @@ pub fn settle<A: Adapter, T: Clone + Send + Sync + 'static>(
 
 /// Logs a connection with its namespace, identity and transport, and
 /// reports it to the activity feed (the inspector redraws on it).
-pub fn log_connected<A: Adapter>(hub: &Hub, socket: &SocketRef<A>, session: &Session) {
+pub(crate) fn log_connected<A: Adapter>(hub: &Hub, socket: &SocketRef<A>, session: &Session) {
     tracing::info!(ns = socket.ns(), sid = %socket.id, identity = %session.label, transport = ?socket.transport_type(), "connected");
     hub.activity.connected(
         namespace_of(socket),
@@ -155,7 +155,7 @@ pub fn log_connected<A: Adapter>(hub: &Hub, socket: &SocketRef<A>, session: &Ses
 }
 
 /// Logs a disconnection with its reason, and reports it to the activity feed.
-pub fn log_disconnected<A: Adapter>(
+pub(crate) fn log_disconnected<A: Adapter>(
     hub: &Hub,
     socket: &SocketRef<A>,
     session: &Session,

@@ -19,7 +19,7 @@ use crate::state::HubState;
 
 /// Where an emit goes and what it is, for the log and the feed.
 #[derive(Debug, Clone, Copy)]
-pub struct Out<'a> {
+pub(crate) struct Out<'a> {
     pub namespace: &'static str,
     /// `room distributor:north-hub`, `broadcast`.
     pub target: &'a str,
@@ -29,7 +29,7 @@ pub struct Out<'a> {
 }
 
 /// Emits `data` to `to` and reports it; true when the emit was accepted.
-pub async fn emit<A: Adapter, T: Serialize + ?Sized>(
+pub(crate) async fn emit<A: Adapter, T: Serialize + ?Sized>(
     activity: &Activity,
     to: BroadcastOperators<A>,
     out: Out<'_>,
@@ -65,13 +65,13 @@ pub async fn emit<A: Adapter, T: Serialize + ?Sized>(
 
 /// Delivers queued messages through one hub's Socket.IO server.
 #[derive(Debug)]
-pub struct Courier<'a, A: Adapter> {
+pub(crate) struct Courier<'a, A: Adapter> {
     io: &'a SocketIo<A>,
     hub: &'a HubState,
 }
 
 impl<'a, A: Adapter> Courier<'a, A> {
-    pub fn new(io: &'a SocketIo<A>, hub: &'a HubState) -> Self {
+    pub(crate) fn new(io: &'a SocketIo<A>, hub: &'a HubState) -> Self {
         Self { io, hub }
     }
 }

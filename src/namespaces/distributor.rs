@@ -15,7 +15,7 @@ use crate::rooms;
 use crate::state::Hub;
 
 /// Connect middleware: `{ distributorId, token }` must match the credentials.
-pub async fn authenticate<A: Adapter>(
+pub(crate) async fn authenticate<A: Adapter>(
     socket: SocketRef<A>,
     TryData(auth): TryData<Value>,
     State(hub): State<Hub>,
@@ -43,7 +43,7 @@ pub async fn authenticate<A: Adapter>(
 /// Connect middleware, after `authenticate`: joins the distributor's room
 /// and registers its events before the client hears CONNECT (see [`super`]
 /// for why this is not done in `on_connect`).
-pub async fn enter<A: Adapter>(
+pub(crate) async fn enter<A: Adapter>(
     socket: SocketRef<A>,
     Extension(distributor): Extension<DistributorId>,
 ) -> Result<(), ConnectRefusal> {
@@ -58,7 +58,7 @@ pub async fn enter<A: Adapter>(
 }
 
 /// The distributor is in: log it.
-pub async fn on_connect<A: Adapter>(
+pub(crate) async fn on_connect<A: Adapter>(
     socket: SocketRef<A>,
     Extension(session): Extension<Session>,
     State(hub): State<Hub>,
@@ -67,7 +67,7 @@ pub async fn on_connect<A: Adapter>(
 }
 
 /// `in-transit { vendorId, orderId }`.
-pub async fn on_in_transit<A: Adapter>(
+pub(crate) async fn on_in_transit<A: Adapter>(
     call: Call<A>,
     io: SocketIo<A>,
     Extension(distributor): Extension<DistributorId>,
@@ -76,7 +76,7 @@ pub async fn on_in_transit<A: Adapter>(
 }
 
 /// `delivered { vendorId, orderId }`.
-pub async fn on_delivered<A: Adapter>(
+pub(crate) async fn on_delivered<A: Adapter>(
     call: Call<A>,
     io: SocketIo<A>,
     Extension(distributor): Extension<DistributorId>,
@@ -104,7 +104,7 @@ async fn transition<A: Adapter>(call: Call<A>, io: SocketIo<A>, by: DistributorI
     call.answer(result);
 }
 
-pub async fn on_disconnect<A: Adapter>(
+pub(crate) async fn on_disconnect<A: Adapter>(
     socket: SocketRef<A>,
     reason: DisconnectReason,
     Extension(session): Extension<Session>,

@@ -41,7 +41,7 @@ const REFRESH_EVERY: Duration = Duration::from_secs(2);
 
 /// The `snapshot` an inspector receives, and `GET /api/inspect` answers.
 #[derive(Debug, Clone, Serialize)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     #[serde(serialize_with = "rfc3339")]
     pub at: DateTime<Utc>,
     /// The hub that took it (its Socket.IO server id).
@@ -52,13 +52,13 @@ pub struct Snapshot {
 
 /// A snapshot without its time, so two can be compared.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct HubView {
+pub(crate) struct HubView {
     pub namespaces: Vec<NamespaceView>,
     pub queues: Vec<QueueView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct NamespaceView {
+pub(crate) struct NamespaceView {
     pub name: &'static str,
     /// Every socket of the namespace, on this hub and (in a cluster) the others.
     pub sockets: Vec<ClusterSocket>,
@@ -67,14 +67,14 @@ pub struct NamespaceView {
 
 /// A room and the ids of the sockets in it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RoomView {
+pub(crate) struct RoomView {
     pub name: String,
     pub members: Vec<String>,
 }
 
 /// One non-empty queue (`vendor:acme-widgets`, `distributor:north-hub`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct QueueView {
+pub(crate) struct QueueView {
     pub owner: String,
     pub depth: u64,
 }
@@ -84,7 +84,7 @@ pub struct QueueView {
 /// stop" and "an inspector arrived, start if stopped" exclusive, so an
 /// inspector can never be left without a feed.
 #[derive(Debug, Default, Clone)]
-pub struct FeedTask {
+pub(crate) struct FeedTask {
     running: Arc<Mutex<bool>>,
 }
 
@@ -95,7 +95,7 @@ impl FeedTask {
 }
 
 /// Connect middleware: `{ token }` must be the admin token.
-pub async fn authenticate<A: Adapter>(
+pub(crate) async fn authenticate<A: Adapter>(
     socket: SocketRef<A>,
     TryData(auth): TryData<Value>,
     State(hub): State<Hub>,
@@ -114,14 +114,14 @@ pub async fn authenticate<A: Adapter>(
 
 /// Connect middleware, after `authenticate`: registers the handlers before
 /// the client hears CONNECT (see [`super`] for why).
-pub async fn enter<A: Adapter>(socket: SocketRef<A>) -> Result<(), ConnectRefusal> {
+pub(crate) async fn enter<A: Adapter>(socket: SocketRef<A>) -> Result<(), ConnectRefusal> {
     socket.on_fallback(super::call::on_unknown_event::<A>);
     socket.on_disconnect(on_disconnect::<A>);
     Ok(())
 }
 
 /// Makes sure the feed runs, then greets the inspector with a snapshot.
-pub async fn on_connect<A: Adapter>(
+pub(crate) async fn on_connect<A: Adapter>(
     socket: SocketRef<A>,
     io: SocketIo<A>,
     Extension(session): Extension<Session>,
@@ -143,7 +143,7 @@ pub async fn on_connect<A: Adapter>(
     }
 }
 
-pub async fn on_disconnect<A: Adapter>(
+pub(crate) async fn on_disconnect<A: Adapter>(
     socket: SocketRef<A>,
     reason: DisconnectReason,
     Extension(session): Extension<Session>,
@@ -154,7 +154,7 @@ pub async fn on_disconnect<A: Adapter>(
 
 /// The hub as it is now: every namespace, its sockets and rooms (across the
 /// cluster with `--redis`), and the queues.
-pub async fn snapshot<A: Adapter>(hub: &Hub, io: &SocketIo<A>) -> Result<Snapshot, Refusal> {
+pub(crate) async fn snapshot<A: Adapter>(hub: &Hub, io: &SocketIo<A>) -> Result<Snapshot, Refusal> {
     let queues = ops::queue_depths(hub)
         .await?
         .into_iter()

@@ -21,23 +21,23 @@
 //! that has no handler without a word (no ack, no log). Middlewares run
 //! before CONNECT is sent.
 
-pub mod call;
-pub mod chat;
-pub mod connect;
-pub mod courier;
-pub mod distributor;
-pub mod inspector;
-pub mod queue;
-pub mod sockets;
-pub mod vendor;
+pub(crate) mod call;
+pub(crate) mod chat;
+pub(crate) mod connect;
+pub(crate) mod courier;
+pub(crate) mod distributor;
+pub(crate) mod inspector;
+pub(crate) mod queue;
+pub(crate) mod sockets;
+pub(crate) mod vendor;
 
 use serde_json::Value;
 use socketioxide::SocketIo;
 use socketioxide::handler::ConnectHandler;
 
-pub use call::Call;
-pub use connect::Session;
-pub use courier::Courier;
+pub(crate) use call::Call;
+pub(crate) use connect::Session;
+pub(crate) use courier::Courier;
 
 use crate::cluster::HubAdapter;
 use crate::protocol::{OrderAck, OrderView, ns, ok_envelope};
@@ -46,13 +46,13 @@ use crate::store::Recorded;
 /// A namespace that could not be set up (its adapter could not start).
 #[derive(Debug, thiserror::Error)]
 #[error("namespace {namespace} could not start: {cause}")]
-pub struct RegisterError {
+pub(crate) struct RegisterError {
     pub namespace: &'static str,
     pub cause: String,
 }
 
 /// Registers every namespace on `io`. There is deliberately no `/`.
-pub async fn register<A: HubAdapter>(io: &SocketIo<A>) -> Result<(), RegisterError> {
+pub(crate) async fn register<A: HubAdapter>(io: &SocketIo<A>) -> Result<(), RegisterError> {
     let ready = |namespace: &'static str, init| async move {
         A::ready(init)
             .await
@@ -99,7 +99,7 @@ pub async fn register<A: HubAdapter>(io: &SocketIo<A>) -> Result<(), RegisterErr
 }
 
 /// The ack of a write, over either door: `{ ok, order, messageId, duplicate }`.
-pub fn order_ack(recorded: &Recorded) -> Value {
+pub(crate) fn order_ack(recorded: &Recorded) -> Value {
     ok_envelope(&OrderAck {
         order: OrderView::from(&recorded.order),
         message_id: recorded.queued.as_ref().map(|m| &m.id),

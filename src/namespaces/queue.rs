@@ -10,7 +10,7 @@ use crate::protocol::{
 };
 
 /// `received { messageId }`: removes the message from this identity's queue.
-pub async fn on_received<A: Adapter>(call: Call<A>) {
+pub(crate) async fn on_received<A: Adapter>(call: Call<A>) {
     let result = async {
         let message = call.request(parse_received)?;
         let removed = ops::confirm(call.hub(), &call.recipient()?, &message).await?;
@@ -22,7 +22,7 @@ pub async fn on_received<A: Adapter>(call: Call<A>) {
 
 /// `getAll`: everything queued, oldest first, in the ack; without a
 /// callback, each message is re-emitted to this socket as its own event.
-pub async fn on_get_all<A: Adapter>(call: Call<A>) {
+pub(crate) async fn on_get_all<A: Adapter>(call: Call<A>) {
     let result = async {
         call.request(|payload| Fields::of_optional(payload).map(drop))?;
         let messages = ops::pending_for(call.hub(), &call.recipient()?).await?;

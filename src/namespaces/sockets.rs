@@ -67,7 +67,7 @@ fn identity_from_rooms(rooms: &[String]) -> Option<String> {
 
 /// Every socket of `namespaces` on every hub, with its rooms, sorted by
 /// namespace, hub and id. With the local adapter this is this hub's sockets.
-pub async fn sockets<A: Adapter>(
+pub(crate) async fn sockets<A: Adapter>(
     io: &SocketIo<A>,
     namespaces: &[&'static str],
 ) -> Result<Vec<ClusterSocket>, ListError> {

@@ -15,7 +15,7 @@ use crate::rooms;
 use crate::state::Hub;
 
 /// Connect middleware: `{ vendorId, token }` must match the credentials.
-pub async fn authenticate<A: Adapter>(
+pub(crate) async fn authenticate<A: Adapter>(
     socket: SocketRef<A>,
     TryData(auth): TryData<Value>,
     State(hub): State<Hub>,
@@ -37,7 +37,7 @@ pub async fn authenticate<A: Adapter>(
 /// Connect middleware, after `authenticate`: joins the vendor's room and
 /// registers the vendor's events before the client hears CONNECT (see
 /// [`super`] for why this is not done in `on_connect`).
-pub async fn enter<A: Adapter>(
+pub(crate) async fn enter<A: Adapter>(
     socket: SocketRef<A>,
     Extension(vendor): Extension<VendorId>,
 ) -> Result<(), ConnectRefusal> {
@@ -51,7 +51,7 @@ pub async fn enter<A: Adapter>(
 }
 
 /// The vendor is in: log it.
-pub async fn on_connect<A: Adapter>(
+pub(crate) async fn on_connect<A: Adapter>(
     socket: SocketRef<A>,
     Extension(session): Extension<Session>,
     State(hub): State<Hub>,
@@ -60,7 +60,7 @@ pub async fn on_connect<A: Adapter>(
 }
 
 /// `pickup`: record the order, queue it for the distributor, tell them.
-pub async fn on_pickup<A: Adapter>(
+pub(crate) async fn on_pickup<A: Adapter>(
     call: Call<A>,
     io: SocketIo<A>,
     Extension(vendor): Extension<VendorId>,
@@ -75,7 +75,7 @@ pub async fn on_pickup<A: Adapter>(
     call.answer(result);
 }
 
-pub async fn on_disconnect<A: Adapter>(
+pub(crate) async fn on_disconnect<A: Adapter>(
     socket: SocketRef<A>,
     reason: DisconnectReason,
     Extension(session): Extension<Session>,

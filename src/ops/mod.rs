@@ -21,14 +21,14 @@ use crate::domain::Message;
 use crate::protocol::{ErrorCode, Refusal};
 use crate::store::StoreError;
 
-pub use orders::{move_order, order_of, submit_pickup};
-pub use queue::{confirm, pending_for, queue_depths};
+pub(crate) use orders::{move_order, order_of, submit_pickup};
+pub(crate) use queue::{confirm, pending_for, queue_depths};
 
 /// Tells a message's recipient about it, right after it was committed.
 ///
 /// The message is already in the queue: if nobody is online, or an emit
 /// fails, it waits there for `getAll`. So this cannot fail; it logs.
-pub trait Notify: Sync {
+pub(crate) trait Notify: Sync {
     fn deliver(&self, message: &Message) -> impl Future<Output = ()> + Send;
 }
 

@@ -11,7 +11,7 @@ use crate::store::Recorded;
 /// A vendor asks for a pickup: the order is recorded and `pickup` queued
 /// for its distributor (and delivered), or the stored order is returned
 /// when the same pickup was already recorded.
-pub async fn submit_pickup(
+pub(crate) async fn submit_pickup(
     hub: &HubState,
     notify: &impl Notify,
     vendor: &VendorId,
@@ -32,7 +32,7 @@ pub async fn submit_pickup(
 
 /// A distributor moves one of its orders to `to`; the news is queued for
 /// the vendor (and delivered). A repeat of the current status queues nothing.
-pub async fn move_order(
+pub(crate) async fn move_order(
     hub: &HubState,
     notify: &impl Notify,
     by: &DistributorId,
@@ -51,7 +51,7 @@ pub async fn move_order(
 }
 
 /// One order of `vendor`, or `unknown_order`.
-pub async fn order_of(
+pub(crate) async fn order_of(
     hub: &HubState,
     vendor: &VendorId,
     order: &OrderId,

@@ -9,7 +9,7 @@ use crate::state::HubState;
 use crate::store::QueueDepth;
 
 /// Removes a message from `recipient`'s queue; false if it was already gone.
-pub async fn confirm(
+pub(crate) async fn confirm(
     hub: &HubState,
     recipient: &Recipient,
     message: &MessageId,
@@ -18,11 +18,14 @@ pub async fn confirm(
 }
 
 /// Everything still queued for `recipient`, oldest first.
-pub async fn pending_for(hub: &HubState, recipient: &Recipient) -> Result<Vec<Message>, Refusal> {
+pub(crate) async fn pending_for(
+    hub: &HubState,
+    recipient: &Recipient,
+) -> Result<Vec<Message>, Refusal> {
     Ok(hub.store.pending_for(recipient).await?)
 }
 
 /// Every non-empty queue and its depth.
-pub async fn queue_depths(hub: &HubState) -> Result<Vec<QueueDepth>, Refusal> {
+pub(crate) async fn queue_depths(hub: &HubState) -> Result<Vec<QueueDepth>, Refusal> {
     Ok(hub.store.queue_depths().await?)
 }

@@ -18,14 +18,15 @@ use serde_json::{Map, Value};
 
 use crate::domain::{InvalidValue, Status};
 
-pub use parse::{
+pub(crate) use parse::{
     ChatMessageRequest, Fields, TransitionRequest, parse_optional_room, parse_pickup,
     parse_received, parse_room,
 };
-pub use wire::{
-    ChatMessageAck, ChatMessageOut, GetAllAck, MessageEnvelope, OrderAck, OrderView, Presence,
-    ReceivedAck, RoomPresence, Typing, rfc3339,
+pub(crate) use wire::{
+    ChatMessageAck, ChatMessageOut, GetAllAck, OrderAck, Presence, ReceivedAck, RoomPresence,
+    Typing, rfc3339,
 };
+pub use wire::{MessageEnvelope, OrderView};
 
 /// Namespace paths (literal, with the slash).
 pub mod ns {
@@ -66,7 +67,7 @@ pub mod event {
 
 /// The event that reports an order reaching `status` (what a distributor
 /// sends to move it there, and what the hub queues about it).
-pub fn status_event(status: Status) -> &'static str {
+pub(crate) fn status_event(status: Status) -> &'static str {
     match status {
         Status::Pending => event::PICKUP,
         Status::InTransit => event::IN_TRANSIT,
@@ -75,13 +76,13 @@ pub fn status_event(status: Status) -> &'static str {
 }
 
 /// Limits on free text fields.
-pub const MAX_TEXT_FIELD: usize = 200;
-pub const MAX_CHAT_TEXT: usize = 2_000;
+pub(crate) const MAX_TEXT_FIELD: usize = 200;
+pub(crate) const MAX_CHAT_TEXT: usize = 2_000;
 
 /// Error codes of the ack envelope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
+pub(crate) enum ErrorCode {
     InvalidPayload,
     UnknownDistributor,
     UnknownOrder,
@@ -93,7 +94,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ErrorCode::InvalidPayload => "invalid_payload",
             ErrorCode::UnknownDistributor => "unknown_distributor",
@@ -110,13 +111,13 @@ impl ErrorCode {
 /// A refusal sent to the client: a code and a sentence safe to show.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}: {message}", code.as_str())]
-pub struct Refusal {
-    pub code: ErrorCode,
-    pub message: String,
+pub(crate) struct Refusal {
+    pub(crate) code: ErrorCode,
+    pub(crate) message: String,
 }
 
 impl Refusal {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -124,17 +125,17 @@ impl Refusal {
     }
 
     /// The refusal of a payload that could not be decoded at all.
-    pub fn undecodable() -> Self {
+    pub(crate) fn undecodable() -> Self {
         Refusal::new(ErrorCode::InvalidPayload, "payload is not valid JSON data")
     }
 
     /// The refusal of an event over the sender's rate limit.
-    pub fn rate_limited() -> Self {
+    pub(crate) fn rate_limited() -> Self {
         Refusal::new(ErrorCode::RateLimited, "too many events; slow down")
     }
 
     /// The refusal every failure inside the hub becomes; the cause goes to the log.
-    pub fn internal() -> Self {
+    pub(crate) fn internal() -> Self {
         Refusal::new(
             ErrorCode::Internal,
             "the hub could not complete this request",
@@ -142,7 +143,7 @@ impl Refusal {
     }
 
     /// The `{ ok: false, error: { code, message } }` envelope.
-    pub fn envelope(&self) -> Value {
+    pub(crate) fn envelope(&self) -> Value {
         error_envelope(self.code.as_str(), &self.message)
     }
 }
@@ -155,12 +156,12 @@ impl From<InvalidValue> for Refusal {
 
 /// The error envelope `{ ok: false, error: { code, message } }` for any code
 /// (the HTTP API and `/learn` have codes of their own beside [`ErrorCode`]).
-pub fn error_envelope(code: &str, message: &str) -> Value {
+pub(crate) fn error_envelope(code: &str, message: &str) -> Value {
     serde_json::json!({ "ok": false, "error": { "code": code, "message": message } })
 }
 
 /// Builds the `{ ok: true, ...fields }` envelope from a struct of fields.
-pub fn ok_envelope<T: Serialize>(fields: &T) -> Value {
+pub(crate) fn ok_envelope<T: Serialize>(fields: &T) -> Value {
     let mut map = match serde_json::to_value(fields) {
         Ok(Value::Object(map)) => map,
         _ => Map::new(),
@@ -171,7 +172,7 @@ pub fn ok_envelope<T: Serialize>(fields: &T) -> Value {
 
 /// Codes of a refused connection (`connect_error` message prefix).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConnectRefusal {
+pub(crate) enum ConnectRefusal {
     #[error("bad_auth: {0}")]
     BadAuth(String),
     #[error("unauthorized: {0}")]

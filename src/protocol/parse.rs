@@ -11,13 +11,13 @@ use crate::domain::{DistributorId, InvalidValue, MessageId, OrderId, Pickup, Roo
 
 /// A JSON object from the client, read field by field with clear errors.
 #[derive(Debug)]
-pub struct Fields<'a>(&'a Map<String, Value>);
+pub(crate) struct Fields<'a>(&'a Map<String, Value>);
 
 static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
 
 impl<'a> Fields<'a> {
     /// The payload must be a JSON object.
-    pub fn of(value: &'a Value) -> Result<Self, Refusal> {
+    pub(crate) fn of(value: &'a Value) -> Result<Self, Refusal> {
         match value {
             Value::Object(map) => Ok(Self(map)),
             _ => Err(Refusal::new(
@@ -28,7 +28,7 @@ impl<'a> Fields<'a> {
     }
 
     /// An object, or nothing at all (`getAll`), which reads as `{}`.
-    pub fn of_optional(value: &'a Value) -> Result<Self, Refusal> {
+    pub(crate) fn of_optional(value: &'a Value) -> Result<Self, Refusal> {
         match value {
             Value::Null => Ok(Self(&EMPTY)),
             Value::Array(items) if items.is_empty() => Ok(Self(&EMPTY)),
@@ -48,7 +48,7 @@ impl<'a> Fields<'a> {
     }
 
     /// A required identity-like field, parsed by `parse`.
-    pub fn required<T>(
+    pub(crate) fn required<T>(
         &self,
         field: &str,
         parse: impl FnOnce(&str) -> Result<T, InvalidValue>,
@@ -58,7 +58,7 @@ impl<'a> Fields<'a> {
     }
 
     /// An optional identity-like field.
-    pub fn optional<T>(
+    pub(crate) fn optional<T>(
         &self,
         field: &str,
         parse: impl FnOnce(&str) -> Result<T, InvalidValue>,
@@ -70,7 +70,7 @@ impl<'a> Fields<'a> {
     }
 
     /// Required free text: trimmed, 1 to `max` characters.
-    pub fn text(&self, field: &str, max: usize) -> Result<String, Refusal> {
+    pub(crate) fn text(&self, field: &str, max: usize) -> Result<String, Refusal> {
         let raw = self.string(field)?.unwrap_or("").trim();
         check_text(field, raw, max)
     }
@@ -96,7 +96,7 @@ fn check_text(field: &str, raw: &str, max: usize) -> Result<String, Refusal> {
 /// `pickup { orderId, distributorId, customer, address }` from a vendor.
 /// A `vendorId` in the payload is ignored on purpose: the order belongs to
 /// the authenticated vendor.
-pub fn parse_pickup(value: &Value) -> Result<Pickup, Refusal> {
+pub(crate) fn parse_pickup(value: &Value) -> Result<Pickup, Refusal> {
     let f = Fields::of(value)?;
     Ok(Pickup {
         order_id: f.required(OrderId::FIELD, OrderId::parse)?,
@@ -108,13 +108,13 @@ pub fn parse_pickup(value: &Value) -> Result<Pickup, Refusal> {
 
 /// `in-transit` / `delivered` from a distributor: which order to move.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransitionRequest {
-    pub vendor_id: VendorId,
-    pub order_id: OrderId,
+pub(crate) struct TransitionRequest {
+    pub(crate) vendor_id: VendorId,
+    pub(crate) order_id: OrderId,
 }
 
 impl TransitionRequest {
-    pub fn parse(value: &Value) -> Result<Self, Refusal> {
+    pub(crate) fn parse(value: &Value) -> Result<Self, Refusal> {
         let f = Fields::of(value)?;
         Ok(Self {
             vendor_id: f.required(VendorId::FIELD, VendorId::parse)?,
@@ -124,19 +124,19 @@ impl TransitionRequest {
 }
 
 /// `received { messageId }` from a vendor or distributor.
-pub fn parse_received(value: &Value) -> Result<MessageId, Refusal> {
+pub(crate) fn parse_received(value: &Value) -> Result<MessageId, Refusal> {
     Fields::of(value)?.required(MessageId::FIELD, MessageId::parse)
 }
 
 /// `chat message`: `{ text, room? }` or a bare string.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChatMessageRequest {
-    pub text: String,
-    pub room: Option<RoomName>,
+pub(crate) struct ChatMessageRequest {
+    pub(crate) text: String,
+    pub(crate) room: Option<RoomName>,
 }
 
 impl ChatMessageRequest {
-    pub fn parse(value: &Value) -> Result<Self, Refusal> {
+    pub(crate) fn parse(value: &Value) -> Result<Self, Refusal> {
         if let Value::String(s) = value {
             return Ok(Self {
                 text: check_text("text", s, MAX_CHAT_TEXT)?,
@@ -155,12 +155,12 @@ impl ChatMessageRequest {
 }
 
 /// `join` / `leave`: `{ room }`.
-pub fn parse_room(value: &Value) -> Result<RoomName, Refusal> {
+pub(crate) fn parse_room(value: &Value) -> Result<RoomName, Refusal> {
     Fields::of(value)?.required(RoomName::FIELD, RoomName::parse)
 }
 
 /// `typing` / `stop typing`: `{ room? }` or nothing.
-pub fn parse_optional_room(value: &Value) -> Result<Option<RoomName>, Refusal> {
+pub(crate) fn parse_optional_room(value: &Value) -> Result<Option<RoomName>, Refusal> {
     Fields::of_optional(value)?.optional(RoomName::FIELD, RoomName::parse)
 }
 

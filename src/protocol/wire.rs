@@ -12,7 +12,7 @@ use super::status_event;
 use crate::domain::{HistoryEntry, Message, MessageId, Order, Status};
 
 /// Serializes a time as PROTOCOL.md wants it: RFC 3339, UTC, milliseconds, `Z`.
-pub fn rfc3339<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn rfc3339<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
 
@@ -101,16 +101,16 @@ impl<'a> From<&'a Message> for MessageEnvelope<'a> {
 /// Ack fields of `pickup`, `in-transit` and `delivered`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct OrderAck<'a> {
-    pub order: OrderView<'a>,
-    pub message_id: Option<&'a MessageId>,
-    pub duplicate: bool,
+pub(crate) struct OrderAck<'a> {
+    pub(crate) order: OrderView<'a>,
+    pub(crate) message_id: Option<&'a MessageId>,
+    pub(crate) duplicate: bool,
 }
 
 /// Ack fields of `received`.
 #[derive(Debug, Serialize)]
-pub struct ReceivedAck {
-    pub removed: bool,
+pub(crate) struct ReceivedAck {
+    pub(crate) removed: bool,
 }
 
 fn envelopes<S: Serializer>(messages: &&[Message], s: S) -> Result<S::Ok, S::Error> {
@@ -119,51 +119,51 @@ fn envelopes<S: Serializer>(messages: &&[Message], s: S) -> Result<S::Ok, S::Err
 
 /// Ack fields of `getAll`.
 #[derive(Debug, Serialize)]
-pub struct GetAllAck<'a> {
+pub(crate) struct GetAllAck<'a> {
     #[serde(serialize_with = "envelopes")]
-    pub messages: &'a [Message],
+    pub(crate) messages: &'a [Message],
 }
 
 /// `chat message` as the hub relays it.
 #[derive(Debug, Clone, Serialize)]
-pub struct ChatMessageOut<'a> {
-    pub from: &'a str,
-    pub text: &'a str,
+pub(crate) struct ChatMessageOut<'a> {
+    pub(crate) from: &'a str,
+    pub(crate) text: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub room: Option<&'a str>,
+    pub(crate) room: Option<&'a str>,
     #[serde(serialize_with = "rfc3339")]
-    pub at: DateTime<Utc>,
+    pub(crate) at: DateTime<Utc>,
 }
 
 /// Ack of `chat message`.
 #[derive(Debug, Serialize)]
-pub struct ChatMessageAck {
+pub(crate) struct ChatMessageAck {
     #[serde(serialize_with = "rfc3339")]
-    pub at: DateTime<Utc>,
+    pub(crate) at: DateTime<Utc>,
 }
 
 /// `user connected` / `user disconnected`.
 #[derive(Debug, Serialize)]
-pub struct Presence<'a> {
-    pub name: &'a str,
-    pub users: &'a [String],
+pub(crate) struct Presence<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) users: &'a [String],
 }
 
 /// `user joined` / `user left`, and the ack of `join` / `leave` (without `name`).
 #[derive(Debug, Serialize)]
-pub struct RoomPresence<'a> {
+pub(crate) struct RoomPresence<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<&'a str>,
-    pub room: &'a str,
-    pub members: &'a [String],
+    pub(crate) name: Option<&'a str>,
+    pub(crate) room: &'a str,
+    pub(crate) members: &'a [String],
 }
 
 /// `typing` / `stop typing` as relayed.
 #[derive(Debug, Serialize)]
-pub struct Typing<'a> {
-    pub name: &'a str,
+pub(crate) struct Typing<'a> {
+    pub(crate) name: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub room: Option<&'a str>,
+    pub(crate) room: Option<&'a str>,
 }
 
 #[cfg(test)]

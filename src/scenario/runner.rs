@@ -26,9 +26,9 @@ use crate::activity::ActivityRecord;
 use crate::client::{Client, ClientError, Received};
 
 /// How long an expected event may take.
-pub const EXPECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const EXPECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a step watches for events nobody expected, unless it says otherwise.
-pub const DEFAULT_QUIET: Duration = Duration::from_millis(300);
+pub(crate) const DEFAULT_QUIET: Duration = Duration::from_millis(300);
 
 /// Starts private hubs for lessons.
 pub trait Launcher: Send + Sync + Debug {

@@ -26,8 +26,9 @@ use crate::domain::{
     VendorId,
 };
 
-pub use self::redis::{
-    RedisStore, client as redis_client, connection_config as redis_connection_config,
+pub use self::redis::RedisStore;
+pub(crate) use self::redis::{
+    client as redis_client, connection_config as redis_connection_config,
 };
 pub use sqlite::{Durability, SqliteStore};
 

@@ -48,7 +48,7 @@ use crate::domain::{
 };
 
 /// The key layout this release writes: 1 added `P:version` to 0.1.0's layout.
-pub const LAYOUT_VERSION: i64 = 1;
+pub(super) const LAYOUT_VERSION: i64 = 1;
 
 /// How often a write re-reads and retries after losing a race.
 const MAX_ATTEMPTS: usize = 32;
@@ -257,7 +257,7 @@ impl MessageRow {
 }
 
 /// A client for `url` that speaks RESP3 (pub/sub pushes need it), whatever the URL says.
-pub fn client(url: &str) -> redis::RedisResult<Client> {
+pub(crate) fn client(url: &str) -> redis::RedisResult<Client> {
     let info = url.into_connection_info()?;
     let settings = info
         .redis_settings()
@@ -269,7 +269,7 @@ pub fn client(url: &str) -> redis::RedisResult<Client> {
 /// Connection settings for a hub: fail fast while Redis is away (so events
 /// are answered `internal` well within the client's ack timeout), and
 /// reconnect on the next command or watchdog ping once it is back.
-pub fn connection_config() -> ConnectionManagerConfig {
+pub(crate) fn connection_config() -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(1)))
         .set_response_timeout(Some(Duration::from_secs(2)))

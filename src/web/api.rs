@@ -29,7 +29,7 @@ use crate::protocol::{
 
 /// Which credentials an endpoint wanted, for the `WWW-Authenticate` header.
 #[derive(Debug, Clone, Copy)]
-pub enum Scheme {
+pub(crate) enum Scheme {
     /// `Basic vendorId:token`.
     Vendor,
     /// `Bearer <admin token>`.
@@ -38,7 +38,7 @@ pub enum Scheme {
 
 /// Why an API request failed; each case is one status and one envelope.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// Refused like the matching event would be (status from the code).
     #[error(transparent)]
     Refused(#[from] Refusal),
@@ -177,7 +177,7 @@ fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
 }
 
 /// `GET /api/inspect` (admin): the inspector snapshot.
-pub async fn inspect<A: Adapter>(
+pub(crate) async fn inspect<A: Adapter>(
     State(state): State<WebState<A>>,
     headers: HeaderMap,
 ) -> Result<Json<Snapshot>, ApiError> {
@@ -186,7 +186,7 @@ pub async fn inspect<A: Adapter>(
 }
 
 /// `POST /api/pickups` (vendor): the `pickup` event over HTTP.
-pub async fn post_pickup<A: Adapter>(
+pub(crate) async fn post_pickup<A: Adapter>(
     State(state): State<WebState<A>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -223,7 +223,7 @@ struct OrderFound<'a> {
 }
 
 /// `GET /api/orders/{vendorId}/{orderId}` (that vendor): one order.
-pub async fn get_order<A: Adapter>(
+pub(crate) async fn get_order<A: Adapter>(
     State(state): State<WebState<A>>,
     headers: HeaderMap,
     path: Result<Path<(String, String)>, PathRejection>,

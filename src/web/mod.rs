@@ -9,9 +9,9 @@
 //! the official CDN (pinned, with its integrity hash), or from a local copy
 //! given with `--client-js`.
 
-pub mod api;
-pub mod learn;
-pub mod pages;
+pub(crate) mod api;
+pub(crate) mod learn;
+pub(crate) mod pages;
 
 use anyhow::Context;
 use axum::Router;
@@ -29,9 +29,7 @@ use std::sync::Arc;
 use crate::domain::VendorId;
 use crate::state::Hub;
 
-/// The pinned version of the official browser client the pages use.
-pub const CLIENT_VERSION: &str = "4.8.1";
-/// The official CDN build of [`CLIENT_VERSION`].
+/// The official CDN build of the pinned browser client (4.8.1) the pages use.
 const CLIENT_CDN_URL: &str = "https://cdn.socket.io/4.8.1/socket.io.min.js";
 /// Its subresource-integrity hash (sha384 of `dist/socket.io.min.js` from npm).
 const CLIENT_CDN_INTEGRITY: &str =
@@ -51,7 +49,7 @@ const CSP_LOCAL: &str = "default-src 'self'; script-src 'self'; \
 
 /// Where pages load the Socket.IO browser client from.
 #[derive(Debug, Clone)]
-pub enum ClientScript {
+pub(crate) enum ClientScript {
     /// The official CDN build, checked against its integrity hash.
     Cdn,
     /// A local copy read at start-up, served at [`CLIENT_LOCAL_PATH`].
@@ -60,7 +58,7 @@ pub enum ClientScript {
 
 impl ClientScript {
     /// Reads the local copy if one is configured; a missing file stops start-up.
-    pub fn from_config(path: Option<&Path>) -> anyhow::Result<Self> {
+    pub(crate) fn from_config(path: Option<&Path>) -> anyhow::Result<Self> {
         match path {
             None => Ok(Self::Cdn),
             Some(path) => {
@@ -73,7 +71,7 @@ impl ClientScript {
     }
 
     /// The `src` of the page's `<script>` tag.
-    pub fn src(&self) -> &'static str {
+    pub(crate) fn src(&self) -> &'static str {
         match self {
             Self::Cdn => CLIENT_CDN_URL,
             Self::Local(_) => CLIENT_LOCAL_PATH,
@@ -81,7 +79,7 @@ impl ClientScript {
     }
 
     /// The Content-Security-Policy of pages that load this client.
-    pub fn content_security_policy(&self) -> &'static str {
+    pub(crate) fn content_security_policy(&self) -> &'static str {
         match self {
             Self::Cdn => CSP_WITH_CDN,
             Self::Local(_) => CSP_LOCAL,
@@ -89,7 +87,7 @@ impl ClientScript {
     }
 
     /// The `integrity` of the page's `<script>` tag, for the CDN build.
-    pub fn integrity(&self) -> Option<&'static str> {
+    pub(crate) fn integrity(&self) -> Option<&'static str> {
         match self {
             Self::Cdn => Some(CLIENT_CDN_INTEGRITY),
             Self::Local(_) => None,
@@ -101,7 +99,7 @@ impl ClientScript {
 /// endpoint notifies distributors through it), the client script and the
 /// lessons of `/learn`.
 #[derive(Debug)]
-pub struct WebState<A: Adapter> {
+pub(crate) struct WebState<A: Adapter> {
     pub hub: Hub,
     pub io: SocketIo<A>,
     pub client: ClientScript,
@@ -114,7 +112,7 @@ pub struct WebState<A: Adapter> {
 }
 
 impl<A: Adapter> WebState<A> {
-    pub fn new(
+    pub(crate) fn new(
         hub: Hub,
         io: SocketIo<A>,
         client: ClientScript,
@@ -150,7 +148,7 @@ impl<A: Adapter> Clone for WebState<A> {
 }
 
 /// The pages, the JSON API and the assets.
-pub fn router<A: Adapter>(state: WebState<A>) -> Router {
+pub(crate) fn router<A: Adapter>(state: WebState<A>) -> Router {
     let max_body = state.max_body;
     Router::new()
         .route("/", get(pages::index::<A>))

@@ -18,7 +18,7 @@ use crate::domain::{DistributorId, VendorId};
 
 /// What the shared layout (`base.html`) needs from every page.
 #[derive(Debug)]
-pub struct Layout {
+pub(crate) struct Layout {
     /// The `href` of the navigation link to mark as current.
     pub nav: &'static str,
     /// The page script under `/assets/`; pages without one load no client.
@@ -58,7 +58,7 @@ impl Layout {
     }
 
     /// The navigation bar: (href, label).
-    pub fn links(&self) -> [(&'static str, &'static str); 6] {
+    pub(crate) fn links(&self) -> [(&'static str, &'static str); 6] {
         [
             ("/", "Home"),
             ("/vendor", "Vendor"),
@@ -69,14 +69,14 @@ impl Layout {
         ]
     }
 
-    pub fn is_current(&self, href: &str) -> bool {
+    pub(crate) fn is_current(&self, href: &str) -> bool {
         self.nav == href
     }
 }
 
 /// The sign-in card of a console (`templates/signin.html`).
 #[derive(Debug)]
-pub struct SignIn {
+pub(crate) struct SignIn {
     /// `Vendor` or `Distributor`.
     pub role: &'static str,
     /// `vendors` or `distributors`, for the demo hint.
@@ -89,7 +89,7 @@ pub struct SignIn {
 
 /// A demo identity and its token, shown only while the demo set is in use.
 #[derive(Debug, Clone, Copy)]
-pub struct Account {
+pub(crate) struct Account {
     pub id: &'static str,
     pub token: &'static str,
 }
@@ -104,7 +104,7 @@ fn accounts(pairs: &[(&'static str, &'static str)]) -> Vec<Account> {
 /// `/`: what the hub is, its namespaces, links, demo credentials.
 #[derive(Debug, Template)]
 #[template(path = "index.html")]
-pub struct IndexPage {
+pub(crate) struct IndexPage {
     pub layout: Layout,
     pub vendors: Vec<Account>,
     pub distributors: Vec<Account>,
@@ -114,7 +114,7 @@ pub struct IndexPage {
 /// `/vendor`: sign in, ask for pickups, follow the orders.
 #[derive(Debug, Template)]
 #[template(path = "vendor.html")]
-pub struct VendorPage {
+pub(crate) struct VendorPage {
     pub layout: Layout,
     pub signin: SignIn,
     /// The distributors a pickup may be sent to.
@@ -124,7 +124,7 @@ pub struct VendorPage {
 /// `/distributor`: sign in, take pickups, move orders, go offline.
 #[derive(Debug, Template)]
 #[template(path = "distributor.html")]
-pub struct DistributorPage {
+pub(crate) struct DistributorPage {
     pub layout: Layout,
     pub signin: SignIn,
 }
@@ -132,14 +132,14 @@ pub struct DistributorPage {
 /// `/chat`: the Socket.IO chat example, with rooms.
 #[derive(Debug, Template)]
 #[template(path = "chat.html")]
-pub struct ChatPage {
+pub(crate) struct ChatPage {
     pub layout: Layout,
 }
 
 /// `/inspector`: namespaces, rooms, sockets, queues and the activity feed.
 #[derive(Debug, Template)]
 #[template(path = "inspector.html")]
-pub struct InspectorPage {
+pub(crate) struct InspectorPage {
     pub layout: Layout,
     pub admin_token: Option<&'static str>,
 }
@@ -147,7 +147,7 @@ pub struct InspectorPage {
 /// Any path the hub does not serve.
 #[derive(Debug, Template)]
 #[template(path = "not_found.html")]
-pub struct NotFoundPage {
+pub(crate) struct NotFoundPage {
     pub layout: Layout,
     pub path: String,
 }
@@ -183,7 +183,7 @@ fn demo<A: Adapter, T>(state: &WebState<A>, value: T) -> Option<T> {
     state.hub.credentials.is_demo.then_some(value)
 }
 
-pub async fn index<A: Adapter>(State(state): State<WebState<A>>) -> Response {
+pub(crate) async fn index<A: Adapter>(State(state): State<WebState<A>>) -> Response {
     let page = IndexPage {
         layout: Layout::new(&state, "/", None),
         vendors: demo(&state, accounts(&DEMO_VENDORS)).unwrap_or_default(),
@@ -193,7 +193,7 @@ pub async fn index<A: Adapter>(State(state): State<WebState<A>>) -> Response {
     render(&page, &state.client, StatusCode::OK)
 }
 
-pub async fn vendor<A: Adapter>(State(state): State<WebState<A>>) -> Response {
+pub(crate) async fn vendor<A: Adapter>(State(state): State<WebState<A>>) -> Response {
     let page = VendorPage {
         layout: Layout::new(&state, "/vendor", Some("vendor.js")),
         signin: SignIn {
@@ -212,7 +212,7 @@ pub async fn vendor<A: Adapter>(State(state): State<WebState<A>>) -> Response {
     render(&page, &state.client, StatusCode::OK)
 }
 
-pub async fn distributor<A: Adapter>(State(state): State<WebState<A>>) -> Response {
+pub(crate) async fn distributor<A: Adapter>(State(state): State<WebState<A>>) -> Response {
     let page = DistributorPage {
         layout: Layout::new(&state, "/distributor", Some("distributor.js")),
         signin: SignIn {
@@ -225,14 +225,14 @@ pub async fn distributor<A: Adapter>(State(state): State<WebState<A>>) -> Respon
     render(&page, &state.client, StatusCode::OK)
 }
 
-pub async fn chat<A: Adapter>(State(state): State<WebState<A>>) -> Response {
+pub(crate) async fn chat<A: Adapter>(State(state): State<WebState<A>>) -> Response {
     let page = ChatPage {
         layout: Layout::new(&state, "/chat", Some("chat.js")),
     };
     render(&page, &state.client, StatusCode::OK)
 }
 
-pub async fn inspector<A: Adapter>(State(state): State<WebState<A>>) -> Response {
+pub(crate) async fn inspector<A: Adapter>(State(state): State<WebState<A>>) -> Response {
     let page = InspectorPage {
         layout: Layout::new(&state, "/inspector", Some("inspector.js")),
         admin_token: demo(&state, DEMO_ADMIN_TOKEN),
@@ -240,7 +240,7 @@ pub async fn inspector<A: Adapter>(State(state): State<WebState<A>>) -> Response
     render(&page, &state.client, StatusCode::OK)
 }
 
-pub async fn not_found<A: Adapter>(
+pub(crate) async fn not_found<A: Adapter>(
     State(state): State<WebState<A>>,
     OriginalUri(uri): OriginalUri,
 ) -> Response {

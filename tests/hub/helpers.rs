@@ -20,15 +20,15 @@ use redis::Commands;
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, oneshot};
 
-pub use parcel_hub::client::Transport;
+pub(crate) use parcel_hub::client::Transport;
 
 /// How long we wait for something that should happen.
-pub const TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(5);
 /// How long we watch to prove that something does not happen.
-pub const QUIET_WINDOW: Duration = Duration::from_millis(300);
+pub(crate) const QUIET_WINDOW: Duration = Duration::from_millis(300);
 
 /// A hub running in this process, on its own database file.
-pub struct TestApp {
+pub(crate) struct TestApp {
     pub addr: SocketAddr,
     pub db: PathBuf,
     /// The hub's Socket.IO handle, to ask it what it sees (e.g. the cluster's sockets).
@@ -40,12 +40,12 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// Stops the hub gracefully and waits until it has finished.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             tx.send(()).expect("the hub is running");
         }
@@ -79,12 +79,12 @@ fn init_test_logs() {
 }
 
 /// Starts a hub with default settings on a fresh database.
-pub async fn spawn_app() -> TestApp {
+pub(crate) async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
 /// Starts a hub after `adjust` has changed the test configuration.
-pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+pub(crate) async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
     let mut config = Config::for_tests(dir.path().join("hub.db"));
     adjust(&mut config);
@@ -110,13 +110,13 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 /// The real binary on a free loopback port, with extra `args`.
-pub struct HubProcess {
+pub(crate) struct HubProcess {
     pub child: Child,
     pub url: String,
 }
 
 impl HubProcess {
-    pub fn start<I, S>(args: I) -> Self
+    pub(crate) fn start<I, S>(args: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
@@ -157,7 +157,7 @@ impl Drop for HubProcess {
 /// The tests that call this are marked ignored unless the variable was set
 /// when they were built (the build script's `redis_tests` cfg); once they
 /// run, Redis must answer.
-pub fn test_redis() -> String {
+pub(crate) fn test_redis() -> String {
     match std::env::var("PARCEL_HUB_TEST_REDIS") {
         Ok(url) if !url.trim().is_empty() => url.trim().to_owned(),
         _ => panic!(
@@ -167,13 +167,13 @@ pub fn test_redis() -> String {
 }
 
 /// A fresh key prefix in a Redis that must answer; its keys go on drop.
-pub struct RedisPrefix {
+pub(crate) struct RedisPrefix {
     pub url: String,
     pub prefix: String,
 }
 
 impl RedisPrefix {
-    pub fn new(url: &str) -> Self {
+    pub(crate) fn new(url: &str) -> Self {
         let answer = redis::Client::open(url)
             .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
             .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
@@ -211,7 +211,7 @@ impl Drop for RedisPrefix {
 /// `event` with an ack the very moment `connect` returns (right after the
 /// CONNECT reply), as a fast client does. Returns the ack's first argument,
 /// or `None` if no ack came.
-pub async fn ack_right_after_connect(
+pub(crate) async fn ack_right_after_connect(
     url: &str,
     namespace: &str,
     auth: &Value,
@@ -225,7 +225,7 @@ pub async fn ack_right_after_connect(
 }
 
 /// A connected Socket.IO client that records everything it receives.
-pub struct Client {
+pub(crate) struct Client {
     pub label: String,
     inner: LibClient,
     /// Events read while waiting for another one, in arrival order.
@@ -233,7 +233,7 @@ pub struct Client {
 }
 
 /// The `auth` of each role with the demo credentials.
-pub fn vendor_auth(id: &str) -> Value {
+pub(crate) fn vendor_auth(id: &str) -> Value {
     let token = parcel_hub::config::DEMO_VENDORS
         .iter()
         .find(|(v, _)| *v == id)
@@ -242,7 +242,7 @@ pub fn vendor_auth(id: &str) -> Value {
     json!({ "vendorId": id, "token": token })
 }
 
-pub fn distributor_auth(id: &str) -> Value {
+pub(crate) fn distributor_auth(id: &str) -> Value {
     let token = parcel_hub::config::DEMO_DISTRIBUTORS
         .iter()
         .find(|(d, _)| *d == id)
@@ -253,7 +253,7 @@ pub fn distributor_auth(id: &str) -> Value {
 
 /// Opens a connection; `Err` carries the `connect_error` message (or says
 /// why the hub could not be reached).
-pub async fn try_connect(
+pub(crate) async fn try_connect(
     url: &str,
     namespace: &str,
     auth: Option<Value>,
@@ -271,32 +271,32 @@ pub async fn try_connect(
 }
 
 /// Connects over WebSocket and panics with the refusal if refused.
-pub async fn connect(app: &TestApp, namespace: &str, auth: Value) -> Client {
+pub(crate) async fn connect(app: &TestApp, namespace: &str, auth: Value) -> Client {
     try_connect(&app.url(), namespace, Some(auth), Transport::WebSocket)
         .await
         .unwrap_or_else(|e| panic!("connect to {namespace} refused: {e}"))
 }
 
-pub async fn vendor(app: &TestApp, id: &str) -> Client {
+pub(crate) async fn vendor(app: &TestApp, id: &str) -> Client {
     let mut c = connect(app, "/vendor", vendor_auth(id)).await;
     c.label = format!("vendor {id}");
     c
 }
 
-pub async fn distributor(app: &TestApp, id: &str) -> Client {
+pub(crate) async fn distributor(app: &TestApp, id: &str) -> Client {
     let mut c = connect(app, "/distributor", distributor_auth(id)).await;
     c.label = format!("distributor {id}");
     c
 }
 
-pub async fn chatter(app: &TestApp, name: &str) -> Client {
+pub(crate) async fn chatter(app: &TestApp, name: &str) -> Client {
     let mut c = connect(app, "/chat", json!({ "name": name })).await;
     c.label = format!("chat {name}");
     c
 }
 
 /// The `connect_error` message a connection attempt gets.
-pub async fn refusal(app: &TestApp, namespace: &str, auth: Option<Value>) -> String {
+pub(crate) async fn refusal(app: &TestApp, namespace: &str, auth: Option<Value>) -> String {
     match try_connect(&app.url(), namespace, auth, Transport::WebSocket).await {
         Ok(_) => panic!("connecting to {namespace} should have been refused"),
         Err(message) => message,
@@ -304,7 +304,7 @@ pub async fn refusal(app: &TestApp, namespace: &str, auth: Option<Value>) -> Str
 }
 
 /// A pickup payload for `distributor` with fixed details.
-pub fn pickup(order_id: &str, distributor: &str) -> Value {
+pub(crate) fn pickup(order_id: &str, distributor: &str) -> Value {
     json!({
         "orderId": order_id,
         "distributorId": distributor,
@@ -315,7 +315,7 @@ pub fn pickup(order_id: &str, distributor: &str) -> Value {
 
 impl Client {
     /// Emits with an ack and returns the ack envelope.
-    pub async fn ack(&self, event: &str, payload: Value) -> Value {
+    pub(crate) async fn ack(&self, event: &str, payload: Value) -> Value {
         self.inner
             .emit_with_ack(event, &payload, TIMEOUT)
             .await
@@ -323,28 +323,28 @@ impl Client {
     }
 
     /// Emits without an ack.
-    pub async fn emit(&self, event: &str, payload: Value) {
+    pub(crate) async fn emit(&self, event: &str, payload: Value) {
         self.inner
             .emit(event, &payload)
             .unwrap_or_else(|e| panic!("{}: emit {event}: {e}", self.label));
     }
 
     /// Waits for the next `event` (other events stay buffered) and returns its payload.
-    pub async fn expect(&self, event: &str) -> Value {
+    pub(crate) async fn expect(&self, event: &str) -> Value {
         self.next_matching(event, TIMEOUT)
             .await
             .unwrap_or_else(|| panic!("{}: no {event:?} within {TIMEOUT:?}", self.label))
     }
 
     /// Asserts that no `event` arrives within the quiet window.
-    pub async fn expect_none(&self, event: &str) {
+    pub(crate) async fn expect_none(&self, event: &str) {
         if let Some(v) = self.next_matching(event, QUIET_WINDOW).await {
             panic!("{}: unexpected {event:?}: {v}", self.label);
         }
     }
 
     /// Asserts that nothing at all arrives within the quiet window.
-    pub async fn expect_silence(&self) {
+    pub(crate) async fn expect_silence(&self) {
         let skipped = self.skipped.lock().await;
         if let Some((name, v)) = skipped.first() {
             panic!("{}: unexpected {name:?}: {v}", self.label);
@@ -358,7 +358,7 @@ impl Client {
     }
 
     /// The next `event` if one arrives within `window` (others stay buffered).
-    pub async fn within(&self, event: &str, window: Duration) -> Option<Value> {
+    pub(crate) async fn within(&self, event: &str, window: Duration) -> Option<Value> {
         self.next_matching(event, window).await
     }
 
@@ -379,14 +379,14 @@ impl Client {
     }
 
     /// Leaves the namespace; what was emitted before is still sent.
-    pub async fn disconnect(self) {
+    pub(crate) async fn disconnect(self) {
         self.inner.disconnect();
     }
 }
 
 /// Asserts an `{ ok: false }` envelope with `code`, and returns its message.
 #[track_caller]
-pub fn assert_error(envelope: &Value, code: &str) -> String {
+pub(crate) fn assert_error(envelope: &Value, code: &str) -> String {
     assert_eq!(
         envelope["ok"],
         json!(false),
@@ -404,6 +404,6 @@ pub fn assert_error(envelope: &Value, code: &str) -> String {
 
 /// Asserts an `{ ok: true }` envelope.
 #[track_caller]
-pub fn assert_ok(envelope: &Value) {
+pub(crate) fn assert_ok(envelope: &Value) {
     assert_eq!(envelope["ok"], json!(true), "expected ok: {envelope}");
 }

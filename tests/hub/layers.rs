@@ -36,13 +36,19 @@ fn uses(text: &str, modules: &BTreeSet<&str>) -> BTreeSet<String> {
     let mut rest = text;
     while let Some(at) = rest.find("crate::") {
         rest = &rest[at + "crate::".len()..];
-        let group = rest.strip_prefix('{').map(|g| g.split('}').next().unwrap_or(""));
+        let group = rest
+            .strip_prefix('{')
+            .map(|g| g.split('}').next().unwrap_or(""));
         let names: Vec<&str> = match group {
             Some(group) => group
                 .split(',')
                 .map(|part| part.trim().split("::").next().unwrap_or("").trim())
                 .collect(),
-            None => vec![rest.split(|c: char| !(c.is_alphanumeric() || c == '_')).next().unwrap_or("")],
+            None => vec![
+                rest.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .next()
+                    .unwrap_or(""),
+            ],
         };
         for name in names {
             if modules.contains(name) {
@@ -98,7 +104,10 @@ fn every_module_uses_only_the_layers_below_it() {
     let modules: BTreeSet<&str> = rank.keys().copied().collect();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let edges = edges(&src, &modules);
-    let unknown: Vec<&String> = edges.keys().filter(|m| !rank.contains_key(m.as_str())).collect();
+    let unknown: Vec<&String> = edges
+        .keys()
+        .filter(|m| !rank.contains_key(m.as_str()))
+        .collect();
     assert!(
         unknown.is_empty(),
         "add these modules to LAYERS (and to the Layout of src/lib.rs): {unknown:?}"
@@ -115,7 +124,11 @@ fn every_module_uses_only_the_layers_below_it() {
             }
         }
     }
-    assert!(wrong.is_empty(), "upward or sideways uses:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "upward or sideways uses:\n{}",
+        wrong.join("\n")
+    );
 }
 
 #[test]
@@ -123,5 +136,11 @@ fn the_layer_check_sees_grouped_and_plain_uses() {
     let modules: BTreeSet<&str> = ["app", "store", "domain"].into_iter().collect();
     let text = "use crate::{store::Store, domain};\nlet x = crate::app::App::build();";
     let found = uses(text, &modules);
-    assert_eq!(found, ["app", "domain", "store"].iter().map(|s| (*s).to_owned()).collect());
+    assert_eq!(
+        found,
+        ["app", "domain", "store"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect()
+    );
 }

@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hub/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/hub/fixtures")
+        .join(name)
 }
 
 /// A copy of the 0.1.0 database in a fresh folder (the fixture stays as it is).
@@ -77,7 +79,10 @@ async fn assert_every_order_kept(store: &dyn Store) {
     ];
     for (vendor, order, distributor, status, steps) in expect {
         let stored = store
-            .order(&VendorId::parse(vendor).unwrap(), &OrderId::parse(order).unwrap())
+            .order(
+                &VendorId::parse(vendor).unwrap(),
+                &OrderId::parse(order).unwrap(),
+            )
             .await
             .unwrap()
             .unwrap_or_else(|| panic!("{vendor} {order} was lost"));
@@ -122,7 +127,10 @@ async fn a_hub_on_an_old_database_serves_its_queues_and_takes_new_pickups() {
     let north = distributor(&app, "north-hub").await;
     let all = north.ack("getAll", json!({})).await;
     assert_ok(&all);
-    assert_eq!(&all["messages"], &json!(old_queues()["distributor:north-hub"]));
+    assert_eq!(
+        &all["messages"],
+        &json!(old_queues()["distributor:north-hub"])
+    );
 
     let acme = vendor(&app, "acme-widgets").await;
     let retry = acme
@@ -145,10 +153,17 @@ async fn a_hub_on_an_old_database_serves_its_queues_and_takes_new_pickups() {
         .iter()
         .map(|m| m["order"]["orderId"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["o-1002", "o-1001", "o-2001"], "new messages queue after the old");
+    assert_eq!(
+        ids,
+        ["o-1002", "o-1001", "o-2001"],
+        "new messages queue after the old"
+    );
     // Moving an old order queues news as before.
     let moved = north
-        .ack("in-transit", json!({ "vendorId": "acme-widgets", "orderId": "o-1002" }))
+        .ack(
+            "in-transit",
+            json!({ "vendorId": "acme-widgets", "orderId": "o-1002" }),
+        )
         .await;
     assert_ok(&moved);
     assert_eq!(moved["order"]["history"].as_array().unwrap().len(), 2);
@@ -233,7 +248,10 @@ fn old_redis_queues() -> BTreeMap<String, Vec<Value>> {
 }
 
 #[tokio::test]
-#[cfg_attr(not(redis_tests), ignore = "set PARCEL_HUB_TEST_REDIS to run the Redis cases")]
+#[cfg_attr(
+    not(redis_tests),
+    ignore = "set PARCEL_HUB_TEST_REDIS to run the Redis cases"
+)]
 async fn a_redis_written_by_0_1_0_is_read_with_nothing_lost() {
     let keys = RedisPrefix::new(&test_redis());
     load_redis_fixture(&keys.url, &keys.prefix);
@@ -246,7 +264,10 @@ async fn a_redis_written_by_0_1_0_is_read_with_nothing_lost() {
 }
 
 #[tokio::test]
-#[cfg_attr(not(redis_tests), ignore = "set PARCEL_HUB_TEST_REDIS to run the Redis cases")]
+#[cfg_attr(
+    not(redis_tests),
+    ignore = "set PARCEL_HUB_TEST_REDIS to run the Redis cases"
+)]
 async fn a_redis_from_a_newer_release_is_refused() {
     let keys = RedisPrefix::new(&test_redis());
     let mut conn = redis::Client::open(keys.url.as_str())

@@ -25,7 +25,7 @@ use crate::web::WebState;
 
 /// Why a `/learn` API request failed.
 #[derive(Debug, thiserror::Error)]
-pub enum LearnError {
+pub(crate) enum LearnError {
     /// No scenario file has this slug (404).
     #[error("there is no scenario with this name")]
     UnknownScenario,
@@ -122,7 +122,7 @@ fn path_param(
 }
 
 /// `POST /learn/{slug}/session`: a fresh hub and a run of that scenario.
-pub async fn start<A: Adapter>(
+pub(crate) async fn start<A: Adapter>(
     State(state): State<WebState<A>>,
     slug: Result<Path<String>, PathRejection>,
 ) -> Result<(StatusCode, Json<Value>), LearnError> {
@@ -165,7 +165,7 @@ pub async fn start<A: Adapter>(
 }
 
 /// `POST /learn/session/{id}/step`: runs the next step and reports it.
-pub async fn step<A: Adapter>(
+pub(crate) async fn step<A: Adapter>(
     State(state): State<WebState<A>>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, LearnError> {
@@ -197,7 +197,7 @@ pub async fn step<A: Adapter>(
 }
 
 /// `DELETE /learn/session/{id}`: stops the lesson's hub.
-pub async fn stop<A: Adapter>(
+pub(crate) async fn stop<A: Adapter>(
     State(state): State<WebState<A>>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, LearnError> {

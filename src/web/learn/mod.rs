@@ -8,8 +8,8 @@
 //! With `--scenarios DIR` the files are read on every request, so an
 //! edited lesson shows on the next reload.
 
-pub mod api;
-pub mod sessions;
+pub(crate) mod api;
+pub(crate) mod sessions;
 
 use std::sync::Arc;
 
@@ -29,7 +29,7 @@ use sessions::Sessions;
 /// What `/learn` needs: where the lessons are, how to start their hubs,
 /// and the ones being played.
 #[derive(Debug, Clone)]
-pub struct Learn {
+pub(crate) struct Learn {
     pub library: Arc<Library>,
     pub launcher: Arc<dyn Launcher>,
     pub sessions: Arc<Sessions>,
@@ -38,7 +38,7 @@ pub struct Learn {
 impl Learn {
     /// Lessons from `library` on hubs from `launcher`, at most
     /// `max_sessions` played at once.
-    pub fn new(library: Library, launcher: Arc<dyn Launcher>, max_sessions: usize) -> Self {
+    pub(crate) fn new(library: Library, launcher: Arc<dyn Launcher>, max_sessions: usize) -> Self {
         Self {
             library: Arc::new(library),
             launcher,
@@ -47,19 +47,19 @@ impl Learn {
     }
 
     /// Every scenario, by number.
-    pub fn all(&self) -> Result<Vec<ScenarioFile>, ScenarioError> {
+    pub(crate) fn all(&self) -> Result<Vec<ScenarioFile>, ScenarioError> {
         self.library.load_all()
     }
 
     /// The scenario whose file stem is `slug` (never a path: the slug comes from a URL).
-    pub fn find(&self, slug: &str) -> Result<Option<ScenarioFile>, ScenarioError> {
+    pub(crate) fn find(&self, slug: &str) -> Result<Option<ScenarioFile>, ScenarioError> {
         Ok(self.all()?.into_iter().find(|f| f.slug == slug))
     }
 }
 
 /// A scenario in the index.
 #[derive(Debug)]
-pub struct ScenarioEntry {
+pub(crate) struct ScenarioEntry {
     pub number: u32,
     pub slug: String,
     pub title: String,
@@ -93,7 +93,7 @@ impl From<&ScenarioFile> for ScenarioEntry {
 /// `/learn`: every scenario, how to use them, the CLI equivalent.
 #[derive(Debug, Template)]
 #[template(path = "learn_index.html")]
-pub struct LearnIndexPage {
+pub(crate) struct LearnIndexPage {
     pub layout: Layout,
     pub scenarios: Vec<ScenarioEntry>,
     /// Set when the scenario files could not be read (the log says why).
@@ -102,21 +102,21 @@ pub struct LearnIndexPage {
 
 /// A step as listed before it runs.
 #[derive(Debug)]
-pub struct StepEntry {
+pub(crate) struct StepEntry {
     pub say: String,
     pub ask: Option<String>,
 }
 
 /// An actor of the scenario.
 #[derive(Debug)]
-pub struct ActorEntry {
+pub(crate) struct ActorEntry {
     pub name: String,
     pub namespace: String,
 }
 
 /// A neighbouring scenario, for the links at the end.
 #[derive(Debug)]
-pub struct Neighbour {
+pub(crate) struct Neighbour {
     pub slug: String,
     pub title: String,
 }
@@ -124,7 +124,7 @@ pub struct Neighbour {
 /// `/learn/{slug}`: the stepper.
 #[derive(Debug, Template)]
 #[template(path = "learn_scenario.html")]
-pub struct LearnScenarioPage {
+pub(crate) struct LearnScenarioPage {
     pub layout: Layout,
     pub scenario: ScenarioEntry,
     pub steps: Vec<StepEntry>,
@@ -134,7 +134,7 @@ pub struct LearnScenarioPage {
 }
 
 /// `GET /learn`.
-pub async fn index<A: Adapter>(State(state): State<WebState<A>>) -> Response {
+pub(crate) async fn index<A: Adapter>(State(state): State<WebState<A>>) -> Response {
     let (scenarios, unreadable) = match state.learn.all() {
         Ok(files) => (files.iter().map(ScenarioEntry::from).collect(), false),
         Err(e) => {
@@ -156,7 +156,7 @@ pub async fn index<A: Adapter>(State(state): State<WebState<A>>) -> Response {
 }
 
 /// `GET /learn/{slug}`; an unknown slug gets the 404 page.
-pub async fn scenario<A: Adapter>(
+pub(crate) async fn scenario<A: Adapter>(
     State(state): State<WebState<A>>,
     OriginalUri(uri): OriginalUri,
     slug: Result<UrlPath<String>, PathRejection>,

@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 use crate::scenario::runner::Run;
 
 /// A session nobody touched for this long is closed.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// How often the background sweep looks for idle sessions.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// One learner's lesson.
 #[derive(Debug)]
-pub struct Session {
+pub(crate) struct Session {
     /// The scenario's slug, e.g. `03-rooms-join-and-leave`.
     pub slug: String,
     /// Held for a whole step, so two clicks on "Run this step" take turns
@@ -40,7 +40,7 @@ impl Session {
     }
 
     /// The run, for one step at a time (waits while another step runs).
-    pub async fn run(&self) -> tokio::sync::MutexGuard<'_, Option<Run>> {
+    pub(crate) async fn run(&self) -> tokio::sync::MutexGuard<'_, Option<Run>> {
         self.run.lock().await
     }
 
@@ -58,7 +58,7 @@ impl Session {
     }
 
     /// Stops the session's hub (after a running step, if any, has ended).
-    pub async fn finish(&self) {
+    pub(crate) async fn finish(&self) {
         let run = self.run.lock().await.take();
         if let Some(run) = run {
             run.finish().await;
@@ -75,13 +75,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The session map could not take one more.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("too many lessons are being played at once ({cap} at most); try again in a moment")]
-pub struct Full {
+pub(crate) struct Full {
     pub cap: usize,
 }
 
 /// The sessions of one hub.
 #[derive(Debug)]
-pub struct Sessions {
+pub(crate) struct Sessions {
     map: Mutex<HashMap<String, Arc<Session>>>,
     cap: usize,
     idle: Duration,
@@ -129,7 +129,7 @@ fn finish_in_background(closed: Vec<Arc<Session>>, why: &'static str) {
 }
 
 impl Sessions {
-    pub fn new(cap: usize) -> Self {
+    pub(crate) fn new(cap: usize) -> Self {
         Self {
             map: Mutex::new(HashMap::new()),
             cap,
@@ -139,22 +139,18 @@ impl Sessions {
     }
 
     /// The most sessions open at once.
-    pub fn cap(&self) -> usize {
+    pub(crate) fn cap(&self) -> usize {
         self.cap
     }
 
     /// How many sessions are open.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         lock(&self.map).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Whether a new session could be opened now (without starting its hub
     /// for nothing): there is a free place, or an idle session to close.
-    pub fn has_room(&self) -> bool {
+    pub(crate) fn has_room(&self) -> bool {
         let map = lock(&self.map);
         self.cap > 0 && (map.len() < self.cap || map.values().any(|s| !s.busy()))
     }
@@ -162,7 +158,7 @@ impl Sessions {
     /// Adds a session for `run`, closing the least recently used idle ones
     /// past the cap. When every other session is busy the new one is closed
     /// instead and [`Full`] returned.
-    pub fn insert(self: &Arc<Self>, slug: &str, run: Run) -> Result<String, Full> {
+    pub(crate) fn insert(self: &Arc<Self>, slug: &str, run: Run) -> Result<String, Full> {
         self.start_sweeping();
         let id = uuid::Uuid::now_v7().simple().to_string();
         let session = Arc::new(Session::new(slug.to_owned(), run));
@@ -194,19 +190,19 @@ impl Sessions {
     }
 
     /// The session `id`, marked as used now.
-    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<Session>> {
         let session = lock(&self.map).get(id).cloned()?;
         session.touch();
         Some(session)
     }
 
     /// Takes the session out of the map; the caller finishes it.
-    pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
+    pub(crate) fn remove(&self, id: &str) -> Option<Arc<Session>> {
         lock(&self.map).remove(id)
     }
 
     /// Closes the sessions idle for too long.
-    pub fn sweep(&self) {
+    pub(crate) fn sweep(&self) {
         let closed: Vec<Arc<Session>> = {
             let mut map = lock(&self.map);
             let ids: Vec<String> = expired(
