@@ -8,7 +8,7 @@
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -121,7 +121,20 @@ impl HubProcess {
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
     {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_parcel-hub"))
+        Self::start_binary(Path::new(env!("CARGO_BIN_EXE_parcel-hub")), None, args)
+    }
+
+    /// Starts `binary` (in `dir` as its working folder, if given).
+    pub(crate) fn start_binary<I, S>(binary: &Path, dir: Option<&Path>, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        let mut command = Command::new(binary);
+        if let Some(dir) = dir {
+            command.current_dir(dir);
+        }
+        let mut child = command
             .args(["--listen", "127.0.0.1:0"])
             .args(args.into_iter().map(Into::into))
             .stdout(Stdio::piped())

@@ -18,5 +18,6 @@ mod learn;
 mod queue;
 mod refusals;
 mod scenarios;
+mod standalone;
 mod store;
 mod upgrade;
