@@ -193,11 +193,22 @@ impl Client {
         payload: &Value,
         timeout: Duration,
     ) -> Result<Value, ClientError> {
+        self.emit_args_with_ack(event, &[payload], timeout).await
+    }
+
+    /// Like [`Client::emit_with_ack`] with any number of arguments (none:
+    /// `emit("getAll", callback)` in JavaScript).
+    pub async fn emit_args_with_ack(
+        &self,
+        event: &str,
+        args: &[&Value],
+        timeout: Duration,
+    ) -> Result<Value, ClientError> {
         let id = self.next_ack.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.pending(|acks| acks.insert(id, tx))
             .ok_or(ClientError::Closed)?;
-        let frame = packet::event_message(&self.namespace, Some(id), event, &[payload]);
+        let frame = packet::event_message(&self.namespace, Some(id), event, args);
         if let Err(e) = self.send(frame) {
             self.pending(|acks| acks.remove(&id));
             return Err(e);

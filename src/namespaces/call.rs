@@ -81,6 +81,9 @@ impl<A: Adapter> FromMessageParts<A> for Call<A> {
             .unwrap_or_else(|never| match never {});
         let (payload, decoded) = match data {
             Ok(payload) => (payload, Ok(())),
+            // `emit("getAll")` sends the event name alone: nothing, which
+            // reads as `null`, not as a payload that failed to decode.
+            Err(_) if only_the_event_name(v) => (Value::Null, Ok(())),
             Err(e) => {
                 tracing::debug!(error = %e, "payload could not be decoded");
                 (Value::Null, Err(Refusal::undecodable()))
@@ -105,6 +108,13 @@ impl<A: Adapter> FromMessageParts<A> for Call<A> {
             wants_ack: ack_id.is_some(),
         })
     }
+}
+
+/// Whether the event came with no argument at all (`["getAll"]`).
+fn only_the_event_name(v: &socketioxide::handler::Value) -> bool {
+    v.as_str()
+        .and_then(|text| serde_json::from_str::<Vec<serde::de::IgnoredAny>>(text).ok())
+        .is_some_and(|items| items.len() == 1)
 }
 
 impl<A: Adapter> Call<A> {

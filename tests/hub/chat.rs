@@ -153,3 +153,14 @@ async fn chat_text_is_relayed_verbatim_as_data() {
     let empty = alice.ack("chat message", json!({ "text": "   " })).await;
     assert_error(&empty, "invalid_payload");
 }
+
+#[tokio::test]
+async fn typing_with_nothing_at_all_is_relayed() {
+    let app = spawn_app().await;
+    let alice = chatter(&app, "alice").await;
+    let bob = chatter(&app, "bob").await;
+    assert_ok(&alice.ack_with_nothing("typing").await);
+    assert_eq!(bob.expect("typing").await, json!({ "name": "alice" }));
+    assert_ok(&alice.ack_with_nothing("stop typing").await);
+    assert_eq!(bob.expect("stop typing").await, json!({ "name": "alice" }));
+}

@@ -335,6 +335,15 @@ impl Client {
             .unwrap_or_else(|e| panic!("{}: no ack for {event}: {e}", self.label))
     }
 
+    /// Emits `event` with no argument at all (`socket.emit("getAll", cb)`)
+    /// and returns the ack envelope.
+    pub(crate) async fn ack_with_nothing(&self, event: &str) -> Value {
+        self.inner
+            .emit_args_with_ack(event, &[], TIMEOUT)
+            .await
+            .unwrap_or_else(|e| panic!("{}: no ack for {event}: {e}", self.label))
+    }
+
     /// Emits without an ack.
     pub(crate) async fn emit(&self, event: &str, payload: Value) {
         self.inner

@@ -105,6 +105,14 @@ async fn get_all_accepts_no_payload_at_all() {
     let north = distributor(&app, "north-hub").await;
     let all = north.ack("getAll", json!(null)).await;
     assert_eq!(all, json!({ "ok": true, "messages": [] }));
+    let acme = vendor(&app, "acme-widgets").await;
+    assert_ok(&acme.ack("pickup", pickup("o-1", "north-hub")).await);
+    let all = north.ack_with_nothing("getAll").await;
+    assert_eq!(
+        all["messages"][0]["order"]["orderId"],
+        json!("o-1"),
+        "{all}"
+    );
 }
 
 #[tokio::test]

@@ -47,12 +47,25 @@ async fn play_lesson(hub: &str, slug: &str) -> Result<usize, String> {
 async fn a_copied_binary_serves_every_page_and_every_lesson() {
     let (dir, binary) = copied_binary();
     let hub = HubProcess::start_binary(&binary, Some(dir.path()), ["--db", "hub.db"]);
-    for path in ["/", "/vendor", "/distributor", "/chat", "/inspector", "/learn"] {
+    for path in [
+        "/",
+        "/vendor",
+        "/distributor",
+        "/chat",
+        "/inspector",
+        "/learn",
+    ] {
         let (status, html) = get(&format!("{}{path}", hub.url)).await;
         assert_eq!(status, StatusCode::OK, "{path}: {html}");
         assert!(html.contains("</html>"), "{path} is a whole page");
     }
-    for asset in ["style.css", "common.js", "vendor.js", "learn.js", "favicon.svg"] {
+    for asset in [
+        "style.css",
+        "common.js",
+        "vendor.js",
+        "learn.js",
+        "favicon.svg",
+    ] {
         let (status, _) = get(&format!("{}/assets/{asset}", hub.url)).await;
         assert_eq!(status, StatusCode::OK, "{asset}");
     }
@@ -63,7 +76,10 @@ async fn a_copied_binary_serves_every_page_and_every_lesson() {
         .filter_map(|rest| rest.split('"').next())
         .map(str::to_owned)
         .collect();
-    assert!(slugs.len() >= 12, "every built-in lesson is listed: {slugs:?}");
+    assert!(
+        slugs.len() >= 12,
+        "every built-in lesson is listed: {slugs:?}"
+    );
     let lessons = slugs.iter().map(|slug| {
         let (hub, slug) = (hub.url.clone(), slug.clone());
         tokio::spawn(async move {
@@ -78,8 +94,15 @@ async fn a_copied_binary_serves_every_page_and_every_lesson() {
             failures.push(why);
         }
     }
-    assert!(failures.is_empty(), "lessons failed:\n{}", failures.join("\n"));
-    assert!(dir.path().join("hub.db").exists(), "the database is in its folder");
+    assert!(
+        failures.is_empty(),
+        "lessons failed:\n{}",
+        failures.join("\n")
+    );
+    assert!(
+        dir.path().join("hub.db").exists(),
+        "the database is in its folder"
+    );
 }
 
 #[test]
@@ -100,5 +123,8 @@ fn a_copied_binary_lists_its_lessons_and_names_no_source_path() {
         .unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).display().to_string();
-    assert!(!help.contains(&source), "--help names the source tree: {help}");
+    assert!(
+        !help.contains(&source),
+        "--help names the source tree: {help}"
+    );
 }
