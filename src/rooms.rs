@@ -17,6 +17,14 @@ pub(crate) fn chat(room: &RoomName) -> String {
     format!("chat:{room}")
 }
 
+/// Every chat socket that hears namespace-wide messages (in `/chat`). A
+/// socket that reconnects with an offset enters it only once it has been
+/// handed what it missed, so no live message overtakes the replay. No
+/// room a client asks for can be called this: theirs are all `chat:<room>`.
+pub(crate) fn chat_everyone() -> &'static str {
+    "everyone"
+}
+
 /// The room where a queue's owner listens.
 pub(crate) fn of_recipient(recipient: &Recipient) -> String {
     match recipient {

@@ -4,10 +4,14 @@
 //! and are only ever built by `parse` (or `generate`), never deserialized.
 //!
 //! PROTOCOL.md: identities are 1 to 64 characters of `A-Z a-z 0-9 . _ -`;
-//! chat names may also contain spaces, are trimmed, and are 1 to 32 long.
+//! chat names are trimmed, NFC-normalized, 1 to 32 characters of letters
+//! and digits of any script, spaces and `. _ - '`.
 
 use std::fmt;
 
+use icu_normalizer::ComposingNormalizerBorrowed;
+use icu_properties::CodePointMapData;
+use icu_properties::props::{GeneralCategory, GeneralCategoryGroup};
 use serde::Serialize;
 
 use super::InvalidValue;
@@ -113,30 +117,78 @@ impl fmt::Display for MessageId {
     }
 }
 
-/// A chat display name: trimmed, 1 to 32 characters, identity characters or spaces.
+/// The longest chat name, in characters (code points, after normalization).
+const CHAT_NAME_MAX: usize = 32;
+
+/// Punctuation a chat name may hold besides letters, digits and spaces.
+const NAME_PUNCTUATION: [char; 4] = ['.', '_', '-', '\''];
+
+/// A chat display name: trimmed, NFC-normalized, 1 to 32 characters of
+/// letters and digits of any script (with their combining marks), spaces
+/// and `. _ - '`.
+///
+/// Names are compared ignoring case ([`ChatName::key`]): `Dana` and `dana`
+/// are the same person to the people reading the chat.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct ChatName(String);
 
 impl ChatName {
+    pub const FIELD: &'static str = "name";
+
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        let name = raw.trim();
+        let nfc = ComposingNormalizerBorrowed::new_nfc();
+        let name = nfc.normalize(raw.trim());
         if name.is_empty() {
             return Err(InvalidValue("name is required".into()));
         }
-        if name.chars().count() > 32 {
-            return Err(InvalidValue("name must be at most 32 characters".into()));
+        if name.chars().count() > CHAT_NAME_MAX {
+            return Err(InvalidValue(format!(
+                "name must be at most {CHAT_NAME_MAX} characters"
+            )));
         }
-        if !name.chars().all(|c| is_id_char(c) || c == ' ') {
-            return Err(InvalidValue(
-                "name may contain only A-Z a-z 0-9 . _ - and spaces".into(),
-            ));
+        let categories = CodePointMapData::<GeneralCategory>::new();
+        for c in name.chars() {
+            match categories.get(c) {
+                GeneralCategory::Control => {
+                    return Err(InvalidValue(format!(
+                        "name may not contain control characters (found U+{:04X})",
+                        u32::from(c)
+                    )));
+                }
+                GeneralCategory::Format => {
+                    return Err(InvalidValue(format!(
+                        "name may not contain invisible formatting characters (found U+{:04X})",
+                        u32::from(c)
+                    )));
+                }
+                category
+                    if GeneralCategoryGroup::Letter.contains(category)
+                        || GeneralCategoryGroup::Mark.contains(category)
+                        || category == GeneralCategory::DecimalNumber
+                        || c == ' '
+                        || NAME_PUNCTUATION.contains(&c) => {}
+                _ => {
+                    return Err(InvalidValue(format!(
+                        "name may contain only letters, digits, spaces and . _ - ' (not {c:?})"
+                    )));
+                }
+            }
         }
-        Ok(Self(name.to_owned()))
+        Ok(Self(name.into_owned()))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// What two names are compared by: the name in lower case (Unicode's
+    /// mapping, then NFC again), so `Dana`, `DANA` and `dana` are one name.
+    pub fn key(&self) -> String {
+        let lower = self.0.to_lowercase();
+        ComposingNormalizerBorrowed::new_nfc()
+            .normalize(&lower)
+            .into_owned()
     }
 }
 
@@ -193,7 +245,38 @@ mod tests {
         );
         assert!(ChatName::parse("   ").is_err());
         assert!(ChatName::parse(&"a".repeat(33)).is_err());
+        assert!(ChatName::parse(&"é".repeat(32)).is_ok());
         assert!(ChatName::parse("<b>").is_err());
+    }
+
+    #[test]
+    fn chat_names_take_any_script_in_nfc() {
+        for name in ["José Ñúñez", "देवनागरी", "สมชาย", "O'Brien", "李小龍", "Zoë_2.0-x"] {
+            assert_eq!(ChatName::parse(name).unwrap().as_str(), name);
+        }
+        // "e" + COMBINING ACUTE ACCENT becomes the one character "é".
+        assert_eq!(ChatName::parse("Jose\u{301}").unwrap().as_str(), "José");
+        assert_eq!(
+            ChatName::parse("Dana").unwrap().key(),
+            ChatName::parse("DANA").unwrap().key()
+        );
+    }
+
+    #[test]
+    fn chat_names_refuse_control_and_formatting_characters() {
+        let err = ChatName::parse("bell\u{7}").unwrap_err().0;
+        assert_eq!(err, "name may not contain control characters (found U+0007)");
+        let err = ChatName::parse("a\u{200B}b").unwrap_err().0;
+        assert_eq!(
+            err,
+            "name may not contain invisible formatting characters (found U+200B)"
+        );
+        assert!(ChatName::parse("right\u{202E}left").is_err());
+        let err = ChatName::parse("<b>").unwrap_err().0;
+        assert_eq!(
+            err,
+            "name may contain only letters, digits, spaces and . _ - ' (not '<')"
+        );
     }
 
     #[test]

@@ -7,9 +7,11 @@
 //! the storage format: the protocol and the store each keep
 //! their own, built from these types.
 
+mod chat;
 mod ids;
 mod order;
 
+pub use chat::{ChatMessage, ChatPost};
 pub use ids::{ChatName, DistributorId, Identity, MessageId, OrderId, RoomName, VendorId};
 pub use order::{
     HistoryEntry, Message, Order, Pickup, Recipient, Status, TransitionError, TransitionOutcome,

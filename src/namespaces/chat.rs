@@ -1,7 +1,12 @@
-//! `/chat`: the classic Socket.IO chat example, with rooms.
+//! `/chat`: the classic Socket.IO chat example, with rooms and a history.
 //!
-//! Messages go to everyone but the sender (`broadcast`), or to a room the
-//! sender joined (`to(room)`, which also leaves the sender out).
+//! Messages go to everyone but the sender (`to(everyone)`, the room every
+//! chat socket hears namespace-wide messages in), or to a room the sender
+//! joined (`to(room)`, which also leaves the sender out). Each is stored,
+//! with its offset, before it is relayed ([`ops::chat`]); a socket that
+//! reconnects with `auth.offset` is first handed what it missed.
+
+use std::sync::Arc;
 
 use chrono::Utc;
 use serde::Serialize;
@@ -12,31 +17,63 @@ use socketioxide::extract::{Extension, SocketRef, State, TryData};
 use socketioxide::operators::BroadcastOperators;
 use socketioxide::socket::DisconnectReason;
 
-use super::connect::{field_from_auth, log_connected, log_disconnected, settle};
-use super::courier::{Out, emit};
+use super::connect::{fields_from_auth, log_connected, log_disconnected, settle};
+use super::courier::{Out, emit, emit_to_socket};
 use super::{Call, Session};
-use crate::domain::{ChatName, Identity, RoomName};
+use crate::domain::{ChatMessage, ChatName, ChatPost, Identity, RoomName, millis};
+use crate::ops::{self, chat::Relay};
 use crate::protocol::{
-    ChatMessageAck, ChatMessageOut, ChatMessageRequest, ConnectRefusal, ErrorCode, Presence,
-    Refusal, RoomPresence, Typing, event, ns, ok_envelope, parse_optional_room, parse_room,
+    ChatMessageAck, ChatMessageOut, ChatMessageRequest, ConnectRefusal, ErrorCode,
+    HISTORY_ON_JOIN, JoinAck, JoinRequest, Presence, REPLAY_ON_CONNECT, Refusal, RoomPresence,
+    Typing, Users, event, ns, ok_envelope, parse_offset, parse_optional_room, parse_room,
 };
 use crate::rooms;
-use crate::state::Hub;
+use crate::state::{Hub, HubState, Seat};
 
-/// Connect middleware: a `name` is all it takes.
+/// The `auth.offset` a socket connected with: the last message it saw.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReplayFrom(Option<u64>);
+
+/// Connect middleware: a `name` nobody connected to this hub has, and an
+/// optional `offset`.
 pub(crate) async fn authenticate<A: Adapter>(
     socket: SocketRef<A>,
     TryData(auth): TryData<Value>,
     State(hub): State<Hub>,
 ) -> Result<(), ConnectRefusal> {
-    let result = field_from_auth(&auth, "name", ChatName::parse);
+    let result = fields_from_auth(&auth, |fields| {
+        let name = fields.required(ChatName::FIELD, ChatName::parse)?;
+        Ok((name, parse_offset(fields)?))
+    })
+    .and_then(|(name, offset)| {
+        // Claimed here, under the roster's lock: of two sockets connecting
+        // with one name at once, exactly one gets it.
+        let seat = hub
+            .chat
+            .roster
+            .claim(&name)
+            .ok_or_else(|| ConnectRefusal::NameTaken(name.to_string()))?;
+        // The seat goes with the socket: if the socket never gets to
+        // connect, or leaves, dropping it gives the name back.
+        socket.extensions.insert(Arc::new(seat));
+        socket.extensions.insert(ReplayFrom(offset));
+        Ok(name)
+    });
     settle(&socket, &hub, ns::CHAT, result, Identity::Chat)
 }
 
 /// Connect middleware, after `authenticate`: registers the chat events
 /// before the client hears CONNECT (see [`super`] for why this is not done
-/// in `on_connect`).
-pub(crate) async fn enter<A: Adapter>(socket: SocketRef<A>) -> Result<(), ConnectRefusal> {
+/// in `on_connect`). A socket with no offset hears namespace-wide messages
+/// from now on; one with an offset does once `on_connect` has replayed
+/// what it missed.
+pub(crate) async fn enter<A: Adapter>(
+    socket: SocketRef<A>,
+    Extension(ReplayFrom(offset)): Extension<ReplayFrom>,
+) -> Result<(), ConnectRefusal> {
+    if offset.is_none() {
+        socket.join(rooms::chat_everyone());
+    }
     socket.on(event::CHAT_MESSAGE, on_chat_message::<A>);
     socket.on(event::JOIN, on_join::<A>);
     socket.on(event::LEAVE, on_leave::<A>);
@@ -47,38 +84,28 @@ pub(crate) async fn enter<A: Adapter>(socket: SocketRef<A>) -> Result<(), Connec
     Ok(())
 }
 
-/// Chat names of `sockets`, sorted, each once (one person may have several tabs).
-fn names<A: Adapter>(sockets: Vec<SocketRef<A>>, extra: Option<String>) -> Vec<String> {
+/// Chat names of `sockets`, sorted, each once.
+fn names<A: Adapter>(sockets: Vec<SocketRef<A>>) -> Vec<String> {
     let mut names: Vec<String> = sockets
         .into_iter()
         .filter_map(|s| s.extensions.get::<ChatName>())
         .map(|n| n.as_str().to_owned())
-        .chain(extra)
         .collect();
     names.sort();
     names.dedup();
     names
 }
 
-/// Everyone online in `/chat`; `with_self` adds this socket's own name.
-fn online<A: Adapter>(socket: &SocketRef<A>, with_self: bool) -> Vec<String> {
-    let own = with_self
-        .then(|| socket.extensions.get::<ChatName>())
-        .flatten()
-        .map(|n| n.as_str().to_owned());
-    names(socket.broadcast().sockets(), own)
-}
-
 /// Members of a chat room (by name).
 fn members<A: Adapter>(io: &SocketIo<A>, room: &str) -> Vec<String> {
     io.of(ns::CHAT)
-        .map(|chat| names(chat.within(room.to_owned()).sockets(), None))
+        .map(|chat| names(chat.within(room.to_owned()).sockets()))
         .unwrap_or_default()
 }
 
 /// Emits to other chat sockets and reports it.
 async fn relay<A: Adapter, T: Serialize>(
-    hub: &Hub,
+    hub: &HubState,
     to: BroadcastOperators<A>,
     target: &str,
     event: &str,
@@ -101,7 +128,7 @@ fn audience<A: Adapter>(
     what: &str,
 ) -> Result<(BroadcastOperators<A>, String), Refusal> {
     let Some(room) = room else {
-        return Ok((socket.broadcast(), "broadcast".into()));
+        return Ok((socket.to(rooms::chat_everyone()), "broadcast".into()));
     };
     let room = rooms::chat(room);
     if !socket.rooms().iter().any(|r| *r == room) {
@@ -114,18 +141,52 @@ fn audience<A: Adapter>(
     Ok((socket.to(room), target))
 }
 
-/// Announces the newcomer.
+/// A chat message's audience, for [`ops::chat::post`].
+struct Audience<'a, A: Adapter> {
+    hub: &'a HubState,
+    to: BroadcastOperators<A>,
+    target: String,
+}
+
+impl<A: Adapter> Relay for Audience<'_, A> {
+    async fn relay(&self, message: &ChatMessage) {
+        let out = ChatMessageOut::from(message);
+        relay(
+            self.hub,
+            self.to.clone(),
+            &self.target,
+            event::CHAT_MESSAGE,
+            &out,
+        )
+        .await;
+    }
+}
+
+/// Tells the newcomer who is here and the others who came, then hands a
+/// socket that came back with an offset what it missed.
 pub(crate) async fn on_connect<A: Adapter>(
     socket: SocketRef<A>,
     Extension(session): Extension<Session>,
     Extension(name): Extension<ChatName>,
+    Extension(ReplayFrom(offset)): Extension<ReplayFrom>,
     State(hub): State<Hub>,
 ) {
     log_connected(&hub, &socket, &session);
-    let users = online(&socket, true);
+    let users = hub.chat.roster.names();
+    let online = users.len();
+    emit_to_socket(
+        &hub.activity,
+        &socket,
+        ns::CHAT,
+        event::USERS,
+        &Users {
+            users: &users,
+            online,
+        },
+    );
     let presence = Presence {
         name: name.as_str(),
-        users: &users,
+        online,
     };
     relay(
         &hub,
@@ -135,9 +196,37 @@ pub(crate) async fn on_connect<A: Adapter>(
         &presence,
     )
     .await;
+    if let Some(after) = offset {
+        replay_missed(&hub, &socket, &name, after).await;
+    }
 }
 
-/// `chat message { text, room? }` or a bare string.
+/// Emits the namespace-wide messages after `after` to `socket`, oldest
+/// first, then lets it hear live ones.
+async fn replay_missed<A: Adapter>(hub: &HubState, socket: &SocketRef<A>, name: &ChatName, after: u64) {
+    let replay = ops::chat::replay(hub, None, after, REPLAY_ON_CONNECT, || {
+        socket.join(rooms::chat_everyone());
+    })
+    .await;
+    match replay {
+        Ok(replay) => {
+            for message in &replay.history {
+                if let Err(e) = socket.emit(event::CHAT_MESSAGE, &ChatMessageOut::from(message)) {
+                    tracing::warn!(ns = ns::CHAT, sid = %socket.id, offset = message.offset, error = %e, "could not replay a chat message");
+                }
+            }
+            tracing::info!(ns = ns::CHAT, sid = %socket.id, name = %name, after, replayed = replay.history.len(), "chat history replayed");
+        }
+        Err(refusal) => {
+            // The store failed (logged where it became a refusal); the
+            // socket hears live messages from now on all the same.
+            socket.join(rooms::chat_everyone());
+            tracing::warn!(ns = ns::CHAT, sid = %socket.id, reason = %refusal, "chat history not replayed");
+        }
+    }
+}
+
+/// `chat message { text, room? }` or a bare string: stored, then relayed.
 pub(crate) async fn on_chat_message<A: Adapter>(
     call: Call<A>,
     Extension(name): Extension<ChatName>,
@@ -145,66 +234,84 @@ pub(crate) async fn on_chat_message<A: Adapter>(
     let result = async {
         let request = call.request(ChatMessageRequest::parse)?;
         let (to, target) = audience(call.socket(), request.room.as_ref(), "sending to it")?;
-        let at = Utc::now();
-        let out = ChatMessageOut {
-            from: name.as_str(),
-            text: &request.text,
-            room: request.room.as_ref().map(RoomName::as_str),
-            at,
+        let post = ChatPost {
+            from: name,
+            text: request.text,
+            room: request.room,
+            at: millis(Utc::now()),
         };
-        relay(call.hub(), to, &target, event::CHAT_MESSAGE, &out).await;
-        Ok(ok_envelope(&ChatMessageAck { at }))
+        let audience = Audience {
+            hub: call.hub(),
+            to,
+            target,
+        };
+        let message = ops::chat::post(call.hub(), &audience, post).await?;
+        Ok(ok_envelope(&ChatMessageAck {
+            at: message.post.at,
+            offset: message.offset,
+        }))
     }
     .await;
     call.answer(result);
 }
 
-/// `join { room }`.
+/// `join { room, offset? }`: joins `chat:<room>`, tells the room's other
+/// members, and answers with who is in the room and what was said there
+/// after `offset` (the newest 50; no offset: the newest 50 of all).
 pub(crate) async fn on_join<A: Adapter>(
     call: Call<A>,
     io: SocketIo<A>,
     Extension(name): Extension<ChatName>,
 ) {
-    membership(call, io, name, Membership::Join).await;
+    let hub = call.hub().clone();
+    // Held until the ack is sent, so no live message of the room reaches
+    // the socket before the history in its ack.
+    let mut replay = None;
+    let result = async {
+        let request = call.request(JoinRequest::parse)?;
+        let full = rooms::chat(&request.room);
+        let socket = call.socket();
+        let held = ops::chat::replay(
+            &hub,
+            Some(&request.room),
+            request.offset.unwrap_or(0),
+            HISTORY_ON_JOIN,
+            || socket.join(full.clone()),
+        )
+        .await?;
+        let members = members(&io, &full);
+        let notice = RoomPresence {
+            name: Some(name.as_str()),
+            room: request.room.as_str(),
+            members: &members,
+        };
+        let target = format!("room {full}");
+        relay(&hub, socket.to(full), &target, event::USER_JOINED, &notice).await;
+        let ack = ok_envelope(&JoinAck {
+            room: request.room.as_str(),
+            members: &members,
+            history: &held.history,
+        });
+        replay = Some(held);
+        Ok(ack)
+    }
+    .await;
+    call.answer(result);
+    drop(replay);
 }
 
-/// `leave { room }`.
+/// `leave { room }`: leaves `chat:<room>`, tells the room's remaining
+/// members, and answers with who is still in it.
 pub(crate) async fn on_leave<A: Adapter>(
     call: Call<A>,
     io: SocketIo<A>,
     Extension(name): Extension<ChatName>,
 ) {
-    membership(call, io, name, Membership::Leave).await;
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Membership {
-    Join,
-    Leave,
-}
-
-/// Joins or leaves `chat:<room>`, tells the room's other members, and
-/// answers with who is in the room now.
-async fn membership<A: Adapter>(
-    call: Call<A>,
-    io: SocketIo<A>,
-    name: ChatName,
-    change: Membership,
-) {
     let result = async {
         let room = call.request(parse_room)?;
         let full = rooms::chat(&room);
         let socket = call.socket();
-        let notice_event = match change {
-            Membership::Join => {
-                socket.join(full.clone());
-                event::USER_JOINED
-            }
-            Membership::Leave => {
-                socket.leave(full.clone());
-                event::USER_LEFT
-            }
-        };
+        socket.leave(full.clone());
         let members = members(&io, &full);
         let notice = RoomPresence {
             name: Some(name.as_str()),
@@ -212,7 +319,7 @@ async fn membership<A: Adapter>(
             members: &members,
         };
         let target = format!("room {full}");
-        relay(call.hub(), socket.to(full), &target, notice_event, &notice).await;
+        relay(call.hub(), socket.to(full), &target, event::USER_LEFT, &notice).await;
         Ok(ok_envelope(&RoomPresence {
             name: None,
             room: room.as_str(),
@@ -251,19 +358,21 @@ async fn typing<A: Adapter>(call: Call<A>, name: ChatName, event: &'static str) 
     call.answer(result);
 }
 
-/// Tells the others who left, with who is still online.
+/// Gives the name back and tells the others who left, with how many are
+/// still online.
 pub(crate) async fn on_disconnect<A: Adapter>(
     socket: SocketRef<A>,
     reason: DisconnectReason,
     Extension(session): Extension<Session>,
     Extension(name): Extension<ChatName>,
+    Extension(seat): Extension<Arc<Seat>>,
     State(hub): State<Hub>,
 ) {
     log_disconnected(&hub, &socket, &session, reason);
-    let users = online(&socket, false);
+    seat.release();
     let presence = Presence {
         name: name.as_str(),
-        users: &users,
+        online: hub.chat.roster.online(),
     };
     relay(
         &hub,

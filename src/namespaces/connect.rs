@@ -93,15 +93,12 @@ pub(crate) fn token_from_auth(auth: &Result<Value, ParserError>) -> Result<Strin
     token_of(&auth_fields(auth)?)
 }
 
-/// Reads one required field of the handshake `auth` (a chat `name`).
-pub(crate) fn field_from_auth<T>(
+/// Reads the handshake `auth` with `read` (the chat's `{ name, offset? }`).
+pub(crate) fn fields_from_auth<T>(
     auth: &Result<Value, ParserError>,
-    field: &str,
-    parse: impl FnOnce(&str) -> Result<T, InvalidValue>,
+    read: impl FnOnce(&Fields<'_>) -> Result<T, Refusal>,
 ) -> Result<T, ConnectRefusal> {
-    auth_fields(auth)?
-        .required(field, parse)
-        .map_err(|r| ConnectRefusal::BadAuth(r.message))
+    read(&auth_fields(auth)?).map_err(|r| ConnectRefusal::BadAuth(r.message))
 }
 
 fn token_of(fields: &Fields<'_>) -> Result<String, ConnectRefusal> {

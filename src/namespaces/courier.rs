@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
+use socketioxide::extract::SocketRef;
 use socketioxide::operators::BroadcastOperators;
 
 use crate::activity::{Activity, Outgoing};
@@ -61,6 +62,39 @@ pub(crate) async fn emit<A: Adapter, T: Serialize + ?Sized>(
         payload: &payload,
     });
     outcome == "ok"
+}
+
+/// Emits `data` to one socket (the chat's `users` to a newcomer) and
+/// reports it with the target `socket <id>`.
+pub(crate) fn emit_to_socket<A: Adapter, T: Serialize + ?Sized>(
+    activity: &Activity,
+    socket: &SocketRef<A>,
+    namespace: &'static str,
+    event: &str,
+    data: &T,
+) {
+    let target = format!("socket {}", socket.id);
+    let outcome = match socket.emit(event, data) {
+        Ok(()) => "ok",
+        Err(e) => {
+            tracing::warn!(ns = namespace, event, target, error = %e, "emit failed");
+            "internal"
+        }
+    };
+    let payload = if activity.watched() {
+        serde_json::to_value(data).unwrap_or(Value::Null)
+    } else {
+        Value::Null
+    };
+    activity.outgoing(Outgoing {
+        namespace,
+        event,
+        target: &target,
+        recipients: Some(1),
+        outcome,
+        message_id: None,
+        payload: &payload,
+    });
 }
 
 /// Delivers queued messages through one hub's Socket.IO server.

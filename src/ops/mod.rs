@@ -1,5 +1,6 @@
 //! The hub's operations: submit a pickup, move an order, confirm a message,
-//! read a queue, look up an order, count the queues.
+//! read a queue, look up an order, count the queues, post and replay chat
+//! messages.
 //!
 //! Each one is a plain async function over the hub state and its store,
 //! with no Socket.IO or HTTP type in its signature. The namespace handlers
@@ -12,6 +13,7 @@
 //! the commit; the Socket.IO layer implements it (emit to the recipient's
 //! room), and the operation cannot forget it, whichever door it came in by.
 
+pub(crate) mod chat;
 mod orders;
 mod queue;
 

@@ -19,12 +19,12 @@ use serde_json::{Map, Value};
 use crate::domain::{InvalidValue, Status};
 
 pub(crate) use parse::{
-    ChatMessageRequest, Fields, TransitionRequest, parse_optional_room, parse_pickup,
-    parse_received, parse_room,
+    ChatMessageRequest, Fields, JoinRequest, TransitionRequest, parse_offset, parse_optional_room,
+    parse_pickup, parse_received, parse_room,
 };
 pub(crate) use wire::{
-    ChatMessageAck, ChatMessageOut, GetAllAck, OrderAck, Presence, ReceivedAck, RoomPresence,
-    Typing, rfc3339,
+    ChatMessageAck, ChatMessageOut, GetAllAck, JoinAck, OrderAck, Presence, ReceivedAck,
+    RoomPresence, Typing, Users, rfc3339,
 };
 pub use wire::{MessageEnvelope, OrderView};
 
@@ -56,6 +56,7 @@ pub mod event {
     pub const USER_DISCONNECTED: &str = "user disconnected";
     pub const USER_JOINED: &str = "user joined";
     pub const USER_LEFT: &str = "user left";
+    pub const USERS: &str = "users";
 
     pub const SNAPSHOT: &str = "snapshot";
     pub const ACTIVITY: &str = "activity";
@@ -78,6 +79,11 @@ pub(crate) fn status_event(status: Status) -> &'static str {
 /// Limits on free text fields.
 pub(crate) const MAX_TEXT_FIELD: usize = 200;
 pub(crate) const MAX_CHAT_TEXT: usize = 2_000;
+
+/// How many missed namespace-wide messages a reconnect with `auth.offset`
+/// replays, and how many of a room's messages a `join` answers with.
+pub(crate) const REPLAY_ON_CONNECT: usize = 100;
+pub(crate) const HISTORY_ON_JOIN: usize = 50;
 
 /// Error codes of the ack envelope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -177,6 +183,9 @@ pub(crate) enum ConnectRefusal {
     BadAuth(String),
     #[error("unauthorized: {0}")]
     Unauthorized(String),
+    /// `/chat`: someone connected to this hub already has this name.
+    #[error("name_taken: someone called {0} is already here")]
+    NameTaken(String),
 }
 
 #[cfg(test)]

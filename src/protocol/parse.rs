@@ -69,6 +69,18 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An optional whole number, 0 or more (a chat `offset`).
+    pub(crate) fn count(&self, field: &str) -> Result<Option<u64>, Refusal> {
+        match self.0.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) if n.as_u64().is_some() => Ok(n.as_u64()),
+            Some(_) => Err(Refusal::new(
+                ErrorCode::InvalidPayload,
+                format!("{field} must be a whole number, 0 or more"),
+            )),
+        }
+    }
+
     /// Required free text: trimmed, 1 to `max` characters.
     pub(crate) fn text(&self, field: &str, max: usize) -> Result<String, Refusal> {
         let raw = self.string(field)?.unwrap_or("").trim();
@@ -154,9 +166,35 @@ impl ChatMessageRequest {
     }
 }
 
-/// `join` / `leave`: `{ room }`.
+/// `leave`: `{ room }`.
 pub(crate) fn parse_room(value: &Value) -> Result<RoomName, Refusal> {
     Fields::of(value)?.required(RoomName::FIELD, RoomName::parse)
+}
+
+/// The `offset` of a chat client: the last message it saw.
+pub(crate) const OFFSET_FIELD: &str = "offset";
+
+/// The optional `offset` of a `/chat` handshake.
+pub(crate) fn parse_offset(fields: &Fields<'_>) -> Result<Option<u64>, Refusal> {
+    fields.count(OFFSET_FIELD)
+}
+
+/// `join { room, offset? }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct JoinRequest {
+    pub(crate) room: RoomName,
+    /// The last offset the client saw in the room; `None`: it saw nothing.
+    pub(crate) offset: Option<u64>,
+}
+
+impl JoinRequest {
+    pub(crate) fn parse(value: &Value) -> Result<Self, Refusal> {
+        let f = Fields::of(value)?;
+        Ok(Self {
+            room: f.required(RoomName::FIELD, RoomName::parse)?,
+            offset: f.count(OFFSET_FIELD)?,
+        })
+    }
 }
 
 /// `typing` / `stop typing`: `{ room? }` or nothing.
@@ -198,5 +236,16 @@ mod tests {
         assert_eq!(m.room.unwrap().as_str(), "lobby");
         assert!(ChatMessageRequest::parse(&json!({"text": "  "})).is_err());
         assert!(ChatMessageRequest::parse(&json!("x".repeat(2001))).is_err());
+    }
+
+    #[test]
+    fn join_takes_an_optional_offset() {
+        let j = JoinRequest::parse(&json!({"room": "lobby", "offset": 7})).unwrap();
+        assert_eq!(j.offset, Some(7));
+        assert_eq!(JoinRequest::parse(&json!({"room": "lobby"})).unwrap().offset, None);
+        for bad in [json!(-1), json!(1.5), json!("7")] {
+            let err = JoinRequest::parse(&json!({"room": "lobby", "offset": bad})).unwrap_err();
+            assert_eq!(err.message, "offset must be a whole number, 0 or more");
+        }
     }
 }

@@ -9,7 +9,7 @@ use serde::ser::SerializeSeq;
 use serde::{Serialize, Serializer};
 
 use super::status_event;
-use crate::domain::{HistoryEntry, Message, MessageId, Order, Status};
+use crate::domain::{ChatMessage, HistoryEntry, Message, MessageId, Order, RoomName, Status};
 
 /// Serializes a time as PROTOCOL.md wants it: RFC 3339, UTC, milliseconds, `Z`.
 pub(crate) fn rfc3339<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
@@ -124,7 +124,8 @@ pub(crate) struct GetAllAck<'a> {
     pub(crate) messages: &'a [Message],
 }
 
-/// `chat message` as the hub relays it.
+/// `chat message` as the hub sends it: relayed live, or replayed from the
+/// history (on a reconnect with an offset, and in a `join` ack).
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct ChatMessageOut<'a> {
     pub(crate) from: &'a str,
@@ -132,24 +133,59 @@ pub(crate) struct ChatMessageOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) room: Option<&'a str>,
     #[serde(serialize_with = "rfc3339")]
-    pub(crate) at: DateTime<Utc>,
+    pub(crate) at: &'a DateTime<Utc>,
+    pub(crate) offset: u64,
 }
 
-/// Ack of `chat message`.
+impl<'a> From<&'a ChatMessage> for ChatMessageOut<'a> {
+    fn from(message: &'a ChatMessage) -> Self {
+        Self {
+            from: message.post.from.as_str(),
+            text: &message.post.text,
+            room: message.post.room.as_ref().map(RoomName::as_str),
+            at: &message.post.at,
+            offset: message.offset,
+        }
+    }
+}
+
+/// Ack of `chat message`: when it was sent and the offset it was stored at.
 #[derive(Debug, Serialize)]
 pub(crate) struct ChatMessageAck {
     #[serde(serialize_with = "rfc3339")]
     pub(crate) at: DateTime<Utc>,
+    pub(crate) offset: u64,
 }
 
-/// `user connected` / `user disconnected`.
+/// `user connected` / `user disconnected`: who, and how many are online now.
 #[derive(Debug, Serialize)]
 pub(crate) struct Presence<'a> {
     pub(crate) name: &'a str,
-    pub(crate) users: &'a [String],
+    pub(crate) online: usize,
 }
 
-/// `user joined` / `user left`, and the ack of `join` / `leave` (without `name`).
+/// `users`, to a newcomer: everyone online (itself included) and how many.
+#[derive(Debug, Serialize)]
+pub(crate) struct Users<'a> {
+    pub(crate) users: &'a [String],
+    pub(crate) online: usize,
+}
+
+fn chat_messages<S: Serializer>(messages: &&[ChatMessage], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(messages.iter().map(ChatMessageOut::from))
+}
+
+/// The ack of `join`: the room, who is in it, and what was said in it
+/// after the offset the client gave.
+#[derive(Debug, Serialize)]
+pub(crate) struct JoinAck<'a> {
+    pub(crate) room: &'a str,
+    pub(crate) members: &'a [String],
+    #[serde(serialize_with = "chat_messages")]
+    pub(crate) history: &'a [ChatMessage],
+}
+
+/// `user joined` / `user left`, and the ack of `leave` (without `name`).
 #[derive(Debug, Serialize)]
 pub(crate) struct RoomPresence<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]

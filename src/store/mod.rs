@@ -10,6 +10,9 @@
 //! file or a Redis written by an older release is opened: a change of the
 //! wire protocol can never strand what is on disk.
 //!
+//! It also keeps the chat's history: the last [`CHAT_KEPT`] messages of
+//! each chat room and of the whole namespace, each with its offset.
+//!
 //! - [`SqliteStore`]: one file, one hub (the default).
 //! - [`RedisStore`]: one Redis shared by every hub of a cluster (`--redis`).
 
@@ -22,8 +25,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    DistributorId, Message, MessageId, Order, OrderId, Pickup, Recipient, Status, TransitionError,
-    VendorId,
+    ChatMessage, ChatPost, DistributorId, Message, MessageId, Order, OrderId, Pickup, Recipient, RoomName, Status,
+    TransitionError, VendorId,
 };
 
 pub use self::redis::RedisStore;
@@ -31,6 +34,10 @@ pub(crate) use self::redis::{
     client as redis_client, connection_config as redis_connection_config,
 };
 pub use sqlite::{Durability, SqliteStore};
+
+/// How many chat messages are kept per room, and for the whole namespace
+/// (the messages sent to no room); older ones are dropped as new ones come.
+pub const CHAT_KEPT: usize = 1_000;
 
 /// A shared handle to whichever backend runs. Cloning is shallow.
 pub type SharedStore = Arc<dyn Store>;
@@ -169,6 +176,21 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Every non-empty queue and its depth.
     async fn queue_depths(&self) -> Result<Vec<QueueDepth>, StoreError>;
+
+    /// Keeps a chat message, with the next offset (greater than every
+    /// offset given before, in any room), and drops the oldest of its room
+    /// (or of the namespace-wide messages) beyond [`CHAT_KEPT`].
+    async fn record_chat(&self, post: &ChatPost) -> Result<ChatMessage, StoreError>;
+
+    /// The chat messages of `room` (`None`: those sent to the whole
+    /// namespace) whose offset is greater than `after`: the newest `limit`
+    /// of them, oldest first.
+    async fn chat_after(
+        &self,
+        room: Option<&RoomName>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, StoreError>;
 
     /// Succeeds when the backend answers; answers only after every write
     /// handed to the store before it has been committed.

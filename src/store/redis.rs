@@ -23,6 +23,19 @@
 //!
 //! - `P:version`: the layout version (see [`LAYOUT_VERSION`]).
 //!
+//! The chat's history (added in 0.3.0):
+//!
+//! - `P:chat:offset`: the counter that gives every chat message its offset
+//!   (one counter for the whole cluster, so offsets grow across hubs).
+//! - `P:chat:everyone`: the namespace-wide messages; `P:chat:room:<room>`:
+//!   one room's. Each is a sorted set scored by offset whose members are
+//!   `<offset>\n<JSON row>` ([`ChatRow`]), trimmed to the newest
+//!   [`CHAT_KEPT`] by the same script that adds to it.
+//!
+//! These keys are new: nothing 0.2.0 wrote changed, so the layout stays at
+//! version 1 and a 0.2.0 hub on the same Redis still works (it neither
+//! reads nor writes the chat's history).
+//!
 //! The values are this store's own row format ([`OrderRow`], [`MessageRow`]):
 //! JSON that happens to be byte for byte what 0.1.0 wrote (its wire format
 //! of the day), so a Redis written by 0.1.0 is read as it is; it only gains
@@ -41,10 +54,10 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Client, IntoConnectionInfo, ProtocolVersion, Script};
 use serde::{Deserialize, Serialize};
 
-use super::{QueueDepth, Recorded, Store, StoreError};
+use super::{CHAT_KEPT, QueueDepth, Recorded, Store, StoreError};
 use crate::domain::{
-    DistributorId, HistoryEntry, Message, MessageId, Order, OrderId, Pickup, Recipient, Status,
-    TransitionOutcome, VendorId,
+    ChatMessage, ChatName, ChatPost, DistributorId, HistoryEntry, Message, MessageId, Order, OrderId, Pickup, Recipient, RoomName,
+    Status, TransitionOutcome, VendorId,
 };
 
 /// The key layout this release writes: 1 added `P:version` to 0.1.0's layout.
@@ -75,6 +88,18 @@ redis.call('ZADD', KEYS[3], seq, ARGV[3])
 redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
 redis.call('SADD', KEYS[5], ARGV[5])
 return 1
+";
+
+/// Gives a chat message the next offset, adds it to its sorted set and
+/// drops the oldest beyond the cap, in one atomic step.
+///
+/// KEYS: offset counter, the room's (or the namespace's) sorted set.
+/// ARGV: the JSON row, how many to keep. Returns the offset.
+const CHAT_SCRIPT: &str = r"
+local offset = redis.call('INCR', KEYS[1])
+redis.call('ZADD', KEYS[2], offset, string.format('%d', offset) .. '\n' .. ARGV[1])
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[2]) + 1))
+return offset
 ";
 
 /// Maps a Redis error met while doing `what` to a [`StoreError`] with its cause.
@@ -256,6 +281,46 @@ impl MessageRow {
     }
 }
 
+/// A chat message as stored after its offset in `P:chat:...` (its room is
+/// the key it is filed under).
+#[derive(Debug, Serialize, Deserialize)]
+struct ChatRow {
+    from: String,
+    text: String,
+    #[serde(serialize_with = "stored_time")]
+    at: DateTime<Utc>,
+}
+
+impl ChatRow {
+    fn encode(post: &ChatPost) -> Result<String, StoreError> {
+        serde_json::to_string(&ChatRow {
+            from: post.from.to_string(),
+            text: post.text.clone(),
+            at: post.at,
+        })
+        .map_err(|e| corrupt("encoding a chat message", e))
+    }
+
+    /// Reads a member `<offset>\n<row>` of the sorted set of `room`.
+    fn decode(member: &str, room: Option<&RoomName>) -> Result<ChatMessage, StoreError> {
+        let (offset, body) = member
+            .split_once('\n')
+            .ok_or_else(|| corrupt("a chat message", "no offset"))?;
+        let row: ChatRow = serde_json::from_str(body).map_err(|e| corrupt("a chat message", e))?;
+        Ok(ChatMessage {
+            offset: offset
+                .parse()
+                .map_err(|e| corrupt("a chat message's offset", e))?,
+            post: ChatPost {
+                from: ChatName::parse(&row.from).map_err(|e| corrupt("a chat sender", e))?,
+                text: row.text,
+                room: room.cloned(),
+                at: row.at,
+            },
+        })
+    }
+}
+
 /// A client for `url` that speaks RESP3 (pub/sub pushes need it), whatever the URL says.
 pub(crate) fn client(url: &str) -> redis::RedisResult<Client> {
     let info = url.into_connection_info()?;
@@ -303,6 +368,15 @@ impl Keys {
     fn version(&self) -> String {
         format!("{}:version", self.prefix)
     }
+    fn chat_offset(&self) -> String {
+        format!("{}:chat:offset", self.prefix)
+    }
+    fn chat_log(&self, room: Option<&RoomName>) -> String {
+        match room {
+            None => format!("{}:chat:everyone", self.prefix),
+            Some(room) => format!("{}:chat:room:{room}", self.prefix),
+        }
+    }
 }
 
 /// Handle to the shared Redis. Cloning is shallow (one multiplexed connection).
@@ -312,6 +386,7 @@ pub struct RedisStore {
     conn: ConnectionManager,
     keys: Keys,
     commit: Script,
+    chat: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -338,6 +413,7 @@ impl RedisStore {
                 prefix: prefix.to_owned(),
             },
             commit: Script::new(COMMIT_SCRIPT),
+            chat: Script::new(CHAT_SCRIPT),
         };
         store.check_layout().await?;
         Ok(store)
@@ -594,6 +670,48 @@ impl Store for RedisStore {
                 Recipient::from_key(owner).map(|owner| QueueDepth { owner, depth })
             })
             .collect())
+    }
+
+    async fn record_chat(&self, post: &ChatPost) -> Result<ChatMessage, StoreError> {
+        let offset: u64 = self
+            .chat
+            .key(self.keys.chat_offset())
+            .key(self.keys.chat_log(post.room.as_ref()))
+            .arg(ChatRow::encode(post)?)
+            .arg(CHAT_KEPT)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(backend("storing a chat message"))?;
+        Ok(ChatMessage {
+            offset,
+            post: post.clone(),
+        })
+    }
+
+    async fn chat_after(
+        &self,
+        room: Option<&RoomName>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        // Newest first, from the top score down to just above `after`.
+        let members: Vec<String> = redis::cmd("ZRANGE")
+            .arg(self.keys.chat_log(room))
+            .arg("+inf")
+            .arg(format!("({after}"))
+            .arg("BYSCORE")
+            .arg("REV")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(backend("reading the chat history"))?;
+        members
+            .iter()
+            .rev()
+            .map(|member| ChatRow::decode(member, room))
+            .collect()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -2,9 +2,10 @@
 //!
 //! - [`writer`]: the one connection that writes, with group commit.
 //! - [`readers`]: read-only connections for everything that only reads
-//!   (`getAll`, the inspector's queue depths, order lookups), run off the
-//!   async workers, so a long read never waits behind the writer and the
-//!   writer never waits behind a long read (WAL lets both run at once).
+//!   (`getAll`, the inspector's queue depths, order lookups, the chat
+//!   history), run off the async workers, so a long read never waits
+//!   behind the writer and the writer never waits behind a long read (WAL
+//!   lets both run at once).
 //! - [`schema`]: the schema version and its migrations.
 //! - [`rows`]: rows to and from domain values.
 //!
@@ -24,10 +25,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
-use super::{QueueDepth, Recorded, Store, StoreError};
+use super::{CHAT_KEPT, QueueDepth, Recorded, Store, StoreError};
 use crate::domain::{
-    DistributorId, Message, MessageId, Order, OrderId, Pickup, Recipient, Status,
-    TransitionOutcome, VendorId,
+    ChatMessage, ChatPost, DistributorId, Message, MessageId, Order, OrderId, Pickup, Recipient, RoomName,
+    Status, TransitionOutcome, VendorId,
 };
 use readers::Readers;
 use writer::Writer;
@@ -255,6 +256,24 @@ impl Store for SqliteStore {
             .into_iter()
             .map(|(owner, depth)| QueueDepth { owner, depth })
             .collect())
+    }
+
+    async fn record_chat(&self, post: &ChatPost) -> Result<ChatMessage, StoreError> {
+        let post = post.clone();
+        self.writer
+            .run(move |conn| rows::record_chat(conn, &post, CHAT_KEPT))
+            .await
+    }
+
+    async fn chat_after(
+        &self,
+        room: Option<&RoomName>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        let room = room.cloned();
+        self.read(move |conn| rows::chat_after(conn, room.as_ref(), after, limit))
+            .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::db;
 use crate::domain::{
-    DistributorId, HistoryEntry, Message, MessageId, Order, OrderId, Recipient, Status, VendorId,
+    ChatMessage, ChatName, ChatPost, DistributorId, HistoryEntry, Message, MessageId, Order, OrderId, Recipient, RoomName, Status, VendorId,
 };
 use crate::store::StoreError;
 
@@ -230,6 +230,80 @@ pub(super) fn queue_depths(conn: &Connection) -> Result<Vec<(Recipient, u64)>, S
         }
     }
     Ok(depths)
+}
+
+/// How a chat message's room is filed: its name, or `''` for the whole
+/// namespace (no room is called `''`).
+fn chat_room_key(room: Option<&RoomName>) -> &str {
+    room.map_or("", RoomName::as_str)
+}
+
+/// Keeps a chat message and drops the oldest of its room beyond `keep`.
+pub(super) fn record_chat(
+    conn: &Connection,
+    post: &ChatPost,
+    keep: usize,
+) -> Result<ChatMessage, StoreError> {
+    let room = chat_room_key(post.room.as_ref());
+    conn.prepare_cached(
+        "INSERT INTO chat_messages (room, sender, text, at_ms) VALUES (?1, ?2, ?3, ?4)",
+    )
+    .and_then(|mut st| st.execute(params![room, post.from.as_str(), post.text, ms(post.at)]))
+    .map_err(db("storing a chat message"))?;
+    let seq = conn.last_insert_rowid();
+    // The row `keep` places below the newest is the first one to go.
+    conn.prepare_cached(
+        "DELETE FROM chat_messages WHERE room = ?1 AND seq <= (
+             SELECT seq FROM chat_messages WHERE room = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+    )
+    .and_then(|mut st| st.execute(params![room, i64::try_from(keep).unwrap_or(i64::MAX)]))
+    .map_err(db("dropping old chat messages"))?;
+    Ok(ChatMessage {
+        offset: u64::try_from(seq)
+            .map_err(|_| StoreError::Corrupt(format!("chat offset {seq} is negative")))?,
+        post: post.clone(),
+    })
+}
+
+/// The newest `limit` chat messages of `room` after `after`, oldest first.
+pub(super) fn chat_after(
+    conn: &Connection,
+    room: Option<&RoomName>,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<ChatMessage>, StoreError> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT seq, sender, text, at_ms FROM chat_messages
+             WHERE room = ?1 AND seq > ?2 ORDER BY seq DESC LIMIT ?3",
+        )
+        .map_err(db("reading the chat history"))?;
+    let mut rows = st
+        .query(params![
+            chat_room_key(room),
+            i64::try_from(after).unwrap_or(i64::MAX),
+            i64::try_from(limit).unwrap_or(i64::MAX),
+        ])
+        .map_err(db("reading the chat history"))?;
+    let mut messages = Vec::new();
+    while let Some(row) = rows.next().map_err(db("reading the chat history"))? {
+        let read = db("reading the chat history");
+        let seq: i64 = row.get(0).map_err(&read)?;
+        let sender: String = row.get(1).map_err(&read)?;
+        messages.push(ChatMessage {
+            offset: u64::try_from(seq)
+                .map_err(|_| StoreError::Corrupt(format!("chat offset {seq} is negative")))?,
+            post: ChatPost {
+                from: ChatName::parse(&sender)
+                    .map_err(|e| StoreError::Corrupt(format!("a chat sender: {e}")))?,
+                text: row.get(2).map_err(&read)?,
+                room: room.cloned(),
+                at: time(row.get(3).map_err(&read)?)?,
+            },
+        });
+    }
+    messages.reverse();
+    Ok(messages)
 }
 
 /// Whether the database answers at all.

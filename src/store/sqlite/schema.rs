@@ -10,6 +10,7 @@
 //! |---|---|---|
 //! | 0 | 0.1.0 | `orders` and `messages` rows each hold one JSON body (the wire format of the day), no version |
 //! | 1 | 0.2.0 | orders in columns, one time per step; a message names its order and step (its content is the order as of that step); indexes for listing a party's orders |
+//! | 2 | 0.3.0 | `chat_messages`: the chat's history, the row id is the message's offset (`AUTOINCREMENT`, so an offset is never given twice, even after old rows are dropped); room `''` holds the namespace-wide messages |
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, Transaction, params};
@@ -20,7 +21,7 @@ use crate::domain::{DistributorId, HistoryEntry, Order, OrderId, Status, VendorI
 use crate::store::StoreError;
 
 /// The version this release writes.
-pub(super) const VERSION: i64 = 1;
+pub(super) const VERSION: i64 = 2;
 
 /// Brings the database up to [`VERSION`]; returns the version it had.
 pub(super) fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
@@ -40,6 +41,7 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
     for version in found..VERSION {
         match version {
             0 => to_v1(&tx)?,
+            1 => to_v2(&tx)?,
             _ => unreachable_version(version)?,
         }
     }
@@ -105,6 +107,21 @@ fn to_v1(tx: &Transaction<'_>) -> Result<(), StoreError> {
         );
     }
     Ok(())
+}
+
+/// Version 2: the chat's history. Nothing older is touched.
+fn to_v2(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch(
+        "CREATE TABLE chat_messages (
+             seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+             room    TEXT NOT NULL,
+             sender  TEXT NOT NULL,
+             text    TEXT NOT NULL,
+             at_ms   INTEGER NOT NULL
+         );
+         CREATE INDEX chat_messages_by_room ON chat_messages (room, seq);",
+    )
+    .map_err(db("creating the version 2 tables"))
 }
 
 fn has_column(tx: &Transaction<'_>, table: &str, column: &str) -> Result<bool, StoreError> {
