@@ -308,6 +308,20 @@ pub(crate) async fn chatter(app: &TestApp, name: &str) -> Client {
     c
 }
 
+/// Connects to `/chat` of the hub at `url` with `auth` over `transport`,
+/// and panics with the refusal if refused.
+pub(crate) async fn chat_with(url: &str, auth: Value, transport: Transport) -> Client {
+    let label = format!("chat {} ({transport})", auth["name"]);
+    let mut c = try_connect(url, "/chat", Some(auth), transport)
+        .await
+        .unwrap_or_else(|e| panic!("{label}: connect refused: {e}"));
+    c.label = label;
+    c
+}
+
+/// Both transports, for tests that must hold on either.
+pub(crate) const BOTH_TRANSPORTS: [Transport; 2] = [Transport::WebSocket, Transport::Polling];
+
 /// The `connect_error` message a connection attempt gets.
 pub(crate) async fn refusal(app: &TestApp, namespace: &str, auth: Option<Value>) -> String {
     match try_connect(&app.url(), namespace, auth, Transport::WebSocket).await {

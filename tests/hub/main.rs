@@ -6,6 +6,7 @@ mod api;
 mod bad_input;
 mod bench;
 mod chat;
+mod chat_history;
 mod client;
 mod cluster;
 mod delivery;
