@@ -9,8 +9,13 @@ use std::any::Any;
 use std::sync::Arc;
 
 use chrono::Utc;
-use parcel_hub::domain::{DistributorId, MessageId, OrderId, Pickup, Recipient, Status, VendorId};
-use parcel_hub::store::{Recorded, RedisStore, SharedStore, SqliteStore, Store, StoreError};
+use parcel_hub::domain::{
+    ChatName, ChatPost, DistributorId, MessageId, OrderId, Pickup, Recipient, RoomName, Status,
+    VendorId,
+};
+use parcel_hub::store::{
+    CHAT_KEPT, Recorded, RedisStore, SharedStore, SqliteStore, Store, StoreError,
+};
 
 use crate::helpers::{RedisPrefix, test_redis};
 
@@ -95,7 +100,84 @@ on_every_backend!(
     concurrent_pickups_of_one_order_record_it_exactly_once,
     many_concurrent_pickups_are_all_kept,
     concurrent_transitions_of_one_order_move_it_exactly_once,
+    chat_messages_get_growing_offsets_and_are_read_back_after_one,
+    chat_keeps_the_newest_thousand_per_room_and_for_everyone,
 );
+
+fn chat_post(text: &str, room: Option<&str>) -> ChatPost {
+    ChatPost {
+        from: ChatName::parse("José Ñúñez").unwrap(),
+        text: text.into(),
+        room: room.map(|r| RoomName::parse(r).unwrap()),
+        at: parcel_hub::domain::millis(Utc::now()),
+    }
+}
+
+async fn chat_messages_get_growing_offsets_and_are_read_back_after_one(
+    name: &str,
+    store: SharedStore,
+) {
+    let lobby = RoomName::parse("lobby").unwrap();
+    let mut offsets = Vec::new();
+    for (text, room) in [("a", None), ("b", Some("lobby")), ("c", None), ("d", None)] {
+        let post = chat_post(text, room);
+        let stored = store.record_chat(&post).await.unwrap();
+        assert_eq!(stored.post, post, "{name}");
+        offsets.push(stored.offset);
+    }
+    assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{name}: {offsets:?}");
+    let everyone = store.chat_after(None, 0, 100).await.unwrap();
+    let texts: Vec<&str> = everyone.iter().map(|m| m.post.text.as_str()).collect();
+    assert_eq!(texts, ["a", "c", "d"], "{name}");
+    assert_eq!(everyone[0].post, chat_post("a", None).with_at(everyone[0].post.at));
+    let after_a = store.chat_after(None, offsets[0], 100).await.unwrap();
+    assert_eq!(after_a.len(), 2, "{name}");
+    assert_eq!(after_a[0].offset, offsets[2], "{name}");
+    let newest = store.chat_after(None, 0, 1).await.unwrap();
+    assert_eq!(newest[0].post.text, "d", "{name}: the newest, not the oldest");
+    let room = store.chat_after(Some(&lobby), 0, 100).await.unwrap();
+    assert_eq!(room.len(), 1, "{name}");
+    assert_eq!(room[0].post.room, Some(lobby.clone()), "{name}");
+    assert!(
+        store.chat_after(Some(&lobby), offsets[3], 100).await.unwrap().is_empty(),
+        "{name}"
+    );
+}
+
+async fn chat_keeps_the_newest_thousand_per_room_and_for_everyone(name: &str, store: SharedStore) {
+    let kitchen = RoomName::parse("kitchen").unwrap();
+    let extra = 7;
+    for n in 0..CHAT_KEPT + extra {
+        for room in [None, Some("kitchen")] {
+            store
+                .record_chat(&chat_post(&n.to_string(), room))
+                .await
+                .unwrap();
+        }
+    }
+    for room in [None, Some(&kitchen)] {
+        let kept = store.chat_after(room, 0, 5_000).await.unwrap();
+        assert_eq!(kept.len(), CHAT_KEPT, "{name}: {room:?}");
+        assert_eq!(kept[0].post.text, extra.to_string(), "{name}: oldest kept");
+        assert_eq!(
+            kept[CHAT_KEPT - 1].post.text,
+            (CHAT_KEPT + extra - 1).to_string(),
+            "{name}"
+        );
+    }
+}
+
+/// `post` as sent at `at` (times are compared to the millisecond).
+trait WithAt {
+    fn with_at(self, at: chrono::DateTime<Utc>) -> Self;
+}
+
+impl WithAt for ChatPost {
+    fn with_at(mut self, at: chrono::DateTime<Utc>) -> Self {
+        self.at = at;
+        self
+    }
+}
 
 async fn a_pickup_is_stored_and_queued_once(name: &str, store: SharedStore) {
     let acme = vendor("acme");

@@ -1,12 +1,16 @@
-//! Storage written by the previous release opens under this one with
-//! nothing lost: every order, every queued message (same id, same place in
-//! its queue, same content on the wire). The fixtures were made by the
-//! 0.1.0 binary (see `tests/hub/fixtures/README.md`).
+//! Storage written by earlier releases opens under this one with nothing
+//! lost: every order, every queued message (same id, same place in its
+//! queue, same content on the wire), and gains the chat's history. The
+//! fixtures were made by the 0.1.0 and 0.2.0 binaries (see
+//! `tests/hub/fixtures/README.md`): 0.1.0's file goes through schema
+//! version 1 to 2, 0.2.0's from 1 to 2.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use parcel_hub::domain::{DistributorId, OrderId, Recipient, Status, VendorId};
+use parcel_hub::domain::{
+    ChatName, ChatPost, DistributorId, OrderId, Recipient, RoomName, Status, VendorId,
+};
 use parcel_hub::protocol::MessageEnvelope;
 use parcel_hub::store::{RedisStore, SqliteStore, Store};
 use redis::Commands;
@@ -22,10 +26,44 @@ fn fixture(name: &str) -> PathBuf {
 
 /// A copy of the 0.1.0 database in a fresh folder (the fixture stays as it is).
 fn copy_of_the_old_database() -> (tempfile::TempDir, PathBuf) {
+    copy_of("sqlite-0.1.0.db")
+}
+
+fn copy_of(name: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("hub.db");
-    std::fs::copy(fixture("sqlite-0.1.0.db"), &db).unwrap();
+    std::fs::copy(fixture(name), &db).unwrap();
     (dir, db)
+}
+
+/// The schema version written in the file at `db`.
+fn file_version(db: &Path) -> i64 {
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap()
+}
+
+/// The upgraded store keeps a chat history, in rooms and for everyone.
+async fn assert_the_chat_history_works(store: &dyn Store) -> u64 {
+    assert!(store.chat_after(None, 0, 100).await.unwrap().is_empty());
+    let lobby = RoomName::parse("lobby").unwrap();
+    let mut last = 0;
+    for room in [None, Some(lobby.clone())] {
+        let post = ChatPost {
+            from: ChatName::parse("José Ñúñez").unwrap(),
+            text: "hello after the upgrade".into(),
+            room: room.clone(),
+            at: parcel_hub::domain::millis(chrono::Utc::now()),
+        };
+        let stored = store.record_chat(&post).await.unwrap();
+        assert!(stored.offset > last);
+        last = stored.offset;
+        let read = store.chat_after(room.as_ref(), 0, 100).await.unwrap();
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0], stored);
+    }
+    last
 }
 
 /// What 0.1.0 had queued: owner -> message bodies (its wire JSON), in queue order.
@@ -110,14 +148,89 @@ async fn a_database_written_by_0_1_0_opens_with_nothing_lost() {
     let (_dir, db) = copy_of_the_old_database();
     let store = SqliteStore::open(&db, Default::default()).unwrap();
     assert_eq!(store.opened_version(), 0, "the fixture predates versions");
+    assert_eq!(SqliteStore::SCHEMA_VERSION, 2);
+    assert_eq!(file_version(&db), 2, "through version 1 to 2");
     assert_every_order_kept(&store).await;
     assert_every_queue_kept(&store, &old_queues()).await;
+    let last = assert_the_chat_history_works(&store).await;
     drop(store);
 
     // Opened again, it is already current and still whole.
     let store = SqliteStore::open(&db, Default::default()).unwrap();
     assert_eq!(store.opened_version(), SqliteStore::SCHEMA_VERSION);
     assert_every_queue_kept(&store, &old_queues()).await;
+    let kept = store.chat_after(None, 0, 100).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert!(kept[0].offset < last, "the room's message came last");
+}
+
+#[tokio::test]
+async fn a_database_written_by_0_2_0_gains_the_chat_history_with_nothing_lost() {
+    let (_dir, db) = copy_of("sqlite-0.2.0.db");
+    assert_eq!(file_version(&db), 1, "the fixture is schema version 1");
+    let store = SqliteStore::open(&db, Default::default()).unwrap();
+    assert_eq!(store.opened_version(), 1);
+    assert_eq!(file_version(&db), 2);
+    let acme = VendorId::parse("acme-widgets").unwrap();
+    let moved = store
+        .order(&acme, &OrderId::parse("o-2001").unwrap())
+        .await
+        .unwrap()
+        .expect("o-2001 was kept");
+    assert_eq!(moved.status, Status::InTransit);
+    assert_eq!(moved.customer, "José Ñúñez");
+    assert_eq!(moved.address, "1 Rue de l'Église, Montréal");
+    let queued = |owner: &str| {
+        let store = &store;
+        let owner = recipient(owner);
+        async move {
+            store
+                .pending_for(&owner)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| (m.order.order_id.to_string(), m.status()))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        queued("distributor:north-hub").await,
+        [("f-1".to_owned(), Status::Pending)],
+        "o-2001's pickup was confirmed"
+    );
+    assert_eq!(
+        queued("distributor:south-hub").await,
+        [("o-2002".to_owned(), Status::Pending)]
+    );
+    assert_eq!(
+        queued("vendor:acme-widgets").await,
+        [("o-2001".to_owned(), Status::InTransit)]
+    );
+    // 0.2.0 kept no chat: the history starts empty, and works.
+    assert_the_chat_history_works(&store).await;
+}
+
+#[tokio::test]
+async fn a_hub_on_a_0_2_0_database_keeps_chat_history_across_a_restart() {
+    let (_dir, db) = copy_of("sqlite-0.2.0.db");
+    let app = spawn_app_with(|c| c.db = db.clone()).await;
+    let alice = chatter(&app, "alice").await;
+    let said = alice.ack("chat message", json!("first words")).await;
+    assert_ok(&said);
+    drop(alice);
+    app.stop().await;
+    let app = spawn_app_with(|c| c.db = db.clone()).await;
+    let bob = try_connect(
+        &app.url(),
+        "/chat",
+        Some(json!({ "name": "bob", "offset": 0 })),
+        Transport::WebSocket,
+    )
+    .await
+    .unwrap();
+    let heard = bob.expect("chat message").await;
+    assert_eq!(heard["text"], json!("first words"));
+    assert_eq!(heard["offset"], said["offset"]);
 }
 
 #[tokio::test]
@@ -261,6 +374,9 @@ async fn a_redis_written_by_0_1_0_is_read_with_nothing_lost() {
     assert_every_queue_kept(&store, &old_redis_queues()).await;
     let depths = store.queue_depths().await.unwrap();
     assert_eq!(depths.iter().map(|d| d.depth).sum::<u64>(), 7);
+    // The chat's keys are new keys: the layout version does not change.
+    assert_the_chat_history_works(&store).await;
+    assert_eq!(store.layout_version().await.unwrap(), Some(1));
 }
 
 #[tokio::test]
