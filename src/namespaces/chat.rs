@@ -162,8 +162,9 @@ impl<A: Adapter> Relay for Audience<'_, A> {
     }
 }
 
-/// Tells the newcomer who is here and the others who came, then hands a
-/// socket that came back with an offset what it missed.
+/// Tells the others who came; hands a socket that came back with an
+/// offset what it missed; then tells it who is here (`users`, which so
+/// also marks the end of the replay).
 pub(crate) async fn on_connect<A: Adapter>(
     socket: SocketRef<A>,
     Extension(session): Extension<Session>,
@@ -172,21 +173,9 @@ pub(crate) async fn on_connect<A: Adapter>(
     State(hub): State<Hub>,
 ) {
     log_connected(&hub, &socket, &session);
-    let users = hub.chat.roster.names();
-    let online = users.len();
-    emit_to_socket(
-        &hub.activity,
-        &socket,
-        ns::CHAT,
-        event::USERS,
-        &Users {
-            users: &users,
-            online,
-        },
-    );
     let presence = Presence {
         name: name.as_str(),
-        online,
+        online: hub.chat.roster.online(),
     };
     relay(
         &hub,
@@ -196,14 +185,25 @@ pub(crate) async fn on_connect<A: Adapter>(
         &presence,
     )
     .await;
-    if let Some(after) = offset {
-        replay_missed(&hub, &socket, &name, after).await;
+    match offset {
+        Some(after) => replay_missed(&hub, &socket, after).await,
+        None => tell_who_is_here(&hub, &socket),
     }
 }
 
+/// `users { users, online }` to `socket` alone.
+fn tell_who_is_here<A: Adapter>(hub: &HubState, socket: &SocketRef<A>) {
+    let users = hub.chat.roster.names();
+    let who = Users {
+        online: users.len(),
+        users: &users,
+    };
+    emit_to_socket(&hub.activity, socket, ns::CHAT, event::USERS, &who);
+}
+
 /// Emits the namespace-wide messages after `after` to `socket`, oldest
-/// first, then lets it hear live ones.
-async fn replay_missed<A: Adapter>(hub: &HubState, socket: &SocketRef<A>, name: &ChatName, after: u64) {
+/// first, then `users`, then lets it hear live messages.
+async fn replay_missed<A: Adapter>(hub: &HubState, socket: &SocketRef<A>, after: u64) {
     let replay = ops::chat::replay(hub, None, after, REPLAY_ON_CONNECT, || {
         socket.join(rooms::chat_everyone());
     })
@@ -215,13 +215,15 @@ async fn replay_missed<A: Adapter>(hub: &HubState, socket: &SocketRef<A>, name: 
                     tracing::warn!(ns = ns::CHAT, sid = %socket.id, offset = message.offset, error = %e, "could not replay a chat message");
                 }
             }
-            tracing::info!(ns = ns::CHAT, sid = %socket.id, name = %name, after, replayed = replay.history.len(), "chat history replayed");
+            tracing::info!(ns = ns::CHAT, sid = %socket.id, after, replayed = replay.history.len(), "chat history replayed");
+            tell_who_is_here(hub, socket);
         }
         Err(refusal) => {
             // The store failed (logged where it became a refusal); the
             // socket hears live messages from now on all the same.
             socket.join(rooms::chat_everyone());
             tracing::warn!(ns = ns::CHAT, sid = %socket.id, reason = %refusal, "chat history not replayed");
+            tell_who_is_here(hub, socket);
         }
     }
 }

@@ -322,6 +322,99 @@ async function main() {
     await screenshot(bob, 'chat-bob');
   });
 
+  await check('a chat page that lost its connection shows what it missed; a reload shows recent history', async () => {
+    // Dana's page keeps its WebSockets where the test can close them, and
+    // while `__wsBlocked` is set every new one is closed as soon as it opens.
+    const dana = await context.newPage();
+    dana.setDefaultTimeout(STEP_TIMEOUT_MS);
+    dana.on('pageerror', (err) => problems.push(`chat-dana: page error: ${err.message}`));
+    await dana.addInitScript(() => {
+      const Native = window.WebSocket;
+      window.__openSockets = [];
+      window.__wsBlocked = false;
+      window.WebSocket = class extends Native {
+        constructor(...args) {
+          super(...args);
+          window.__openSockets.push(this);
+          if (window.__wsBlocked) this.addEventListener('open', () => this.close());
+        }
+      };
+    });
+    await dana.goto(`${hub.base}/chat`);
+    // A name someone online already has is refused, with the hub's reason.
+    await dana.fill('#signin-form [name="name"]', 'alice');
+    await dana.click('#signin-form button[type="submit"]');
+    await dana.waitForSelector('#signin-error:text-is("The hub refused: name_taken: someone called alice is already here")');
+    await dana.fill('#signin-form [name="name"]', 'Dana Ñúñez');
+    await dana.click('#signin-form button[type="submit"]');
+    await dana.waitForSelector('#conn[data-state="connected"]');
+    // Who is online comes from `users`: alice and bob were there first.
+    await dana.waitForFunction(() => {
+      const names = [...document.querySelectorAll('#online li > span:first-child')].map((n) => n.textContent);
+      return ['alice', 'bob', 'Dana Ñúñez'].every((n) => names.includes(n)) && document.querySelector('#online-count').textContent === '3';
+    });
+    await alice.waitForFunction(() => document.querySelector('#online').textContent.includes('Dana Ñúñez'));
+    await dana.fill('#join-form [name="room"]', 'parcels');
+    await dana.click('#join-form button');
+    // Joining shows what was said in the room before, marked as history.
+    await dana.waitForSelector('#messages li.history .bubble:text-is("only for the parcels room")');
+
+    // Dana drops off and cannot get back for a moment.
+    await dana.evaluate(() => {
+      window.__wsBlocked = true;
+      for (const ws of window.__openSockets) ws.close();
+    });
+    await dana.waitForSelector('#conn[data-state="connecting"]');
+    await alice.waitForFunction(() => !document.querySelector('#online').textContent.includes('Dana'));
+    await alice.selectOption('#target', '');
+    for (const text of ['while dana was away 1', 'while dana was away 2']) {
+      await alice.fill('#message', text);
+      await alice.press('#message', 'Enter');
+      await alice.waitForSelector(`#messages li.mine .bubble:text-is("${text}")`);
+    }
+    await alice.selectOption('#target', 'parcels');
+    await alice.fill('#message', 'parcels while dana was away');
+    await alice.press('#message', 'Enter');
+    await alice.waitForSelector('#messages li.mine .bubble:text-is("parcels while dana was away")');
+    await dana.evaluate(() => {
+      window.__wsBlocked = false;
+    });
+    await dana.waitForSelector('#conn[data-state="connected"]', { timeout: 30_000 });
+    await dana.waitForSelector('#messages li.divider.missed');
+    for (const text of ['while dana was away 1', 'while dana was away 2', 'parcels while dana was away']) {
+      await dana.waitForSelector(`#messages li.missed .bubble:text-is("${text}")`);
+    }
+    await alice.waitForFunction(() => document.querySelector('#online').textContent.includes('Dana'));
+    // Then live again, and nothing twice.
+    await alice.selectOption('#target', '');
+    await alice.fill('#message', 'welcome back');
+    await alice.press('#message', 'Enter');
+    await dana.waitForSelector('#messages li.theirs:not(.missed):not(.history) .bubble:text-is("welcome back")');
+    await sleep(QUIET_WINDOW_MS);
+    for (const text of ['while dana was away 1', 'parcels while dana was away', 'welcome back']) {
+      const count = await dana.locator('#messages .bubble', { hasText: text }).count();
+      assert(count === 1, `dana sees "${text}" ${count} times`);
+    }
+    await screenshot(dana, 'chat-dana-missed');
+
+    // A reload: the page starts over, and shows the latest messages kept.
+    await dana.reload();
+    await dana.fill('#signin-form [name="name"]', 'Dana Ñúñez');
+    await dana.click('#signin-form button[type="submit"]');
+    await dana.waitForSelector('#conn[data-state="connected"]');
+    await dana.waitForSelector('#messages li.divider.history');
+    for (const text of [hello, 'while dana was away 2', 'welcome back']) {
+      await dana.waitForSelector(`#messages li.history .bubble:text-is("${text}")`);
+    }
+    const roomOnly = await dana.locator('#messages .bubble', { hasText: 'parcels while dana was away' }).count();
+    assert(roomOnly === 0, 'a room message showed in the namespace-wide history');
+    // Markup in the history is text too.
+    assert((await dana.locator('#messages img').count()) === 0, 'an <img> element was created');
+    await screenshot(dana, 'chat-dana-reloaded');
+    await dana.close();
+    await alice.waitForFunction(() => !document.querySelector('#online').textContent.includes('Dana'));
+  });
+
   let inspector;
 
   await check('the inspector shows the sockets and the events', async () => {

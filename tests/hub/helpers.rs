@@ -393,6 +393,20 @@ impl Client {
         }
     }
 
+    /// The next event of any name, in arrival order: `(event, payload)`.
+    pub(crate) async fn next_any(&self) -> (String, Value) {
+        let mut skipped = self.skipped.lock().await;
+        if !skipped.is_empty() {
+            return skipped.remove(0);
+        }
+        let got = self
+            .inner
+            .next_event(TIMEOUT)
+            .await
+            .unwrap_or_else(|| panic!("{}: no event within {TIMEOUT:?}", self.label));
+        (got.event, got.payload)
+    }
+
     /// The next `event` if one arrives within `window` (others stay buffered).
     pub(crate) async fn within(&self, event: &str, window: Duration) -> Option<Value> {
         self.next_matching(event, window).await

@@ -3,7 +3,6 @@
 (() => {
   const { el, clock, request, signIn } = window.ParcelHub;
   const $ = (id) => document.getElementById(id);
-  const LOBBY = 'lobby';
   const signinForm = $('signin-form');
   const messageForm = $('message-form');
   const input = $('message');
@@ -21,6 +20,15 @@
   const typing = new Map(); // name -> room ('' for everyone)
   let typingSent = false;
   let typingTimer = null;
+  // The history: the last offset seen for everyone ('') and per room, and
+  // the offsets shown, so a message heard twice is shown once.
+  let seen = new Map();
+  let shown = new Set();
+  // Between CONNECT and `users`, the hub hands over what we missed.
+  let catchingUp = null; // { label, count } while it does
+  let everConnected = false;
+  let retries = 0;
+  const MAX_RETRIES = 15;
 
   signinForm.addEventListener('submit', (event) => {
     event.preventDefault();
@@ -35,9 +43,17 @@
     $('signin').hidden = false;
   });
 
+  // A closing or reloading tab leaves at once, so its name is free for the next page.
+  window.addEventListener('pagehide', () => {
+    if (socket) socket.disconnect();
+  });
+
   function reset() {
     online = new Set();
     rooms = new Map();
+    seen = new Map();
+    shown = new Set();
+    everConnected = false;
     typing.clear();
     $('messages').replaceChildren();
     renderRooms();
@@ -45,44 +61,74 @@
     renderTyping();
   }
 
+  /** Notes `offset` as seen where it was said; false if it was already shown. */
+  function note(offset, room) {
+    if (typeof offset !== 'number') return true;
+    const key = room || '';
+    if (!(seen.get(key) >= offset)) seen.set(key, offset);
+    if (shown.has(offset)) return false;
+    shown.add(offset);
+    return true;
+  }
+
   function connect(name) {
-    socket = signIn(socket, '/chat', { name }, forget).socket;
+    reset();
+    me = name;
+    // A function, so every reconnect sends the last offset seen; the first
+    // connect sends 0: the newest messages the hub kept.
+    const auth = (cb) => cb({ name, offset: seen.get('') || 0 });
+    socket = signIn(socket, '/chat', auth, (s) => refused(s, name)).socket;
     const current = socket;
     socket.on('connect', async () => {
-      me = name;
+      const again = everConnected;
+      everConnected = true;
+      retries = 0;
       $('who').textContent = name;
       $('signin').hidden = true;
       $('console').hidden = false;
-      online.add(me);
-      renderOnline();
-      system(`You joined the chat as ${name}.`);
-      // The lobby tells a newcomer who is already here; rejoin every room after a reconnect.
-      const wanted = new Set([LOBBY, ...rooms.keys()]);
-      for (const room of wanted) await join(current, room, room === LOBBY);
+      catchingUp = { label: again ? 'Missed while you were away' : 'Earlier messages', kind: again ? 'missed' : 'history', count: 0 };
+      if (!again) system(`You joined the chat as ${name}.`);
+      else system('Reconnected.');
+      // Rejoin every room after a reconnect, with what was missed there.
+      for (const room of [...rooms.keys()]) await join(current, room, again);
       input.focus();
     });
     socket.on('chat message', (message) => {
-      showMessage(message.from, message.text, message.room, message.at, false);
+      if (!note(message.offset, message.room)) return;
+      const from = message.from === me ? null : message.from;
+      if (catchingUp && !message.room) {
+        if (catchingUp.count === 0) divider(catchingUp.label, catchingUp.kind);
+        catchingUp.count += 1;
+        showMessage(from, message.text, message.room, message.at, catchingUp.kind);
+      } else {
+        showMessage(from, message.text, message.room, message.at, null);
+      }
       typing.delete(message.from);
       renderTyping();
     });
-    socket.on('user connected', ({ name: who, users }) => {
-      system(`${who} joined the chat`);
-      setOnline(users);
+    socket.on('users', ({ users }) => {
+      if (catchingUp && catchingUp.count > 0) divider('Now', 'now');
+      catchingUp = null;
+      online = new Set(users);
+      online.add(me);
+      renderOnline();
     });
-    socket.on('user disconnected', ({ name: who, users }) => {
+    socket.on('user connected', ({ name: who }) => {
+      system(`${who} joined the chat`);
+      online.add(who);
+      renderOnline();
+    });
+    socket.on('user disconnected', ({ name: who }) => {
       system(`${who} left the chat`);
       typing.delete(who);
       renderTyping();
-      setOnline(users);
+      online.delete(who);
+      renderOnline();
     });
     socket.on('user joined', ({ name: who, room, members }) => {
-      // Everyone enters the lobby on connect; "joined the chat" already said so.
-      if (room !== LOBBY) system(`${who} joined #${room}`);
+      system(`${who} joined #${room}`);
       rooms.set(room, members);
-      for (const member of members) online.add(member);
       renderRooms();
-      renderOnline();
     });
     socket.on('user left', ({ name: who, room, members }) => {
       system(`${who} left #${room}`);
@@ -99,23 +145,40 @@
     });
   }
 
-  function setOnline(users) {
-    online = new Set(users);
-    online.add(me);
-    renderOnline();
+  // The hub refused `s`. After a reconnect that is most likely our own
+  // previous connection, which the hub has not seen go yet (`name_taken`):
+  // try again for a while. Otherwise, back to the sign-in card.
+  function refused(s, name) {
+    if (socket !== s) return false;
+    if (everConnected && retries < MAX_RETRIES) {
+      retries += 1;
+      system(`The hub still has your previous connection; trying again (${retries} of ${MAX_RETRIES})…`);
+      setTimeout(() => {
+        if (socket === s && me === name) s.connect();
+      }, 2000);
+      return false;
+    }
+    socket = null;
+    return true;
   }
 
-  async function join(from, room, quiet) {
-    const answer = await request(from, 'join', { room });
+  /** Joins `room`; shows what was said there after the last offset seen (all kept, the first time). */
+  async function join(from, room, again) {
+    const payload = seen.has(room) ? { room, offset: seen.get(room) } : { room };
+    const answer = await request(from, 'join', payload);
     if (!answer.ok) {
       system(`Could not join #${room}: ${answer.error.message}`);
       return;
     }
     rooms.set(answer.room, answer.members);
-    for (const member of answer.members) online.add(member);
-    if (!quiet) system(`You joined #${answer.room}`);
+    if (!again) system(`You joined #${answer.room}`);
+    const history = (answer.history || []).filter((m) => note(m.offset, m.room));
+    if (history.length > 0) {
+      const kind = again ? 'missed' : 'history';
+      divider(again ? `Missed in #${answer.room}` : `Earlier in #${answer.room}`, kind);
+      for (const m of history) showMessage(m.from === me ? null : m.from, m.text, m.room, m.at, kind);
+    }
     renderRooms();
-    renderOnline();
   }
 
   async function leave(room) {
@@ -151,8 +214,9 @@
     stopTyping();
     const answer = await request(socket, 'chat message', payload);
     // The hub does not echo to the sender: our own message is shown from the ack.
-    if (answer.ok) showMessage(me, text, room || undefined, answer.at, true);
-    else system(`Not sent: ${answer.error.message}`);
+    if (answer.ok) {
+      if (note(answer.offset, room)) showMessage(null, text, room || undefined, answer.at, null);
+    } else system(`Not sent: ${answer.error.message}`);
   });
 
   input.addEventListener('input', () => {
@@ -175,10 +239,19 @@
     typingSent = false;
   }
 
-  function showMessage(from, text, room, at, mine) {
+  /** One message; `from` null for our own; `kind` 'history' or 'missed' marks one from the history. */
+  function showMessage(from, text, room, at, kind) {
+    const mine = from === null;
     const meta = el('span', { className: 'msg-meta' }, `${mine ? 'you' : from} · ${clock(at)}`);
     if (room) meta.append(' ', el('span', { className: 'room-tag', text: `#${room}` }));
-    append(el('li', { className: mine ? 'mine' : 'theirs' }, meta, el('span', { className: 'bubble', text })));
+    if (kind === 'missed') meta.append(' ', el('span', { className: 'missed-tag', text: 'missed' }));
+    const classes = [mine ? 'mine' : 'theirs', kind || ''].join(' ').trim();
+    append(el('li', { className: classes }, meta, el('span', { className: 'bubble', text })));
+  }
+
+  /** A line that starts a run of history ('history', 'missed') or ends it ('now'). */
+  function divider(text, kind) {
+    append(el('li', { className: `divider ${kind}`, text }));
   }
 
   function system(text) {
