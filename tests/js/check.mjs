@@ -445,6 +445,51 @@ async function chatBroadcast(c) {
   await alice.inbox.quiet('alice quiet window (the sender must not get its own message)', (ev) => ev === 'chat message');
 }
 
+// Chat v2: `users`, `online`, unique names in any script (NFC), offsets,
+// the replay of what was missed (auth as a function, as the chat page
+// sends it) and a room's history in the `join` ack.
+async function chatHistory(c, t) {
+  const ana = await c.connect('/chat', { name: `Ana ${t.label}` }, 'chat Ana');
+  const users = await ana.inbox.next('users');
+  expect(Array.isArray(users.users) && users.users.includes(`Ana ${t.label}`), "users must name the newcomer", users);
+  expect(users.online === users.users.length, 'users.online must count users.users', users);
+  const said = await ack(ana.socket, 'Ana', 'chat message', { text: `history ${t.label}` });
+  expectOk(said, 'chat message ack');
+  expect(Number.isInteger(said.offset) && said.offset > 0, 'chat message ack: offset must be a positive integer', said);
+  const taken = await c.refused('/chat', { name: `ana ${t.label}` }, 'a second Ana');
+  expect(
+    taken.message === `name_taken: someone called ana ${t.label} is already here`,
+    'a second Ana (other case) must be refused with name_taken',
+    taken.message,
+  );
+  // "Jose" + U+0301 COMBINING ACUTE ACCENT is the name "José" (NFC).
+  const jose = await c.connect(
+    '/chat',
+    (cb) => cb({ name: `Jose\u0301 ${t.label}`, offset: said.offset - 1 }),
+    'chat José',
+  );
+  const replayed = await jose.inbox.next('chat message');
+  expect(
+    replayed.offset === said.offset && replayed.text === `history ${t.label}` && replayed.from === `Ana ${t.label}`,
+    'José must first get the message after his offset',
+    replayed,
+  );
+  const seen = await jose.inbox.next('users');
+  expect(seen.users.includes(`José ${t.label}`) && seen.online === 2, 'users after the replay, NFC names', seen);
+  const hello = await ana.inbox.next('user connected');
+  expect(hello.name === `José ${t.label}` && hello.online === 2 && !('users' in hello), 'user connected: { name, online }', hello);
+  const room = `r-${t.label}`;
+  expectOk(await ack(ana.socket, 'Ana', 'join', { room }), 'join ack');
+  const inRoom = await ack(ana.socket, 'Ana', 'chat message', { text: 'in the room', room });
+  const joined = await ack(jose.socket, 'José', 'join', { room, offset: 0 });
+  expectOk(joined, 'join ack');
+  expect(
+    Array.isArray(joined.history) && joined.history.length === 1 && joined.history[0].offset === inRoom.offset && joined.history[0].room === room,
+    "join must answer the room's history",
+    joined,
+  );
+}
+
 const CHECKS = [
   ['round trip pickup -> in-transit -> delivered', roundTrip],
   ['refusal: wrong token', refusalWrongToken],
@@ -452,6 +497,7 @@ const CHECKS = [
   ['refusal: unknown namespace', refusalUnknownNamespace],
   ['error envelope: pickup {}', errorEnvelope],
   ['chat broadcast', chatBroadcast],
+  ['chat v2: users, unique names, history', chatHistory],
 ];
 
 // ---------------------------------------------------------------- main
