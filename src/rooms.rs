@@ -25,6 +25,14 @@ pub(crate) fn chat_everyone() -> &'static str {
     "everyone"
 }
 
+/// The chat sockets of hub `hub` whose own `user connected` has not gone
+/// out yet (in `/chat`). Their `users` already names everyone who came
+/// before them, so the notices queued before their own skip them; per hub,
+/// because only this hub's sockets got this hub's `users`.
+pub(crate) fn chat_arriving(hub: &str) -> String {
+    format!("arriving:{hub}")
+}
+
 /// The room where a queue's owner listens.
 pub(crate) fn of_recipient(recipient: &Recipient) -> String {
     match recipient {

@@ -137,23 +137,35 @@ struct Deliveries<'a> {
     stop: &'a watch::Sender<bool>,
     receivers: Vec<Receiver>,
     sender: &'a Sender,
+    /// The hub's pid, to read its CPU time and RSS once the workload is done.
+    pid: Option<u32>,
 }
 
 impl Deliveries<'_> {
-    /// Waits for the deliveries, stops the receivers and fills in `report`
-    /// from them and from what the sender's acks said (`sent`).
-    async fn settle(self, report: &mut Report, sent: (Vec<u64>, u64, u64)) {
+    /// Waits for the deliveries, reads the hub's CPU time and RSS, stops
+    /// the receivers and fills in `report` from them and from what the
+    /// sender's acks said (`sent`). Returns the hub's stats at the end of
+    /// the workload: before the receivers leave, so the hub's work on their
+    /// departure (W4: a `user disconnected` to everyone still there, for
+    /// each) is not counted, or counted only in part, by chance of timing.
+    async fn settle(
+        self,
+        report: &mut Report,
+        sent: (Vec<u64>, u64, u64),
+    ) -> Option<(f64, f64, f64)> {
         let (mut rtts, ok, failed) = sent;
         report.ack_ms = Percentiles::of(&mut rtts);
         report.acks_ok = ok;
         report.acks_failed = failed;
         let (delivered, last) = wait_for(self.tally, report.expected).await;
+        let stats = self.pid.and_then(process_stats);
         report.delivered = delivered;
         let span = last.saturating_sub(self.start);
         report.seconds = span as f64 / 1e9;
         report.messages_per_second = per_second(report.delivered, span);
         report.latency_ms = Percentiles::of(&mut gather(self.stop, self.receivers).await);
         report.unexpected_to_sender = self.sender.events_received.load(Ordering::Relaxed);
+        stats
     }
 }
 
@@ -272,6 +284,8 @@ pub async fn run_workload(workload: Workload, args: &BenchArgs) -> anyhow::Resul
         })
     };
 
+    // The hub's stats at the end of a delivery workload (see `Deliveries::settle`).
+    let mut end = None;
     match workload {
         Workload::W1 | Workload::W2 => {
             let sockets = args.distributors * args.sockets_per_distributor;
@@ -315,8 +329,9 @@ pub async fn run_workload(workload: Workload, args: &BenchArgs) -> anyhow::Resul
                 stop: &stop,
                 receivers: tasks,
                 sender: &vendor,
+                pid: target.pid,
             };
-            run.settle(&mut report, sent).await;
+            end = run.settle(&mut report, sent).await;
         }
         Workload::W3 => {
             let idle_before = target.pid.and_then(process_stats);
@@ -375,13 +390,14 @@ pub async fn run_workload(workload: Workload, args: &BenchArgs) -> anyhow::Resul
                 stop: &stop,
                 receivers: tasks,
                 sender: &sender,
+                pid: target.pid,
             };
-            run.settle(&mut report, sent).await;
+            end = run.settle(&mut report, sent).await;
         }
     };
 
     if let (Some(pid), Some((cpu_before, _, _))) = (target.pid, before)
-        && let Some((cpu_after, peak, _)) = process_stats(pid)
+        && let Some((cpu_after, peak, _)) = end.or_else(|| process_stats(pid))
     {
         report.hub_cpu_seconds = Some(((cpu_after - cpu_before) * 100.0).round() / 100.0);
         report.hub_peak_rss_mb = Some((peak * 10.0).round() / 10.0);

@@ -251,7 +251,14 @@ mod tests {
 
     #[test]
     fn chat_names_take_any_script_in_nfc() {
-        for name in ["José Ñúñez", "देवनागरी", "สมชาย", "O'Brien", "李小龍", "Zoë_2.0-x"] {
+        for name in [
+            "José Ñúñez",
+            "देवनागरी",
+            "สมชาย",
+            "O'Brien",
+            "李小龍",
+            "Zoë_2.0-x",
+        ] {
             assert_eq!(ChatName::parse(name).unwrap().as_str(), name);
         }
         // "e" + COMBINING ACUTE ACCENT becomes the one character "é".
@@ -265,7 +272,10 @@ mod tests {
     #[test]
     fn chat_names_refuse_control_and_formatting_characters() {
         let err = ChatName::parse("bell\u{7}").unwrap_err().0;
-        assert_eq!(err, "name may not contain control characters (found U+0007)");
+        assert_eq!(
+            err,
+            "name may not contain control characters (found U+0007)"
+        );
         let err = ChatName::parse("a\u{200B}b").unwrap_err().0;
         assert_eq!(
             err,

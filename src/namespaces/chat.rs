@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
+use futures_util::FutureExt;
 use serde::Serialize;
 use serde_json::Value;
 use socketioxide::SocketIo;
@@ -23,9 +24,9 @@ use super::{Call, Session};
 use crate::domain::{ChatMessage, ChatName, ChatPost, Identity, RoomName, millis};
 use crate::ops::{self, chat::Relay};
 use crate::protocol::{
-    ChatMessageAck, ChatMessageOut, ChatMessageRequest, ConnectRefusal, ErrorCode,
-    HISTORY_ON_JOIN, JoinAck, JoinRequest, Presence, REPLAY_ON_CONNECT, Refusal, RoomPresence,
-    Typing, Users, event, ns, ok_envelope, parse_offset, parse_optional_room, parse_room,
+    ChatMessageAck, ChatMessageOut, ChatMessageRequest, ConnectRefusal, ErrorCode, HISTORY_ON_JOIN,
+    JoinAck, JoinRequest, Presence, REPLAY_ON_CONNECT, Refusal, RoomPresence, Typing, Users, event,
+    ns, ok_envelope, parse_offset, parse_optional_room, parse_room,
 };
 use crate::rooms;
 use crate::state::{Hub, HubState, Seat};
@@ -70,7 +71,9 @@ pub(crate) async fn authenticate<A: Adapter>(
 pub(crate) async fn enter<A: Adapter>(
     socket: SocketRef<A>,
     Extension(ReplayFrom(offset)): Extension<ReplayFrom>,
+    State(hub): State<Hub>,
 ) -> Result<(), ConnectRefusal> {
+    socket.join(rooms::chat_arriving(hub.hub_id()));
     if offset.is_none() {
         socket.join(rooms::chat_everyone());
     }
@@ -162,48 +165,68 @@ impl<A: Adapter> Relay for Audience<'_, A> {
     }
 }
 
-/// Tells the others who came; hands a socket that came back with an
-/// offset what it missed; then tells it who is here (`users`, which so
-/// also marks the end of the replay).
+/// Hands a socket that came back with an offset what it missed; tells it
+/// who is here (`users`, which so also marks the end of the replay); and
+/// tells the others who came.
 pub(crate) async fn on_connect<A: Adapter>(
     socket: SocketRef<A>,
     Extension(session): Extension<Session>,
     Extension(name): Extension<ChatName>,
+    Extension(seat): Extension<Arc<Seat>>,
     Extension(ReplayFrom(offset)): Extension<ReplayFrom>,
     State(hub): State<Hub>,
 ) {
     log_connected(&hub, &socket, &session);
-    let presence = Presence {
-        name: name.as_str(),
-        online: hub.chat.roster.online(),
-    };
-    relay(
-        &hub,
-        socket.broadcast(),
-        "broadcast",
-        event::USER_CONNECTED,
-        &presence,
-    )
-    .await;
+    // Who is here as this socket's own notice is queued: it hears every
+    // notice queued after its own, and none before (its room `arriving`
+    // keeps those from it).
+    let arriving = rooms::chat_arriving(hub.hub_id());
+    let (for_notice, newcomer) = (hub.clone(), socket.clone());
+    let announced = hub.chat.presence.arrive(&seat, |online| {
+        async move {
+            let presence = Presence {
+                name: name.as_str(),
+                online,
+            };
+            let to = newcomer.broadcast().except(arriving.clone());
+            relay(
+                &for_notice,
+                to,
+                "broadcast",
+                event::USER_CONNECTED,
+                &presence,
+            )
+            .await;
+            newcomer.leave(arriving);
+        }
+        .boxed()
+    });
     match offset {
-        Some(after) => replay_missed(&hub, &socket, after).await,
-        None => tell_who_is_here(&hub, &socket),
+        Some(after) => replay_missed(&hub, &socket, after, &announced.users).await,
+        None => tell_who_is_here(&hub, &socket, &announced.users),
+    }
+    if announced.first {
+        hub.chat.presence.send_batch().await;
     }
 }
 
 /// `users { users, online }` to `socket` alone.
-fn tell_who_is_here<A: Adapter>(hub: &HubState, socket: &SocketRef<A>) {
-    let users = hub.chat.roster.names();
+fn tell_who_is_here<A: Adapter>(hub: &HubState, socket: &SocketRef<A>, users: &[String]) {
     let who = Users {
         online: users.len(),
-        users: &users,
+        users,
     };
     emit_to_socket(&hub.activity, socket, ns::CHAT, event::USERS, &who);
 }
 
 /// Emits the namespace-wide messages after `after` to `socket`, oldest
 /// first, then `users`, then lets it hear live messages.
-async fn replay_missed<A: Adapter>(hub: &HubState, socket: &SocketRef<A>, after: u64) {
+async fn replay_missed<A: Adapter>(
+    hub: &HubState,
+    socket: &SocketRef<A>,
+    after: u64,
+    users: &[String],
+) {
     let replay = ops::chat::replay(hub, None, after, REPLAY_ON_CONNECT, || {
         socket.join(rooms::chat_everyone());
     })
@@ -216,14 +239,14 @@ async fn replay_missed<A: Adapter>(hub: &HubState, socket: &SocketRef<A>, after:
                 }
             }
             tracing::info!(ns = ns::CHAT, sid = %socket.id, after, replayed = replay.history.len(), "chat history replayed");
-            tell_who_is_here(hub, socket);
+            tell_who_is_here(hub, socket, users);
         }
         Err(refusal) => {
             // The store failed (logged where it became a refusal); the
             // socket hears live messages from now on all the same.
             socket.join(rooms::chat_everyone());
             tracing::warn!(ns = ns::CHAT, sid = %socket.id, reason = %refusal, "chat history not replayed");
-            tell_who_is_here(hub, socket);
+            tell_who_is_here(hub, socket, users);
         }
     }
 }
@@ -321,7 +344,14 @@ pub(crate) async fn on_leave<A: Adapter>(
             members: &members,
         };
         let target = format!("room {full}");
-        relay(call.hub(), socket.to(full), &target, event::USER_LEFT, &notice).await;
+        relay(
+            call.hub(),
+            socket.to(full),
+            &target,
+            event::USER_LEFT,
+            &notice,
+        )
+        .await;
         Ok(ok_envelope(&RoomPresence {
             name: None,
             room: room.as_str(),
@@ -371,17 +401,26 @@ pub(crate) async fn on_disconnect<A: Adapter>(
     State(hub): State<Hub>,
 ) {
     log_disconnected(&hub, &socket, &session, reason);
-    seat.release();
-    let presence = Presence {
-        name: name.as_str(),
-        online: hub.chat.roster.online(),
-    };
-    relay(
-        &hub,
-        socket.broadcast(),
-        "broadcast",
-        event::USER_DISCONNECTED,
-        &presence,
-    )
-    .await;
+    let to = socket.broadcast();
+    let for_notice = hub.clone();
+    let announced = hub.chat.presence.leave(&seat, |online| {
+        async move {
+            let presence = Presence {
+                name: name.as_str(),
+                online,
+            };
+            relay(
+                &for_notice,
+                to,
+                "broadcast",
+                event::USER_DISCONNECTED,
+                &presence,
+            )
+            .await;
+        }
+        .boxed()
+    });
+    if announced.first {
+        hub.chat.presence.send_batch().await;
+    }
 }

@@ -172,7 +172,7 @@ pub(crate) fn parse_room(value: &Value) -> Result<RoomName, Refusal> {
 }
 
 /// The `offset` of a chat client: the last message it saw.
-pub(crate) const OFFSET_FIELD: &str = "offset";
+const OFFSET_FIELD: &str = "offset";
 
 /// The optional `offset` of a `/chat` handshake.
 pub(crate) fn parse_offset(fields: &Fields<'_>) -> Result<Option<u64>, Refusal> {
@@ -242,7 +242,12 @@ mod tests {
     fn join_takes_an_optional_offset() {
         let j = JoinRequest::parse(&json!({"room": "lobby", "offset": 7})).unwrap();
         assert_eq!(j.offset, Some(7));
-        assert_eq!(JoinRequest::parse(&json!({"room": "lobby"})).unwrap().offset, None);
+        assert_eq!(
+            JoinRequest::parse(&json!({"room": "lobby"}))
+                .unwrap()
+                .offset,
+            None
+        );
         for bad in [json!(-1), json!(1.5), json!("7")] {
             let err = JoinRequest::parse(&json!({"room": "lobby", "offset": bad})).unwrap_err();
             assert_eq!(err.message, "offset must be a whole number, 0 or more");

@@ -25,8 +25,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    ChatMessage, ChatPost, DistributorId, Message, MessageId, Order, OrderId, Pickup, Recipient, RoomName, Status,
-    TransitionError, VendorId,
+    ChatMessage, ChatPost, DistributorId, Message, MessageId, Order, OrderId, Pickup, Recipient,
+    RoomName, Status, TransitionError, VendorId,
 };
 
 pub use self::redis::RedisStore;

@@ -56,8 +56,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{CHAT_KEPT, QueueDepth, Recorded, Store, StoreError};
 use crate::domain::{
-    ChatMessage, ChatName, ChatPost, DistributorId, HistoryEntry, Message, MessageId, Order, OrderId, Pickup, Recipient, RoomName,
-    Status, TransitionOutcome, VendorId,
+    ChatMessage, ChatName, ChatPost, DistributorId, HistoryEntry, Message, MessageId, Order,
+    OrderId, Pickup, Recipient, RoomName, Status, TransitionOutcome, VendorId,
 };
 
 /// The key layout this release writes: 1 added `P:version` to 0.1.0's layout.

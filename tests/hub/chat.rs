@@ -148,7 +148,8 @@ async fn names_in_any_script_are_accepted_and_normalized() {
         let url = app.url();
         let mut clients = Vec::new();
         // "Jose" + COMBINING ACUTE ACCENT is stored as its NFC form "José".
-        for name in ["José Ñúñez", "देवनागरी", "สมชาย", "O'Brien", "Jose\u{301}"] {
+        for name in ["José Ñúñez", "देवनागरी", "สมชาย", "O'Brien", "Jose\u{301}"]
+        {
             clients.push(chat_with(&url, json!({ "name": name }), transport).await);
         }
         let last = clients.last().unwrap();
@@ -200,14 +201,22 @@ async fn control_and_formatting_characters_in_names_are_refused_clearly() {
             json!("<b>"),
             "bad_auth: name may contain only letters, digits, spaces and . _ - ' (not '<')",
         ),
-        (json!("x".repeat(33)), "bad_auth: name must be at most 32 characters"),
+        (
+            json!("x".repeat(33)),
+            "bad_auth: name must be at most 32 characters",
+        ),
     ];
     for (name, message) in cases {
         for transport in BOTH_TRANSPORTS {
-            let refused = try_connect(&app.url(), "/chat", Some(json!({ "name": name })), transport)
-                .await
-                .err()
-                .unwrap_or_else(|| panic!("{name} got in"));
+            let refused = try_connect(
+                &app.url(),
+                "/chat",
+                Some(json!({ "name": name })),
+                transport,
+            )
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{name} got in"));
             assert_eq!(refused, message, "{transport}");
         }
     }
@@ -331,4 +340,43 @@ async fn typing_with_nothing_at_all_is_relayed() {
     assert_eq!(bob.expect("typing").await, json!({ "name": "alice" }));
     assert_ok(&alice.ack_with_nothing("stop typing").await);
     assert_eq!(bob.expect("stop typing").await, json!({ "name": "alice" }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_join_storm_everyone_learns_of_everyone_else_exactly_once() {
+    let app = spawn_app().await;
+    let url = app.url();
+    let names: Vec<String> = (0..24).map(|i| format!("guest {i}")).collect();
+    let clients = join_all(
+        names
+            .iter()
+            .map(|name| chat_with(&url, json!({ "name": name }), Transport::WebSocket)),
+    )
+    .await;
+    for client in &clients {
+        let users = client.expect("users").await;
+        let mut known: std::collections::BTreeSet<String> = users["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_owned())
+            .collect();
+        // `users` names who came first; each later arrival is told once.
+        while known.len() < names.len() {
+            let hello = client.expect("user connected").await;
+            let name = hello["name"].as_str().unwrap().to_owned();
+            assert!(
+                known.insert(name.clone()),
+                "{}: told twice about {name}",
+                client.label
+            );
+        }
+    }
+    tokio::time::sleep(QUIET_WINDOW).await;
+    for client in &clients {
+        let extra = client
+            .within("user connected", std::time::Duration::ZERO)
+            .await;
+        assert!(extra.is_none(), "{}: also told {extra:?}", client.label);
+    }
 }

@@ -66,7 +66,10 @@ async fn every_chat_message_carries_an_offset_that_grows() {
         }
         let from_bob = bob.ack("chat message", json!("and back")).await;
         assert!(offset(&from_bob) > last);
-        assert_eq!(offset(&alice.expect("chat message").await), offset(&from_bob));
+        assert_eq!(
+            offset(&alice.expect("chat message").await),
+            offset(&from_bob)
+        );
     }
 }
 
@@ -87,7 +90,10 @@ async fn a_client_that_reconnects_with_its_offset_first_gets_what_it_missed() {
         say(&alice, "missed", 3).await;
         // A room message is not part of the namespace-wide replay.
         alice
-            .ack("chat message", json!({ "text": "lobby only", "room": "lobby" }))
+            .ack(
+                "chat message",
+                json!({ "text": "lobby only", "room": "lobby" }),
+            )
             .await;
         let bob = chat_with(
             &url,
@@ -192,7 +198,10 @@ async fn join_answers_with_the_rooms_history_after_the_offset() {
         // With an offset: only what came after it.
         bob.ack("leave", json!({ "room": "lobby" })).await;
         let joined = bob
-            .ack("join", json!({ "room": "lobby", "offset": acks[56]["offset"] }))
+            .ack(
+                "join",
+                json!({ "room": "lobby", "offset": acks[56]["offset"] }),
+            )
             .await;
         assert_eq!(
             texts(joined["history"].as_array().unwrap()),
@@ -233,7 +242,10 @@ async fn the_history_survives_a_hub_restart() {
     alice.ack("join", json!({ "room": "lobby" })).await;
     let acks = say(&alice, "before the restart", 2).await;
     alice
-        .ack("chat message", json!({ "text": "in the lobby", "room": "lobby" }))
+        .ack(
+            "chat message",
+            json!({ "text": "in the lobby", "room": "lobby" }),
+        )
         .await;
     drop(alice);
     app.stop().await;
@@ -252,7 +264,10 @@ async fn the_history_survives_a_hub_restart() {
     );
     assert_eq!(offset(&replayed[1]), offset(&acks[1]));
     let joined = bob.ack("join", json!({ "room": "lobby" })).await;
-    assert_eq!(texts(joined["history"].as_array().unwrap()), ["in the lobby"]);
+    assert_eq!(
+        texts(joined["history"].as_array().unwrap()),
+        ["in the lobby"]
+    );
     // Offsets go on growing after the restart.
     let next = bob.ack("chat message", json!("after")).await;
     assert!(offset(&next) > offset(&joined["history"][0]));
@@ -285,7 +300,10 @@ async fn two_hubs_on_one_redis_share_the_history() {
     assert!(offset(&on_b[0]) > offset(&on_a[1]));
     assert_eq!(offset(&bob.expect("chat message").await), offset(&on_a[0]));
     alice
-        .ack("chat message", json!({ "text": "lobby on A", "room": "lobby" }))
+        .ack(
+            "chat message",
+            json!({ "text": "lobby on A", "room": "lobby" }),
+        )
         .await;
 
     // Carol comes back on hub B with an old offset: A's messages too.

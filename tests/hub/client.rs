@@ -223,7 +223,7 @@ async fn a_client_that_leaves_or_is_dropped_says_goodbye() {
         drop(carol);
         let bye = next_of(&alice, "user disconnected").await;
         assert_eq!(bye["name"], json!("carol"), "{transport}");
-        assert_eq!(bye["users"], json!(["alice"]), "{transport}");
+        assert_eq!(bye["online"], json!(1), "{transport}");
     }
 }
 

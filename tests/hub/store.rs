@@ -125,21 +125,34 @@ async fn chat_messages_get_growing_offsets_and_are_read_back_after_one(
         assert_eq!(stored.post, post, "{name}");
         offsets.push(stored.offset);
     }
-    assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{name}: {offsets:?}");
+    assert!(
+        offsets.windows(2).all(|w| w[0] < w[1]),
+        "{name}: {offsets:?}"
+    );
     let everyone = store.chat_after(None, 0, 100).await.unwrap();
     let texts: Vec<&str> = everyone.iter().map(|m| m.post.text.as_str()).collect();
     assert_eq!(texts, ["a", "c", "d"], "{name}");
-    assert_eq!(everyone[0].post, chat_post("a", None).with_at(everyone[0].post.at));
+    assert_eq!(
+        everyone[0].post,
+        chat_post("a", None).with_at(everyone[0].post.at)
+    );
     let after_a = store.chat_after(None, offsets[0], 100).await.unwrap();
     assert_eq!(after_a.len(), 2, "{name}");
     assert_eq!(after_a[0].offset, offsets[2], "{name}");
     let newest = store.chat_after(None, 0, 1).await.unwrap();
-    assert_eq!(newest[0].post.text, "d", "{name}: the newest, not the oldest");
+    assert_eq!(
+        newest[0].post.text, "d",
+        "{name}: the newest, not the oldest"
+    );
     let room = store.chat_after(Some(&lobby), 0, 100).await.unwrap();
     assert_eq!(room.len(), 1, "{name}");
     assert_eq!(room[0].post.room, Some(lobby.clone()), "{name}");
     assert!(
-        store.chat_after(Some(&lobby), offsets[3], 100).await.unwrap().is_empty(),
+        store
+            .chat_after(Some(&lobby), offsets[3], 100)
+            .await
+            .unwrap()
+            .is_empty(),
         "{name}"
     );
 }

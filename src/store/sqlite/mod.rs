@@ -27,8 +27,8 @@ use rusqlite::Connection;
 
 use super::{CHAT_KEPT, QueueDepth, Recorded, Store, StoreError};
 use crate::domain::{
-    ChatMessage, ChatPost, DistributorId, Message, MessageId, Order, OrderId, Pickup, Recipient, RoomName,
-    Status, TransitionOutcome, VendorId,
+    ChatMessage, ChatPost, DistributorId, Message, MessageId, Order, OrderId, Pickup, Recipient,
+    RoomName, Status, TransitionOutcome, VendorId,
 };
 use readers::Readers;
 use writer::Writer;

@@ -9,7 +9,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::db;
 use crate::domain::{
-    ChatMessage, ChatName, ChatPost, DistributorId, HistoryEntry, Message, MessageId, Order, OrderId, Recipient, RoomName, Status, VendorId,
+    ChatMessage, ChatName, ChatPost, DistributorId, HistoryEntry, Message, MessageId, Order,
+    OrderId, Recipient, RoomName, Status, VendorId,
 };
 use crate::store::StoreError;
 
