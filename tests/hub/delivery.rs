@@ -150,8 +150,14 @@ async fn an_event_sent_the_moment_a_client_is_connected_is_answered() {
         ("/distributor", distributor_auth("north-hub"), "getAll"),
         ("/chat", json!({ "name": "alice" }), "join"),
     ] {
-        for _ in 0..10 {
+        for n in 0..10 {
             let payload = json!({ "room": "lobby" });
+            // Chat names are unique while connected: a name of its own each
+            // time, since the previous client may not be gone yet.
+            let auth = match auth.get("name") {
+                Some(_) => json!({ "name": format!("alice {n}") }),
+                None => auth.clone(),
+            };
             let ack = ack_right_after_connect(&hub.url, namespace, &auth, event, &payload)
                 .await
                 .unwrap_or_else(|| panic!("{namespace}: no ack for the first event"));
