@@ -21,8 +21,10 @@
 //!   schemas and migrations.
 //! - [`activity`]: proof-of-life logging and the activity feed.
 //! - [`config`]: the hub's settings and the credentials.
-//! - [`state`]: the shared hub state (a leaf: store, credentials, limits).
-//! - [`ops`]: the operations (pickup, transitions, queue), no transport types.
+//! - [`state`]: the shared hub state (a leaf: store, credentials, limits,
+//!   who is in the chat).
+//! - [`ops`]: the operations (pickup, transitions, queue, chat history), no
+//!   transport types.
 //! - [`cluster`]: several hubs behind one Redis (adapter driver, watchdog).
 //! - [`namespaces`]: the Socket.IO adapters of the operations, one file per
 //!   namespace, registered in one place.
