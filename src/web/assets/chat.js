@@ -43,9 +43,13 @@
     $('signin').hidden = false;
   });
 
-  // A closing or reloading tab leaves at once, so its name is free for the next page.
+  // A closing or reloading tab leaves at once, so its name is free for the next page;
+  // a page brought back from the back-forward cache comes back in.
   window.addEventListener('pagehide', () => {
     if (socket) socket.disconnect();
+  });
+  window.addEventListener('pageshow', (event) => {
+    if (event.persisted && socket && !socket.connected) socket.connect();
   });
 
   function reset() {
