@@ -30,11 +30,12 @@ fn copy_of_the_old_database() -> (tempfile::TempDir, PathBuf) {
 
 /// What 0.1.0 had queued: owner -> message bodies (its wire JSON), in queue order.
 fn old_queues() -> BTreeMap<String, Vec<Value>> {
-    let conn = rusqlite::Connection::open_with_flags(
-        fixture("sqlite-0.1.0.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
+    // Read from a copy: even a read-only open of a WAL file leaves `-shm`
+    // and `-wal` files beside it, and the fixture must stay as 0.1.0 left it.
+    let (_dir, copy) = copy_of_the_old_database();
+    let conn =
+        rusqlite::Connection::open_with_flags(&copy, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
     let mut st = conn
         .prepare("SELECT owner, body FROM messages ORDER BY seq")
         .unwrap();
