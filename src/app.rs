@@ -1,4 +1,6 @@
-//! Wiring: the hub state, the Socket.IO layer, the HTTP router, and `serve`.
+//! Wiring: the hub state, the Socket.IO layer, the HTTP router, and `serve`;
+//! what an operator reaches beside the pages is in [`operate`] (health,
+//! metrics, CORS).
 //!
 //! A hub runs on one of two Socket.IO adapters: the local one (alone, SQLite)
 //! or the cluster's Redis adapter (`--redis`). Everything below the seam is
@@ -17,10 +19,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::State as HttpState;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Json};
-use axum::routing::get;
 use axum::serve::ListenerExt;
 use futures_util::future::BoxFuture;
 use socketioxide::adapter::LocalAdapter;
@@ -29,8 +27,8 @@ use socketioxide::{SocketIo, SocketIoBuilder};
 use socketioxide_redis::{RedisAdapterConfig, RedisAdapterCtr};
 use tokio::net::TcpListener;
 
-use crate::cluster::{self, ClusterAdapter, HubAdapter, Watchdog};
-use crate::config::{Config, Credentials};
+use crate::cluster::{self, ClusterAdapter, HubAdapter, PubSubDriver, Watchdog};
+use crate::config::{Config, ConfigError};
 use crate::namespaces;
 use crate::namespaces::inspector::FeedTask;
 use crate::namespaces::sockets;
@@ -40,7 +38,10 @@ use crate::scenario::Library;
 use crate::scenario::runner::{Launcher, LessonHub};
 use crate::state::{Hub, HubState, Limits};
 use crate::store::{RedisStore, SharedStore, SqliteStore};
+use crate::upkeep::Upkeep;
 use crate::web::{self, ClientScript};
+
+mod operate;
 
 /// The Socket.IO handle, on whichever adapter this hub runs.
 #[derive(Debug, Clone)]
@@ -80,16 +81,21 @@ pub struct App {
     router: Router,
     /// Keeps the cluster connection checked while the hub serves (`--redis` only).
     watchdog: Option<Watchdog>,
+    /// The background chores (gauges, retention) while the hub serves.
+    upkeep: Upkeep,
 }
 
 impl App {
     /// Opens the store, loads credentials and builds every namespace; with
     /// `--redis`, connects to the cluster (and fails if Redis does not answer).
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
-        let credentials = match &config.credentials {
-            Some(path) => Credentials::load(path)?,
-            None => Credentials::demo(),
-        };
+        // Before anything is opened or bound: the demo set stays on loopback.
+        let credentials = config.credentials_to_serve()?;
+        let retention = config.retention()?;
+        if retention.is_some() && config.redis.is_some() {
+            return Err(ConfigError::RetentionInCluster.into());
+        }
+        let cors = operate::cors(&config.cors_origin)?;
         let limits = Limits {
             rate_per_second: config.rate_limit,
             burst: config.rate_burst,
@@ -101,11 +107,12 @@ impl App {
                 .with_context(|| format!("cannot open the database {}", config.db.display()))?;
             let hub = state(Arc::new(store));
             let (layer, io) = socket_io(config, &hub).build_layer();
-            let router = wire(config, &hub, &io, layer, client).await?;
+            let router = wire(config, &hub, &io, layer, client, None).await?;
             return Ok(Self {
+                upkeep: Upkeep::start(hub.clone(), retention),
                 hub,
                 io: HubIo::Local(io),
-                router,
+                router: operate::with_cors(router, cors),
                 watchdog: None,
             });
         };
@@ -117,6 +124,7 @@ impl App {
             .await
             .with_context(|| format!("cannot use the keys {prefix}:* in redis"))?;
         let hub = state(Arc::new(store));
+        let subscriptions = redis.driver.clone();
         let adapter = RedisAdapterCtr::new_with_driver(
             redis.driver,
             RedisAdapterConfig::new()
@@ -129,12 +137,13 @@ impl App {
         let (layer, io) = socket_io(config, &hub)
             .with_adapter::<ClusterAdapter>(adapter)
             .build_layer();
-        let router = wire(config, &hub, &io, layer, client).await?;
+        let router = wire(config, &hub, &io, layer, client, Some(subscriptions)).await?;
         Ok(Self {
+            watchdog: Some(Watchdog::start(redis.conn, hub.metrics.redis_up())),
+            upkeep: Upkeep::start(hub.clone(), retention),
             hub,
             io: HubIo::Cluster(io),
-            router,
-            watchdog: Some(Watchdog::start(redis.conn)),
+            router: operate::with_cors(router, cors),
         })
     }
 
@@ -148,6 +157,7 @@ impl App {
         let io = self.io.clone();
         // Keeps pinging Redis for as long as this hub serves, and stops with it.
         let _watchdog = self.watchdog;
+        let _upkeep = self.upkeep;
         // Small frames must not wait for Nagle's algorithm (about 40 ms each).
         let listener = listener.tap_io(|tcp| {
             if let Err(e) = tcp.set_nodelay(true) {
@@ -193,10 +203,16 @@ impl App {
              hub id {hub_id}\n\
              \n  pages       http://{addr}/  (vendor, distributor, chat, inspector, learn)\n\
              \x20 namespaces  /vendor  /distributor  /chat  /inspector  (Socket.IO path /socket.io/)\n\
-             \x20 health      http://{addr}/api/health\n\
+             \x20 health      http://{addr}/api/health  (/live, /ready)\n\
+             \x20 metrics     http://{addr}/metrics  ({metrics})\n\
              \x20 data        {data}\n",
             version = env!("CARGO_PKG_VERSION"),
             hub_id = self.hub.hub_id(),
+            metrics = if config.metrics_public {
+                "open to anyone"
+            } else {
+                "admin token as Bearer"
+            },
         );
         if self.hub.credentials.is_demo {
             out.push_str("\n  demo credentials (pass --credentials FILE for real ones):\n");
@@ -244,6 +260,7 @@ async fn wire<A: HubAdapter>(
     io: &SocketIo<A>,
     layer: SocketIoLayer<A>,
     client: ClientScript,
+    subscriptions: Option<PubSubDriver>,
 ) -> anyhow::Result<Router> {
     hub.set_hub_id(io.config().server_id.to_string());
     namespaces::register(io).await?;
@@ -260,8 +277,12 @@ async fn wire<A: HubAdapter>(
         learn,
     );
     Ok(Router::new()
-        .route("/api/health", get(health))
-        .with_state(hub.clone())
+        .merge(operate::router(operate::OperateState {
+            hub: hub.clone(),
+            io: io.clone(),
+            subscriptions,
+            metrics_public: config.metrics_public,
+        }))
         .merge(web::router(web))
         .layer(layer))
 }
@@ -272,26 +293,6 @@ fn redis_address(url: &str) -> String {
     url.into_connection_info()
         .map(|info| info.addr().to_string())
         .unwrap_or_else(|_| "(an invalid URL)".into())
-}
-
-/// `GET /api/health`.
-async fn health(HttpState(hub): HttpState<Hub>) -> impl IntoResponse {
-    let store_ok = tokio::time::timeout(Duration::from_secs(2), hub.store.ping())
-        .await
-        .is_ok_and(|r| r.is_ok());
-    let body = serde_json::json!({
-        "ok": store_ok,
-        "store": hub.store.kind(),
-        "hub": hub.hub_id(),
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptimeSeconds": hub.started.elapsed().as_secs(),
-    });
-    let status = if store_ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(body))
 }
 
 /// Starts the private hubs of lessons (`/learn`, `scenario run`): the
@@ -313,6 +314,8 @@ impl LessonHubs {
                 redis: None,
                 rate_limit: 0,
                 learn_sessions: 0,
+                retain_delivered: None,
+                cors_origin: Vec::new(),
                 ..parent.clone()
             },
         }
