@@ -156,8 +156,7 @@ impl Activity {
     }
 
     pub(crate) fn incoming(&self, e: Incoming<'_>) {
-        self.metrics
-            .event_received(e.namespace, e.event, e.outcome);
+        self.metrics.event_received(e.namespace, e.event, e.outcome);
         if e.outcome == "ok" {
             tracing::info!(
                 ns = e.namespace,

@@ -30,6 +30,7 @@ use tokio::net::TcpListener;
 use crate::cluster::{self, ClusterAdapter, HubAdapter, PubSubDriver, Watchdog};
 use crate::config::{Config, ConfigError};
 use crate::namespaces;
+use crate::namespaces::admin::{self, AdminState};
 use crate::namespaces::inspector::FeedTask;
 use crate::namespaces::sockets;
 pub use crate::namespaces::sockets::{ClusterSocket, ListError};
@@ -96,6 +97,7 @@ impl App {
             return Err(ConfigError::RetentionInCluster.into());
         }
         let cors = operate::cors(&config.cors_origin)?;
+        let admin = AdminState::default();
         let limits = Limits {
             rate_per_second: config.rate_limit,
             burst: config.rate_burst,
@@ -106,10 +108,14 @@ impl App {
             let store = SqliteStore::open(&config.db, config.durability)
                 .with_context(|| format!("cannot open the database {}", config.db.display()))?;
             let hub = state(Arc::new(store));
-            let (layer, io) = socket_io(config, &hub).build_layer();
+            let (layer, io) = socket_io(config, &hub, &admin).build_layer();
             let router = wire(config, &hub, &io, layer, client, None).await?;
             return Ok(Self {
-                upkeep: Upkeep::start(hub.clone(), retention),
+                upkeep: Upkeep::start(hub.clone(), retention).with_task(admin::start_feed(
+                    hub.clone(),
+                    io.clone(),
+                    admin,
+                )),
                 hub,
                 io: HubIo::Local(io),
                 router: operate::with_cors(router, cors),
@@ -134,13 +140,17 @@ impl App {
                 // (they stay queued for `getAll`), so leave room for bursts.
                 .with_stream_buffer(CLUSTER_STREAM_BUFFER),
         );
-        let (layer, io) = socket_io(config, &hub)
+        let (layer, io) = socket_io(config, &hub, &admin)
             .with_adapter::<ClusterAdapter>(adapter)
             .build_layer();
         let router = wire(config, &hub, &io, layer, client, Some(subscriptions)).await?;
         Ok(Self {
             watchdog: Some(Watchdog::start(redis.conn, hub.metrics.redis_up())),
-            upkeep: Upkeep::start(hub.clone(), retention),
+            upkeep: Upkeep::start(hub.clone(), retention).with_task(admin::start_feed(
+                hub.clone(),
+                io.clone(),
+                admin,
+            )),
             hub,
             io: HubIo::Cluster(io),
             router: operate::with_cors(router, cors),
@@ -242,11 +252,12 @@ impl App {
 }
 
 /// The Socket.IO settings every hub shares, whatever its adapter.
-fn socket_io(config: &Config, hub: &Hub) -> SocketIoBuilder {
+fn socket_io(config: &Config, hub: &Hub, admin: &AdminState) -> SocketIoBuilder {
     let max_payload = config.max_payload;
     SocketIo::builder()
         .with_state(hub.clone())
         .with_state(FeedTask::default())
+        .with_state(admin.clone())
         .max_payload(max_payload)
         .ws_max_message_size(usize::try_from(max_payload).unwrap_or(usize::MAX))
         .max_buffer_size(config.socket_buffer)

@@ -74,7 +74,9 @@ pub enum Command {
     /// message acknowledged before it began. To restore, stop the hub and
     /// start it with `--db FILE` (or move FILE to the database's path,
     /// removing any `-wal` and `-shm` files left beside the old one).
-    #[command(after_help = "Example:\n  parcel-hub backup --db /var/lib/parcel-hub/hub.db /backups/hub-$(date +%F).db")]
+    #[command(
+        after_help = "Example:\n  parcel-hub backup --db /var/lib/parcel-hub/hub.db /backups/hub-$(date +%F).db"
+    )]
     Backup {
         /// Where to write the copy (a new file; an existing one is not overwritten).
         #[arg(value_name = "FILE")]
@@ -101,7 +103,11 @@ pub fn backup(file: &std::path::Path, db: &std::path::Path) -> anyhow::Result<()
         let cause = std::error::Error::source(&e)
             .map(|c| format!(": {c}"))
             .unwrap_or_default();
-        anyhow::anyhow!("cannot back up {} to {}: {e}{cause}", db.display(), file.display())
+        anyhow::anyhow!(
+            "cannot back up {} to {}: {e}{cause}",
+            db.display(),
+            file.display()
+        )
     })?;
     crate::out!(
         "backed up {} to {}: {} orders, {} queued messages, {} bytes",

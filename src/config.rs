@@ -228,9 +228,13 @@ pub enum ConfigError {
     DemoOffLoopback(SocketAddr),
     #[error("--retain-delivered must be a number of days, 0 or more (got {0})")]
     Retention(f64),
-    #[error("--retain-delivered works on SQLite only; a cluster keeps its orders in Redis (see the README)")]
+    #[error(
+        "--retain-delivered works on SQLite only; a cluster keeps its orders in Redis (see the README)"
+    )]
     RetentionInCluster,
-    #[error("--cors-origin {0:?} is not an origin like https://admin.socket.io (scheme, host, optional port; never *)")]
+    #[error(
+        "--cors-origin {0:?} is not an origin like https://admin.socket.io (scheme, host, optional port; never *)"
+    )]
     CorsOrigin(String),
 }
 

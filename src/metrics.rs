@@ -175,9 +175,17 @@ impl Metrics {
     }
 
     /// An event a client sent, and how it was answered.
-    pub(crate) fn event_received(&self, namespace: &'static str, event: &str, outcome: &'static str) {
-        self.counter(EVENTS_RECEIVED, Self::event_labels(namespace, event, outcome))
-            .increment(1);
+    pub(crate) fn event_received(
+        &self,
+        namespace: &'static str,
+        event: &str,
+        outcome: &'static str,
+    ) {
+        self.counter(
+            EVENTS_RECEIVED,
+            Self::event_labels(namespace, event, outcome),
+        )
+        .increment(1);
     }
 
     /// An emit the hub made.
@@ -217,7 +225,10 @@ impl Metrics {
     }
 
     /// The queue depths, summed per recipient kind.
-    pub(crate) fn set_queue_depths<'a>(&self, depths: impl IntoIterator<Item = (&'a Recipient, u64)>) {
+    pub(crate) fn set_queue_depths<'a>(
+        &self,
+        depths: impl IntoIterator<Item = (&'a Recipient, u64)>,
+    ) {
         let (mut vendor, mut distributor) = (0_u64, 0_u64);
         for (owner, depth) in depths {
             match owner {
@@ -245,8 +256,11 @@ impl Metrics {
     /// The sockets connected to this hub per namespace, read at scrape time.
     pub(crate) fn set_connected(&self, namespace: &'static str, sockets: usize) {
         #[allow(clippy::cast_precision_loss)]
-        self.gauge(CONNECTED, vec![Label::from_static_parts("namespace", namespace)])
-            .set(sockets as f64);
+        self.gauge(
+            CONNECTED,
+            vec![Label::from_static_parts("namespace", namespace)],
+        )
+        .set(sockets as f64);
     }
 
     /// The build info gauge (version and store kind).
@@ -273,30 +287,65 @@ impl Metrics {
 /// `# HELP` lines and units for every metric.
 fn describe(recorder: &PrometheusRecorder) {
     let counters = [
-        (EVENTS_RECEIVED, "Events clients sent, by namespace, event and the outcome of their ack"),
-        (EVENTS_SENT, "Emits the hub made to a room or a broadcast, by namespace, event and outcome"),
-        (QUEUED, "Messages committed to a recipient's queue by this hub"),
-        (CONFIRMED, "Messages confirmed with `received` (removed from their queue) on this hub"),
-        (RETENTION_DELETED, "Delivered orders deleted by --retain-delivered"),
+        (
+            EVENTS_RECEIVED,
+            "Events clients sent, by namespace, event and the outcome of their ack",
+        ),
+        (
+            EVENTS_SENT,
+            "Emits the hub made to a room or a broadcast, by namespace, event and outcome",
+        ),
+        (
+            QUEUED,
+            "Messages committed to a recipient's queue by this hub",
+        ),
+        (
+            CONFIRMED,
+            "Messages confirmed with `received` (removed from their queue) on this hub",
+        ),
+        (
+            RETENTION_DELETED,
+            "Delivered orders deleted by --retain-delivered",
+        ),
     ];
     for (name, help) in counters {
-        recorder.describe_counter(KeyName::from_const_str(name), Some(Unit::Count), help.into());
+        recorder.describe_counter(
+            KeyName::from_const_str(name),
+            Some(Unit::Count),
+            help.into(),
+        );
     }
     let gauges = [
         (CONNECTED, "Sockets connected to this hub, by namespace"),
-        (QUEUE_DEPTH, "Messages waiting for confirmation, by recipient kind"),
+        (
+            QUEUE_DEPTH,
+            "Messages waiting for confirmation, by recipient kind",
+        ),
         (REDIS_UP, "1 while the cluster's Redis answers, else 0"),
-        (BUILD_INFO, "Always 1; the labels say the version and the store"),
+        (
+            BUILD_INFO,
+            "Always 1; the labels say the version and the store",
+        ),
     ];
     for (name, help) in gauges {
         recorder.describe_gauge(KeyName::from_const_str(name), None, help.into());
     }
     let histograms = [
-        (ACK_DURATION, "Seconds from an event's arrival to its answer, by namespace and event"),
-        (STORE_COMMIT, "Seconds one store commit took (a SQLite batch, a Redis script round trip)"),
+        (
+            ACK_DURATION,
+            "Seconds from an event's arrival to its answer, by namespace and event",
+        ),
+        (
+            STORE_COMMIT,
+            "Seconds one store commit took (a SQLite batch, a Redis script round trip)",
+        ),
     ];
     for (name, help) in histograms {
-        recorder.describe_histogram(KeyName::from_const_str(name), Some(Unit::Seconds), help.into());
+        recorder.describe_histogram(
+            KeyName::from_const_str(name),
+            Some(Unit::Seconds),
+            help.into(),
+        );
     }
 }
 
@@ -321,13 +370,25 @@ mod tests {
         a.event_received("/vendor", "pickup", "ok");
         a.ack_duration("/vendor", "pickup", Duration::from_millis(3));
         let text = a.render();
-        assert!(text.contains(r#"parcel_hub_messages_queued_total{recipient="vendor"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"parcel_hub_messages_queued_total{recipient="vendor"} 1"#),
+            "{text}"
+        );
         assert!(
             text.contains(r#"parcel_hub_events_received_total{namespace="/vendor",event="pickup",outcome="ok"} 1"#),
             "{text}"
         );
-        assert!(text.contains("parcel_hub_ack_duration_seconds_bucket"), "{text}");
-        assert!(text.contains("# HELP parcel_hub_messages_queued_total"), "{text}");
-        assert!(b.render().contains(r#"parcel_hub_messages_queued_total{recipient="vendor"} 0"#));
+        assert!(
+            text.contains("parcel_hub_ack_duration_seconds_bucket"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# HELP parcel_hub_messages_queued_total"),
+            "{text}"
+        );
+        assert!(
+            b.render()
+                .contains(r#"parcel_hub_messages_queued_total{recipient="vendor"} 0"#)
+        );
     }
 }

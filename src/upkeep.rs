@@ -23,16 +23,18 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// Orders one sweep deletes at most; the next sweep goes on from there.
 const SWEEP_AT_MOST: usize = 10_000;
 
-/// The chores' task; dropping it stops them.
+/// The chores' tasks; dropping it stops them.
 #[derive(Debug)]
 pub(crate) struct Upkeep(
     /// Aborted on drop, so a stopped hub leaves nothing running.
-    tokio::task::JoinHandle<()>,
+    Vec<tokio::task::JoinHandle<()>>,
 );
 
 impl Drop for Upkeep {
     fn drop(&mut self) {
-        self.0.abort();
+        for task in &self.0 {
+            task.abort();
+        }
     }
 }
 
@@ -40,7 +42,7 @@ impl Upkeep {
     /// Starts the chores; `retain` is how long delivered orders are kept
     /// (`None`: forever).
     pub(crate) fn start(hub: Hub, retain: Option<Duration>) -> Self {
-        Self(tokio::spawn(async move {
+        Self(vec![tokio::spawn(async move {
             let mut tick = tokio::time::interval(TICK);
             let mut last_sweep: Option<tokio::time::Instant> = None;
             loop {
@@ -48,15 +50,20 @@ impl Upkeep {
                 refresh_depths(&hub).await;
                 hub.metrics.upkeep();
                 let Some(retain) = retain else { continue };
-                let due = last_sweep.is_none_or(|at| {
-                    retain.is_zero() || at.elapsed() >= SWEEP_EVERY
-                });
+                let due =
+                    last_sweep.is_none_or(|at| retain.is_zero() || at.elapsed() >= SWEEP_EVERY);
                 if due {
                     last_sweep = Some(tokio::time::Instant::now());
                     sweep(&hub, retain).await;
                 }
             }
-        }))
+        })])
+    }
+
+    /// Another task of the hub's that stops with it (the `/admin` feed).
+    pub(crate) fn with_task(mut self, task: tokio::task::JoinHandle<()>) -> Self {
+        self.0.push(task);
+        self
     }
 }
 

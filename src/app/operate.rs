@@ -122,7 +122,9 @@ async fn ready<A: Adapter>(State(state): State<OperateState<A>>) -> Response {
     let read = check("read", async {
         hub.store.order(&vendor, &order).await.map(|_| true)
     });
-    let write = check("write", async { hub.store.check_write().await.map(|()| true) });
+    let write = check("write", async {
+        hub.store.check_write().await.map(|()| true)
+    });
     let adapter = async {
         match &state.subscriptions {
             None => None,
@@ -246,9 +248,8 @@ pub(super) fn with_cors(router: Router, cors: Option<Cors>) -> Router {
     let Some(Cors { layer, allowed }) = cors else {
         return router;
     };
-    router
-        .layer(layer)
-        .layer(axum::middleware::from_fn(move |request: Request, next: Next| {
+    router.layer(layer).layer(axum::middleware::from_fn(
+        move |request: Request, next: Next| {
             let allowed = allowed.clone();
             async move {
                 let permitted = request
@@ -261,7 +262,8 @@ pub(super) fn with_cors(router: Router, cors: Option<Cors>) -> Router {
                 }
                 response
             }
-        }))
+        },
+    ))
 }
 
 fn strip_cors_headers(headers: &mut HeaderMap) {

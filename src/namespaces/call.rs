@@ -185,6 +185,7 @@ impl<A: Adapter> Call<A> {
 pub(crate) fn namespace_of<A: Adapter>(socket: &SocketRef<A>) -> &'static str {
     ns::ALL
         .iter()
+        .chain([&ns::ADMIN])
         .find(|name| **name == socket.ns())
         .copied()
         .unwrap_or(ns::INSPECTOR)

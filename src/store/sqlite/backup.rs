@@ -109,12 +109,16 @@ fn copy_into(src: &Connection, path: &Path) -> Result<(u64, u64), StoreError> {
         .query_row("PRAGMA quick_check", [], |r| r.get(0))
         .map_err(db("checking the backup"))?;
     if check != "ok" {
-        return Err(StoreError::Corrupt(format!("the backup failed its check: {check}")));
+        return Err(StoreError::Corrupt(format!(
+            "the backup failed its check: {check}"
+        )));
     }
     let count = |table: &str| -> Result<u64, StoreError> {
-        dst.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get::<_, i64>(0))
-            .map(|n| u64::try_from(n).unwrap_or(0))
-            .map_err(db("counting the backup's rows"))
+        dst.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map(|n| u64::try_from(n).unwrap_or(0))
+        .map_err(db("counting the backup's rows"))
     };
     let counts = (count("orders")?, count("messages")?);
     dst.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))
