@@ -268,10 +268,17 @@ fn start_logging(args: &[&str], log: &Path) -> (std::process::Child, String) {
         .spawn()
         .expect("start parcel-hub");
     let stdout = child.stdout.take().unwrap();
-    let url = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|line| line.strip_prefix("listening on ").map(str::to_owned))
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Keep reading: a closed stdout would fail the hub's next line.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("listening on ") {
+                let _test_ended = tx.send(url.to_owned());
+            }
+        }
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(20))
         .expect("the hub prints its address");
     (child, url)
 }
