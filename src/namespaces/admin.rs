@@ -151,10 +151,10 @@ pub(crate) async fn on_connect<A: Adapter>(
 ) {
     log_connected(&hub, &socket, &session);
     admin.arrived.notify_one();
-    if let Some(NewSession(id)) = socket.extensions.get::<Option<NewSession>>().flatten() {
-        if let Err(e) = socket.emit("session", &id) {
-            tracing::warn!(ns = ns::ADMIN, sid = %socket.id, error = %e, "could not send the session id");
-        }
+    if let Some(NewSession(id)) = socket.extensions.get::<Option<NewSession>>().flatten()
+        && let Err(e) = socket.emit("session", &id)
+    {
+        tracing::warn!(ns = ns::ADMIN, sid = %socket.id, error = %e, "could not send the session id");
     }
     if let Err(e) = socket.emit("config", &json!({ "supportedFeatures": FEATURES })) {
         tracing::warn!(ns = ns::ADMIN, sid = %socket.id, error = %e, "could not send the config");
