@@ -682,3 +682,111 @@ fn a_backup_never_overwrites_a_file() {
     assert!(!out.status.success());
     assert_eq!(std::fs::read_to_string(&taken).unwrap(), "x");
 }
+
+/// A private `redis-server` on a free loopback port, stopped when dropped.
+struct OwnRedis {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl OwnRedis {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (.ci/run installs it)");
+        let url = format!("redis://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        while redis::Client::open(url.as_str())
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+            .is_err()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            url,
+            _dir: dir,
+        }
+    }
+
+    fn config_set(&self, key: &str, value: &str) {
+        let mut conn = redis::Client::open(self.url.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(key)
+            .arg(value)
+            .query::<()>(&mut conn)
+            .unwrap();
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _already_dead = self.child.kill();
+        let _reaped = self.child.wait();
+    }
+}
+
+/// A Redis that refuses writes (here: no replica to acknowledge them)
+/// still answers reads: health must say 503, and `redis_up` stays 1.
+#[tokio::test]
+#[cfg_attr(
+    not(redis_tests),
+    ignore = "set PARCEL_HUB_TEST_REDIS to run the cluster tests"
+)]
+async fn in_a_cluster_health_checks_writes_and_the_adapter() {
+    let redis = OwnRedis::start();
+    let app = spawn_app_with(|c| c.redis = Some(redis.url.clone())).await;
+    let health = || async {
+        let response = http()
+            .get(format!("{}/api/health", app.url()))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().await.unwrap())
+    };
+    let (status, body) = health().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["checks"],
+        json!({ "read": true, "write": true, "adapter": true })
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while sample(&scrape(&app).await, "parcel_hub_redis_up") != 1.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "redis_up never read 1"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    redis.config_set("min-replicas-to-write", "1");
+    let (status, body) = health().await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body["checks"],
+        json!({ "read": true, "write": false, "adapter": true })
+    );
+    redis.config_set("min-replicas-to-write", "0");
+    assert_eq!(health().await.0, 200);
+}
