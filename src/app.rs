@@ -212,7 +212,7 @@ impl App {
              listening on http://{addr}\n\
              hub id {hub_id}\n\
              \n  pages       http://{addr}/  (vendor, distributor, chat, inspector, learn)\n\
-             \x20 namespaces  /vendor  /distributor  /chat  /inspector  (Socket.IO path /socket.io/)\n\
+             \x20 namespaces  /vendor  /distributor  /chat  /inspector  /admin  (Socket.IO path /socket.io/)\n\
              \x20 health      http://{addr}/api/health  (/live, /ready)\n\
              \x20 metrics     http://{addr}/metrics  ({metrics})\n\
              \x20 data        {data}\n",

@@ -14,8 +14,9 @@ use std::time::Duration;
 use crate::ops;
 use crate::state::Hub;
 
-/// How often the gauges are refreshed (and the sweep considered).
-const TICK: Duration = Duration::from_secs(2);
+/// How often the gauges are refreshed (and the sweep considered): each
+/// refresh is one grouped count of the queues on the read path.
+const TICK: Duration = Duration::from_secs(5);
 
 /// How often the retention sweep runs (every tick when the retention is 0).
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
