@@ -258,8 +258,10 @@ impl BenchArgs {
     }
 
     fn from_groups(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
-        // Which groups the matched command was built with: their first option is known.
-        let has = |id: &str| matches.try_contains_id(id).is_ok();
+        // Which groups the matched command was built with: every option has
+        // a default, so an option of the command is always among the ids.
+        // (`try_contains_id` tells unknown ids apart in debug builds only.)
+        let has = |id: &str| matches.ids().any(|known| known.as_str() == id);
         let shared = SharedArgs::from_arg_matches(matches)?;
         let rooms: RoomArgs = group(matches, has("distributors"))?;
         let fleet: FleetArgs = group(matches, has("sockets_per_distributor"))?;

@@ -124,3 +124,30 @@ fn completions_come_out_for_each_shell() {
     let fish = run(&["completions", "fish"]);
     assert!(fish.contains("complete -c parcel-hub"));
 }
+
+#[test]
+fn a_workload_keeps_the_defaults_of_the_options_it_does_not_take() {
+    use clap::Parser;
+    use parcel_hub::bench::BenchCommand;
+    use parcel_hub::cli::{Cli, Command};
+    let parse = |line: &str| match Cli::try_parse_from(line.split_whitespace()) {
+        Ok(Cli {
+            command: Some(Command::Bench { command }),
+            ..
+        }) => command,
+        other => panic!("{line}: {other:?}"),
+    };
+    let BenchCommand::W3(w3) = parse("parcel-hub bench w3 --idle 5 --distributors 2") else {
+        panic!("not w3");
+    };
+    assert_eq!((w3.idle, w3.distributors), (5, 2));
+    assert_eq!((w3.pickups, w3.rate, w3.chat_sockets), (10_000, 500, 1_000));
+    let BenchCommand::W1(w1) = parse("parcel-hub bench w1 --pickups 7") else {
+        panic!("not w1");
+    };
+    assert_eq!(
+        (w1.pickups, w1.window, w1.seconds, w1.idle),
+        (7, 100, 20, 10_000)
+    );
+    assert!(Cli::try_parse_from(["parcel-hub", "bench", "w1", "--idle", "3"]).is_err());
+}
