@@ -17,6 +17,7 @@
 //! - [`client`]: the project's one Socket.IO client (WebSocket or
 //!   long-polling), for the tests, the lessons and the load generator.
 //! - [`output`], [`telemetry`]: stdout for subcommands, tracing set-up.
+//! - [`metrics`]: the hub's Prometheus metrics (its own recorder).
 //! - [`store`]: the storage trait, its SQLite and Redis backends, their
 //!   schemas and migrations.
 //! - [`activity`]: proof-of-life logging and the activity feed.
@@ -24,6 +25,8 @@
 //! - [`state`]: the shared hub state (a leaf: store, credentials, limits).
 //! - [`ops`]: the operations (pickup, transitions, queue), no transport types.
 //! - [`cluster`]: several hubs behind one Redis (adapter driver, watchdog).
+//! - [`upkeep`]: the hub's background chores (queue-depth gauges, the
+//!   retention sweep).
 //! - [`namespaces`]: the Socket.IO adapters of the operations, one file per
 //!   namespace, registered in one place.
 //! - [`scenario`]: scenario files, the runner, the `scenario` CLI.
@@ -40,6 +43,7 @@ pub mod client;
 pub(crate) mod cluster;
 pub mod config;
 pub mod domain;
+pub(crate) mod metrics;
 pub(crate) mod namespaces;
 pub(crate) mod ops;
 pub(crate) mod output;
@@ -49,6 +53,7 @@ pub mod scenario;
 pub(crate) mod state;
 pub mod store;
 pub mod telemetry;
+pub(crate) mod upkeep;
 pub(crate) mod web;
 
 pub use app::App;

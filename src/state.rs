@@ -14,6 +14,7 @@ use governor::Quota;
 
 use crate::activity::Activity;
 use crate::config::Credentials;
+use crate::metrics::Metrics;
 use crate::store::SharedStore;
 
 /// Per-socket event budget (also each vendor's budget of API requests).
@@ -41,6 +42,8 @@ pub(crate) struct HubState {
     pub activity: Activity,
     pub limits: Limits,
     pub started: Instant,
+    /// This hub's Prometheus metrics (`GET /metrics`).
+    pub metrics: Metrics,
     /// This hub's Socket.IO server id (the `hub` of sockets in a cluster).
     /// Set once the Socket.IO layer exists, which needs this state first.
     hub_id: OnceLock<String>,
@@ -50,12 +53,16 @@ pub(crate) type Hub = Arc<HubState>;
 
 impl HubState {
     pub(crate) fn new(store: SharedStore, credentials: Credentials, limits: Limits) -> Self {
+        let metrics = Metrics::new();
+        store.observe_commits(metrics.store_commits(store.kind()));
+        metrics.set_build_info(store.kind());
         Self {
             store,
             credentials,
-            activity: Activity::new(),
+            activity: Activity::with_metrics(metrics.clone()),
             limits,
             started: Instant::now(),
+            metrics,
             hub_id: OnceLock::new(),
         }
     }

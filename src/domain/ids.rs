@@ -153,6 +153,8 @@ pub enum Identity {
     Distributor(DistributorId),
     Chat(ChatName),
     Inspector,
+    /// The official Socket.IO Admin UI (`/admin`).
+    Admin,
 }
 
 impl fmt::Display for Identity {
@@ -162,6 +164,7 @@ impl fmt::Display for Identity {
             Identity::Distributor(id) => write!(f, "distributor {id}"),
             Identity::Chat(name) => write!(f, "chat {name}"),
             Identity::Inspector => f.write_str("inspector"),
+            Identity::Admin => f.write_str("admin"),
         }
     }
 }

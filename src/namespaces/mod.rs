@@ -13,6 +13,8 @@
 //! - [`courier`]: every emit the hub makes, logged and fed to the inspector,
 //!   and the delivery of queued messages to their recipient's room;
 //! - [`sockets`]: the sockets of every hub, for the inspector.
+//! - [`admin`]: the official Socket.IO Admin UI's namespace, fed like the
+//!   inspector.
 //!
 //! Rooms and handlers are set up in a middleware, not in `on_connect`,
 //! because socketioxide sends CONNECT to the client first and only then
@@ -21,6 +23,7 @@
 //! that has no handler without a word (no ack, no log). Middlewares run
 //! before CONNECT is sent.
 
+pub(crate) mod admin;
 pub(crate) mod call;
 pub(crate) mod chat;
 pub(crate) mod connect;
@@ -93,6 +96,16 @@ pub(crate) async fn register<A: HubAdapter>(io: &SocketIo<A>) -> Result<(), Regi
             inspector::on_connect
                 .with(inspector::enter)
                 .with(inspector::authenticate),
+        ),
+    )
+    .await?;
+    ready(
+        ns::ADMIN,
+        io.ns(
+            ns::ADMIN,
+            admin::on_connect
+                .with(admin::enter)
+                .with(admin::authenticate),
         ),
     )
     .await

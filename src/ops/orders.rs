@@ -25,6 +25,7 @@ pub(crate) async fn submit_pickup(
     }
     let recorded = hub.store.record_pickup(vendor, &pickup, Utc::now()).await?;
     if let Some(message) = &recorded.queued {
+        hub.metrics.message_queued(&message.recipient);
         notify.deliver(message).await;
     }
     Ok(recorded)
@@ -45,6 +46,7 @@ pub(crate) async fn move_order(
         .record_transition(by, vendor, order, to, Utc::now())
         .await?;
     if let Some(message) = &recorded.queued {
+        hub.metrics.message_queued(&message.recipient);
         notify.deliver(message).await;
     }
     Ok(recorded)

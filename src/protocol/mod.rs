@@ -34,6 +34,9 @@ pub mod ns {
     pub const DISTRIBUTOR: &str = "/distributor";
     pub const CHAT: &str = "/chat";
     pub const INSPECTOR: &str = "/inspector";
+    /// The official Socket.IO Admin UI's namespace (not in [`ALL`]: the
+    /// inspector lists the hub's own namespaces).
+    pub const ADMIN: &str = "/admin";
 
     /// Every namespace the hub serves, in the order the inspector lists them.
     pub const ALL: [&str; 4] = [VENDOR, DISTRIBUTOR, CHAT, INSPECTOR];

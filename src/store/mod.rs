@@ -30,7 +30,7 @@ pub use self::redis::RedisStore;
 pub(crate) use self::redis::{
     client as redis_client, connection_config as redis_connection_config,
 };
-pub use sqlite::{Durability, SqliteStore};
+pub use sqlite::{BackupReport, Durability, SqliteStore};
 
 /// A shared handle to whichever backend runs. Cloning is shallow.
 pub type SharedStore = Arc<dyn Store>;
@@ -173,4 +173,30 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Succeeds when the backend answers; answers only after every write
     /// handed to the store before it has been committed.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Succeeds when a write would be committed now: a write that changes
+    /// nothing the hub keeps goes all the way through the write path, so a
+    /// read-only or full disk (or a Redis that refuses writes) fails it.
+    /// For `/api/health`.
+    async fn check_write(&self) -> Result<(), StoreError>;
+
+    /// Records how long each commit takes in `commits`
+    /// (`parcel_hub_store_commit_duration_seconds`); called once, when the
+    /// hub's metrics exist.
+    fn observe_commits(&self, commits: ::metrics::Histogram);
+
+    /// Deletes up to `at_most` delivered orders that were delivered before
+    /// `cutoff` and have no message left in any queue (`--retain-delivered`),
+    /// in small writes that other writes pass between; returns how many.
+    /// A message still queued keeps its order, whatever its age.
+    async fn delete_delivered_before(
+        &self,
+        cutoff: DateTime<Utc>,
+        at_most: usize,
+    ) -> Result<u64, StoreError> {
+        let _unused = (cutoff, at_most);
+        Err(StoreError::Unavailable(
+            "this store does not delete delivered orders",
+        ))
+    }
 }

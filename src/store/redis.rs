@@ -22,6 +22,8 @@
 //! - `P:seq`: the counter that orders messages.
 //!
 //! - `P:version`: the layout version (see [`LAYOUT_VERSION`]).
+//! - `P:health`: written by health checks (`/api/health`) to prove Redis
+//!   takes writes; expires after 10 s, and nothing reads it.
 //!
 //! The values are this store's own row format ([`OrderRow`], [`MessageRow`]):
 //! JSON that happens to be byte for byte what 0.1.0 wrote (its wire format
@@ -33,7 +35,8 @@
 //! `ok`. How much an applied write survives is Redis's own persistence
 //! setting (`appendonly`, `appendfsync`); the README says what to choose.
 
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -303,6 +306,9 @@ impl Keys {
     fn version(&self) -> String {
         format!("{}:version", self.prefix)
     }
+    fn health(&self) -> String {
+        format!("{}:health", self.prefix)
+    }
 }
 
 /// Handle to the shared Redis. Cloning is shallow (one multiplexed connection).
@@ -312,6 +318,8 @@ pub struct RedisStore {
     conn: ConnectionManager,
     keys: Keys,
     commit: Script,
+    /// Where each commit script's round trip goes, once the hub's metrics exist.
+    commits: Arc<OnceLock<metrics::Histogram>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -338,6 +346,7 @@ impl RedisStore {
                 prefix: prefix.to_owned(),
             },
             commit: Script::new(COMMIT_SCRIPT),
+            commits: Arc::default(),
         };
         store.check_layout().await?;
         Ok(store)
@@ -408,6 +417,7 @@ impl RedisStore {
         let owner = message.recipient.key();
         let body = OrderRow::encode(&recorded.order)?;
         let row = MessageRow::encode(message)?;
+        let started = Instant::now();
         let written: i64 = self
             .commit
             .key(
@@ -426,6 +436,9 @@ impl RedisStore {
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(backend("committing a write"))?;
+        if let Some(commits) = self.commits.get() {
+            commits.record(started.elapsed().as_secs_f64());
+        }
         Ok(if written == 1 {
             Attempt::Done(Box::new(recorded))
         } else {
@@ -601,5 +614,24 @@ impl Store for RedisStore {
             .query_async::<()>(&mut self.conn.clone())
             .await
             .map_err(backend("pinging Redis"))
+    }
+
+    async fn check_write(&self) -> Result<(), StoreError> {
+        // A read-only replica, a failed RDB save (`MISCONF`) or a full
+        // `maxmemory` refuses this like any other write.
+        redis::cmd("SET")
+            .arg(self.keys.health())
+            .arg(Utc::now().timestamp_millis())
+            .arg("PX")
+            .arg(10_000)
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(backend("checking that Redis takes writes"))
+    }
+
+    fn observe_commits(&self, commits: metrics::Histogram) {
+        if self.commits.set(commits).is_err() {
+            tracing::warn!("the store's commits were already observed");
+        }
     }
 }

@@ -99,7 +99,7 @@ impl IntoResponse for ApiError {
 }
 
 /// The value of `Authorization` after `scheme ` (the scheme is case-insensitive).
-fn authorization<'a>(headers: &'a HeaderMap, scheme: &str) -> Option<&'a str> {
+pub(crate) fn authorization<'a>(headers: &'a HeaderMap, scheme: &str) -> Option<&'a str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
     let (given, rest) = value.split_once(' ')?;
     given.eq_ignore_ascii_case(scheme).then(|| rest.trim())

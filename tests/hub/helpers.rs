@@ -351,6 +351,19 @@ impl Client {
             .unwrap_or_else(|e| panic!("{}: emit {event}: {e}", self.label));
     }
 
+    /// Whether the hub still has this client connected.
+    pub(crate) fn is_connected(&self) -> bool {
+        self.inner.is_connected()
+    }
+
+    /// Emits with several arguments and no ack (the Admin UI's actions).
+    pub(crate) async fn emit_args(&self, event: &str, args: &[Value]) {
+        let args: Vec<&Value> = args.iter().collect();
+        self.inner
+            .emit_args(event, &args)
+            .unwrap_or_else(|e| panic!("{}: emit {event}: {e}", self.label));
+    }
+
     /// Waits for the next `event` (other events stay buffered) and returns its payload.
     pub(crate) async fn expect(&self, event: &str) -> Value {
         self.next_matching(event, TIMEOUT)

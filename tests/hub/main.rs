@@ -2,10 +2,12 @@
 //! real Socket.IO clients, assertions on who received what and who did not.
 #![allow(clippy::unwrap_used)]
 
+mod admin;
 mod api;
 mod bad_input;
 mod bench;
 mod chat;
+mod cli;
 mod client;
 mod cluster;
 mod delivery;
@@ -15,6 +17,7 @@ mod helpers;
 mod inspector;
 mod layers;
 mod learn;
+mod operate;
 mod queue;
 mod refusals;
 mod scenarios;

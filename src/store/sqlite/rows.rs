@@ -239,3 +239,87 @@ pub(super) fn answers(conn: &Connection) -> Result<(), StoreError> {
         .map(|_| ())
         .map_err(db("pinging the database"))
 }
+
+/// A write that changes nothing: the schema version written again as it
+/// is. It still dirties the file's first page, so it is appended to the
+/// WAL and committed like any other write, and fails where they would
+/// (a read-only file, a full disk, a lock held elsewhere).
+pub(super) fn rewrite_version(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(db("checking the write path"))?;
+    conn.pragma_update(None, "user_version", version)
+        .map_err(db("checking the write path"))
+}
+
+/// The key of an order: (vendorId, orderId) as stored.
+pub(super) type OrderKey = (String, String);
+
+/// Up to `at_most` delivered orders delivered before `cutoff_ms` that no
+/// queued message names. Run on a read connection: it scans, the writer
+/// does not wait for it.
+pub(super) fn expired_orders(
+    conn: &Connection,
+    cutoff_ms: i64,
+    at_most: usize,
+) -> Result<Vec<OrderKey>, StoreError> {
+    let mut named = std::collections::HashSet::new();
+    {
+        let mut st = conn
+            .prepare_cached("SELECT DISTINCT vendor_id, order_id FROM messages")
+            .map_err(db("finding expired orders"))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(db("finding expired orders"))?;
+        for row in rows {
+            named.insert(row.map_err(db("finding expired orders"))?);
+        }
+    }
+    let mut st = conn
+        .prepare_cached(
+            "SELECT vendor_id, order_id FROM orders
+             WHERE status = 'delivered' AND delivered_ms < ?1",
+        )
+        .map_err(db("finding expired orders"))?;
+    let rows = st
+        .query_map(params![cutoff_ms], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(db("finding expired orders"))?;
+    let mut expired = Vec::new();
+    for row in rows {
+        let key = row.map_err(db("finding expired orders"))?;
+        if !named.contains(&key) {
+            expired.push(key);
+            if expired.len() >= at_most {
+                break;
+            }
+        }
+    }
+    Ok(expired)
+}
+
+/// Deletes the given orders if they are still delivered before
+/// `cutoff_ms`; returns how many went. Each is found by its primary key,
+/// so a batch is quick. No message can name them: a delivered order
+/// never queues another message, and the read that chose them saw every
+/// message queued until then.
+pub(super) fn delete_orders(
+    conn: &Connection,
+    keys: &[OrderKey],
+    cutoff_ms: i64,
+) -> Result<u64, StoreError> {
+    let mut st = conn
+        .prepare_cached(
+            "DELETE FROM orders WHERE vendor_id = ?1 AND order_id = ?2
+             AND status = 'delivered' AND delivered_ms < ?3",
+        )
+        .map_err(db("deleting expired orders"))?;
+    let mut deleted = 0;
+    for (vendor, order) in keys {
+        deleted += st
+            .execute(params![vendor, order, cutoff_ms])
+            .map_err(db("deleting expired orders"))? as u64;
+    }
+    Ok(deleted)
+}
