@@ -8,9 +8,11 @@
 //! their own, built from these types.
 
 mod ids;
+mod listing;
 mod order;
 
 pub use ids::{ChatName, DistributorId, Identity, MessageId, OrderId, RoomName, VendorId};
+pub use listing::{OrderPosition, StatusFilter};
 pub use order::{
     HistoryEntry, Message, Order, Pickup, Recipient, Status, TransitionError, TransitionOutcome,
     millis,

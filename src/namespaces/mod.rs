@@ -30,6 +30,7 @@ pub(crate) mod connect;
 pub(crate) mod courier;
 pub(crate) mod distributor;
 pub(crate) mod inspector;
+pub(crate) mod orders;
 pub(crate) mod queue;
 pub(crate) mod sockets;
 pub(crate) mod vendor;
@@ -43,8 +44,9 @@ pub(crate) use connect::Session;
 pub(crate) use courier::Courier;
 
 use crate::cluster::HubAdapter;
-use crate::protocol::{OrderAck, OrderView, ns, ok_envelope};
-use crate::store::Recorded;
+use crate::domain::Recipient;
+use crate::protocol::{OrderAck, OrderView, OrdersAck, OrdersRequest, ns, ok_envelope};
+use crate::store::{OrderPage, Recorded};
 
 /// A namespace that could not be set up (its adapter could not start).
 #[derive(Debug, thiserror::Error)]
@@ -118,4 +120,14 @@ pub(crate) fn order_ack(recorded: &Recorded) -> Value {
         message_id: recorded.queued.as_ref().map(|m| &m.id),
         duplicate: recorded.duplicate(),
     })
+}
+
+/// The answer of a listing, over either door: `{ ok, orders, next }`.
+pub(crate) fn orders_ack(party: &Recipient, request: &OrdersRequest, page: &OrderPage) -> Value {
+    ok_envelope(&OrdersAck::new(
+        &page.orders,
+        party,
+        request.filter,
+        page.next.as_ref(),
+    ))
 }

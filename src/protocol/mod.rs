@@ -10,6 +10,7 @@
 //!   built from domain values (the domain and the store never serialize
 //!   themselves onto the wire).
 
+mod cursor;
 mod parse;
 mod wire;
 
@@ -19,12 +20,12 @@ use serde_json::{Map, Value};
 use crate::domain::{InvalidValue, Status};
 
 pub(crate) use parse::{
-    ChatMessageRequest, Fields, TransitionRequest, parse_optional_room, parse_pickup,
-    parse_received, parse_room,
+    ChatMessageRequest, Fields, OrdersRequest, TransitionRequest, parse_optional_room,
+    parse_pickup, parse_received, parse_room,
 };
 pub(crate) use wire::{
-    ChatMessageAck, ChatMessageOut, GetAllAck, OrderAck, Presence, ReceivedAck, RoomPresence,
-    Typing, rfc3339,
+    ChatMessageAck, ChatMessageOut, GetAllAck, OrderAck, OrderNotice, OrdersAck, Presence,
+    ReceivedAck, RoomPresence, Typing, rfc3339,
 };
 pub use wire::{MessageEnvelope, OrderView};
 
@@ -49,6 +50,10 @@ pub mod event {
     pub const DELIVERED: &str = "delivered";
     pub const RECEIVED: &str = "received";
     pub const GET_ALL: &str = "getAll";
+    /// A page of the caller's orders (vendors and distributors).
+    pub const ORDERS: &str = "orders";
+    /// The live notice of an order's new state (not queued).
+    pub const ORDER: &str = "order";
 
     pub const CHAT_MESSAGE: &str = "chat message";
     pub const JOIN: &str = "join";
@@ -77,6 +82,10 @@ pub(crate) fn status_event(status: Status) -> &'static str {
         Status::Delivered => event::DELIVERED,
     }
 }
+
+/// Orders per page of `orders`: when not given, and at most.
+pub(crate) const DEFAULT_PAGE: usize = 100;
+pub(crate) const MAX_PAGE: usize = 500;
 
 /// Limits on free text fields.
 pub(crate) const MAX_TEXT_FIELD: usize = 200;

@@ -22,8 +22,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    DistributorId, Message, MessageId, Order, OrderId, Pickup, Recipient, Status, TransitionError,
-    VendorId,
+    DistributorId, Message, MessageId, Order, OrderId, OrderPosition, Pickup, Recipient, Status,
+    StatusFilter, TransitionError, VendorId,
 };
 
 pub use self::redis::RedisStore;
@@ -130,6 +130,26 @@ pub struct QueueDepth {
     pub depth: u64,
 }
 
+/// What a listing of orders asks for: whose, which, how many, from where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderListing {
+    /// A vendor (its own orders) or a distributor (those sent to it).
+    pub party: Recipient,
+    pub filter: StatusFilter,
+    /// At most this many orders (the protocol keeps it to 1..=500).
+    pub limit: usize,
+    /// Only orders below this position (the end of the previous page).
+    pub before: Option<OrderPosition>,
+}
+
+/// One page of a listing, most recently updated first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderPage {
+    pub orders: Vec<Order>,
+    /// Where the next page starts below, or `None` on the last page.
+    pub next: Option<OrderPosition>,
+}
+
 /// The hub's persistence. Methods are named for what they do.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
@@ -166,6 +186,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// One order of a vendor.
     async fn order(&self, vendor: &VendorId, order: &OrderId) -> Result<Option<Order>, StoreError>;
+
+    /// One page of a party's orders, most recently updated first (see
+    /// [`OrderPosition`] for the order of ties). Each page is read on its
+    /// own, in time proportional to its size, however many orders the
+    /// party has: an order updated between two pages moves up, above
+    /// where the reader started.
+    async fn list_orders(&self, listing: &OrderListing) -> Result<OrderPage, StoreError>;
 
     /// Every non-empty queue and its depth.
     async fn queue_depths(&self) -> Result<Vec<QueueDepth>, StoreError>;

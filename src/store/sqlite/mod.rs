@@ -2,7 +2,7 @@
 //!
 //! - [`writer`]: the one connection that writes, with group commit.
 //! - [`readers`]: read-only connections for everything that only reads
-//!   (`getAll`, the inspector's queue depths, order lookups), run off the
+//!   (`getAll`, the inspector's queue depths, order lookups and listings), run off the
 //!   async workers, so a long read never waits behind the writer and the
 //!   writer never waits behind a long read (WAL lets both run at once).
 //! - [`schema`]: the schema version and its migrations.
@@ -27,7 +27,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
-use super::{QueueDepth, Recorded, Store, StoreError};
+use super::{OrderListing, OrderPage, QueueDepth, Recorded, Store, StoreError};
 use crate::domain::{
     DistributorId, Message, MessageId, Order, OrderId, Pickup, Recipient, Status,
     TransitionOutcome, VendorId,
@@ -259,6 +259,12 @@ impl Store for SqliteStore {
     async fn order(&self, vendor: &VendorId, order: &OrderId) -> Result<Option<Order>, StoreError> {
         let (vendor, order) = (vendor.clone(), order.clone());
         self.read(move |conn| rows::load_order(conn, &vendor, &order))
+            .await
+    }
+
+    async fn list_orders(&self, listing: &OrderListing) -> Result<OrderPage, StoreError> {
+        let listing = listing.clone();
+        self.read(move |conn| rows::list_orders(conn, &listing))
             .await
     }
 

@@ -5,13 +5,14 @@
 //! of that step ([`Order::as_of`]), so an order is never stored twice.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 use super::db;
 use crate::domain::{
-    DistributorId, HistoryEntry, Message, MessageId, Order, OrderId, Recipient, Status, VendorId,
+    DistributorId, HistoryEntry, Message, MessageId, Order, OrderId, OrderPosition, Recipient,
+    Status, VendorId,
 };
-use crate::store::StoreError;
+use crate::store::{OrderListing, OrderPage, StoreError};
 
 /// The columns [`order_from_row`] reads, in its order.
 pub(super) const ORDER_COLUMNS: &str = "o.vendor_id, o.order_id, o.distributor_id, o.customer, \
@@ -143,6 +144,84 @@ pub(super) fn load_order(
         Some(row) => Ok(Some(order_from_row(row, 0)?)),
         None => Ok(None),
     }
+}
+
+/// The statement that reads one page of a party's orders of `statuses`
+/// statuses: one range of the listing index per status (`?6`, `?7`, ...),
+/// merged newest first as SQLite walks them, so it reads no more rows than
+/// the page holds. Parameters: `?1` the party, `?2`..`?4` the position the
+/// page starts below (update time, vendorId, orderId), `?5` how many rows
+/// to read.
+fn listing_sql(party: &Recipient, statuses: usize) -> String {
+    let (column, below) = match party {
+        // Every order of a vendor has its vendorId: ties go by orderId.
+        Recipient::Vendor(_) => ("vendor_id", "(o.updated_ms, o.order_id) < (?2, ?4)"),
+        Recipient::Distributor(_) => (
+            "distributor_id",
+            "(o.updated_ms, o.vendor_id, o.order_id) < (?2, ?3, ?4)",
+        ),
+    };
+    let ranges: Vec<String> = (0..statuses)
+        .map(|n| {
+            format!(
+                "SELECT {ORDER_COLUMNS}, o.updated_ms FROM orders o
+                 WHERE o.{column} = ?1 AND o.status = ?{status} AND {below}",
+                status = n + 6
+            )
+        })
+        .collect();
+    // Column 10 is updated_ms, 1 vendor_id, 2 order_id.
+    format!(
+        "{} ORDER BY 10 DESC, 1 DESC, 2 DESC LIMIT ?5",
+        ranges.join(" UNION ALL ")
+    )
+}
+
+/// One page of a party's orders, most recently updated first.
+pub(super) fn list_orders(
+    conn: &Connection,
+    listing: &OrderListing,
+) -> Result<OrderPage, StoreError> {
+    let statuses: Vec<&str> = listing
+        .filter
+        .statuses()
+        .iter()
+        .map(|s| status_code(*s))
+        .collect();
+    let mut st = conn
+        .prepare_cached(&listing_sql(&listing.party, statuses.len()))
+        .map_err(db("listing orders"))?;
+    let party = match &listing.party {
+        Recipient::Vendor(id) => id.as_str(),
+        Recipient::Distributor(id) => id.as_str(),
+    };
+    // No position yet: start above every order.
+    let (below_ms, below_vendor, below_order) = match &listing.before {
+        Some(p) => (p.updated_ms(), p.vendor_id.as_str(), p.order_id.as_str()),
+        None => (i64::MAX, "", ""),
+    };
+    // One more row than asked says whether another page follows.
+    let read = i64::try_from(listing.limit.saturating_add(1)).unwrap_or(i64::MAX);
+    let mut values: Vec<&dyn ToSql> = vec![&party, &below_ms, &below_vendor, &below_order, &read];
+    for status in &statuses {
+        values.push(status);
+    }
+    let mut rows = st.query(values.as_slice()).map_err(db("listing orders"))?;
+    let mut orders = Vec::with_capacity(listing.limit.min(512));
+    let mut more = false;
+    while let Some(row) = rows.next().map_err(db("listing orders"))? {
+        if orders.len() == listing.limit {
+            more = true;
+            break;
+        }
+        orders.push(order_from_row(row, 0)?);
+    }
+    let next = if more {
+        orders.last().map(OrderPosition::of)
+    } else {
+        None
+    };
+    Ok(OrderPage { orders, next })
 }
 
 /// Queues `message` for its recipient.
@@ -322,4 +401,59 @@ pub(super) fn delete_orders(
             .map_err(db("deleting expired orders"))? as u64;
     }
     Ok(deleted)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::domain::DistributorId;
+
+    /// Every range of a listing is a search of a listing index, merged as
+    /// it is read: never a scan of the party's orders, never a sort. A page
+    /// costs its own size however many orders the party has.
+    #[test]
+    fn a_listing_reads_ranges_of_the_status_indexes() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        let parties = [
+            Recipient::Vendor(VendorId::parse("acme").unwrap()),
+            Recipient::Distributor(DistributorId::parse("north").unwrap()),
+        ];
+        for party in &parties {
+            for statuses in 1..=3 {
+                let sql = listing_sql(party, statuses);
+                let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+                let values = [
+                    "p",
+                    "1",
+                    "v",
+                    "o",
+                    "2",
+                    "pending",
+                    "in-transit",
+                    "delivered",
+                ];
+                let bound: Vec<&dyn ToSql> = values[..5 + statuses]
+                    .iter()
+                    .map(|v| v as &dyn ToSql)
+                    .collect();
+                let plan: Vec<String> = st
+                    .query_map(bound.as_slice(), |row| row.get::<_, String>(3))
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect();
+                let searches = plan
+                    .iter()
+                    .filter(|step| step.starts_with("SEARCH o USING INDEX orders_by_"))
+                    .count();
+                assert_eq!(searches, statuses, "{party}: {plan:#?}");
+                assert!(
+                    plan.iter()
+                        .all(|step| !step.starts_with("SCAN") && !step.contains("TEMP B-TREE")),
+                    "{party}: {plan:#?}"
+                );
+            }
+        }
+    }
 }

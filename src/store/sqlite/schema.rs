@@ -10,6 +10,7 @@
 //! |---|---|---|
 //! | 0 | 0.1.0 | `orders` and `messages` rows each hold one JSON body (the wire format of the day), no version |
 //! | 1 | 0.2.0 | orders in columns, one time per step; a message names its order and step (its content is the order as of that step); indexes for listing a party's orders |
+//! | 2 | 0.3.0 | the listing indexes lead with the status after the party, so a page of one status (or a merge of two or three) is a range of an index however many orders the party has |
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, Transaction, params};
@@ -20,7 +21,7 @@ use crate::domain::{DistributorId, HistoryEntry, Order, OrderId, Status, VendorI
 use crate::store::StoreError;
 
 /// The version this release writes.
-pub(super) const VERSION: i64 = 1;
+pub(super) const VERSION: i64 = 2;
 
 /// Brings the database up to [`VERSION`]; returns the version it had.
 pub(super) fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
@@ -40,6 +41,7 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
     for version in found..VERSION {
         match version {
             0 => to_v1(&tx)?,
+            1 => to_v2(&tx)?,
             _ => unreachable_version(version)?,
         }
     }
@@ -105,6 +107,25 @@ fn to_v1(tx: &Transaction<'_>) -> Result<(), StoreError> {
         );
     }
     Ok(())
+}
+
+/// Version 2: the listing indexes by party, then status, then update time.
+///
+/// Version 1 indexed (party, updated_ms, ...): a page of open orders had
+/// to step over every delivered one, and a vendor with 100,000 delivered
+/// orders made each page of its open ones read all of them. Replacing the
+/// two indexes rather than adding two more keeps each write as cheap as
+/// before.
+fn to_v2(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch(
+        "DROP INDEX IF EXISTS orders_by_vendor;
+         DROP INDEX IF EXISTS orders_by_distributor;
+         CREATE INDEX orders_by_vendor_status
+             ON orders (vendor_id, status, updated_ms, order_id);
+         CREATE INDEX orders_by_distributor_status
+             ON orders (distributor_id, status, updated_ms, vendor_id, order_id);",
+    )
+    .map_err(db("creating the version 2 indexes"))
 }
 
 fn has_column(tx: &Transaction<'_>, table: &str, column: &str) -> Result<bool, StoreError> {
