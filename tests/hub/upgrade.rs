@@ -6,9 +6,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use parcel_hub::domain::{DistributorId, OrderId, Recipient, Status, VendorId};
+use parcel_hub::domain::{
+    DistributorId, Order, OrderId, OrderPosition, Recipient, Status, StatusFilter, VendorId,
+};
 use parcel_hub::protocol::MessageEnvelope;
-use parcel_hub::store::{RedisStore, SqliteStore, Store};
+use parcel_hub::store::{OrderListing, RedisStore, SqliteStore, Store};
 use redis::Commands;
 use serde_json::{Value, json};
 
@@ -71,14 +73,7 @@ async fn assert_every_queue_kept(store: &dyn Store, old: &BTreeMap<String, Vec<V
 }
 
 async fn assert_every_order_kept(store: &dyn Store) {
-    let expect = [
-        ("acme-widgets", "o-1001", "north-hub", Status::Delivered, 3),
-        ("acme-widgets", "o-1002", "north-hub", Status::Pending, 1),
-        ("acme-widgets", "o-1003", "south-hub", Status::InTransit, 2),
-        ("1-800-flowers", "o-1001", "north-hub", Status::InTransit, 2),
-        ("1-800-flowers", "f-2", "south-hub", Status::Pending, 1),
-    ];
-    for (vendor, order, distributor, status, steps) in expect {
+    for (vendor, order, distributor, status, steps) in OLD_ORDERS {
         let stored = store
             .order(
                 &VendorId::parse(vendor).unwrap(),
@@ -106,6 +101,74 @@ async fn assert_every_order_kept(store: &dyn Store) {
     assert_eq!(jose.address, "1 Rue de l'Église, Montréal");
 }
 
+/// The fixture's orders: (vendor, order, distributor, status, steps).
+const OLD_ORDERS: [(&str, &str, &str, Status, usize); 5] = [
+    ("acme-widgets", "o-1001", "north-hub", Status::Delivered, 3),
+    ("acme-widgets", "o-1002", "north-hub", Status::Pending, 1),
+    ("acme-widgets", "o-1003", "south-hub", Status::InTransit, 2),
+    ("1-800-flowers", "o-1001", "north-hub", Status::InTransit, 2),
+    ("1-800-flowers", "f-2", "south-hub", Status::Pending, 1),
+];
+
+/// The whole of one listing, 2 orders a page.
+async fn whole_listing(store: &dyn Store, party: &Recipient, filter: StatusFilter) -> Vec<Order> {
+    let mut orders = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store
+            .list_orders(&OrderListing {
+                party: party.clone(),
+                filter,
+                limit: 2,
+                before,
+            })
+            .await
+            .unwrap();
+        orders.extend(page.orders);
+        match page.next {
+            Some(next) => before = Some(next),
+            None => return orders,
+        }
+    }
+}
+
+/// Every party of the fixture lists its old orders, newest first, each
+/// under its status only.
+async fn assert_every_listing_kept(store: &dyn Store) {
+    let mut stored = Vec::new();
+    for (vendor, order, ..) in OLD_ORDERS {
+        let vendor = VendorId::parse(vendor).unwrap();
+        let order = OrderId::parse(order).unwrap();
+        stored.push(store.order(&vendor, &order).await.unwrap().unwrap());
+    }
+    let parties = [
+        Recipient::Vendor(VendorId::parse("acme-widgets").unwrap()),
+        Recipient::Vendor(VendorId::parse("1-800-flowers").unwrap()),
+        Recipient::Distributor(DistributorId::parse("north-hub").unwrap()),
+        Recipient::Distributor(DistributorId::parse("south-hub").unwrap()),
+    ];
+    for party in &parties {
+        for filter in [
+            StatusFilter::All,
+            StatusFilter::Open,
+            StatusFilter::Only(Status::Delivered),
+        ] {
+            let mut want: Vec<Order> = stored
+                .iter()
+                .filter(|o| match party {
+                    Recipient::Vendor(v) => &o.vendor_id == v,
+                    Recipient::Distributor(d) => &o.distributor_id == d,
+                })
+                .filter(|o| filter.admits(o.status))
+                .cloned()
+                .collect();
+            want.sort_by_key(|o| std::cmp::Reverse(OrderPosition::of(o)));
+            let got = whole_listing(store, party, filter).await;
+            assert_eq!(got, want, "{party}, status {filter}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_database_written_by_0_1_0_opens_with_nothing_lost() {
     let (_dir, db) = copy_of_the_old_database();
@@ -113,6 +176,7 @@ async fn a_database_written_by_0_1_0_opens_with_nothing_lost() {
     assert_eq!(store.opened_version(), 0, "the fixture predates versions");
     assert_every_order_kept(&store).await;
     assert_every_queue_kept(&store, &old_queues()).await;
+    assert_every_listing_kept(&store).await;
     drop(store);
 
     // Opened again, it is already current and still whole.
@@ -257,11 +321,134 @@ async fn a_redis_written_by_0_1_0_is_read_with_nothing_lost() {
     let keys = RedisPrefix::new(&test_redis());
     load_redis_fixture(&keys.url, &keys.prefix);
     let store = RedisStore::connect(&keys.url, &keys.prefix).await.unwrap();
-    assert_eq!(store.layout_version().await.unwrap(), Some(1));
+    assert_eq!(
+        store.layout_version().await.unwrap(),
+        Some(RedisStore::LAYOUT_VERSION)
+    );
     assert_every_order_kept(&store).await;
     assert_every_queue_kept(&store, &old_redis_queues()).await;
+    assert_every_listing_kept(&store).await;
     let depths = store.queue_depths().await.unwrap();
     assert_eq!(depths.iter().map(|d| d.depth).sum::<u64>(), 7);
+}
+
+/// 0.2.0 wrote 0.1.0's values with `P:version` 1: the same upgrade.
+#[tokio::test]
+#[cfg_attr(
+    not(redis_tests),
+    ignore = "set PARCEL_HUB_TEST_REDIS to run the Redis cases"
+)]
+async fn a_redis_of_layout_1_gains_its_listings_on_start_up() {
+    let keys = RedisPrefix::new(&test_redis());
+    load_redis_fixture(&keys.url, &keys.prefix);
+    let mut conn = redis::Client::open(keys.url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let () = conn.set(format!("{}:version", keys.prefix), 1).unwrap();
+    let store = RedisStore::connect(&keys.url, &keys.prefix).await.unwrap();
+    assert_eq!(
+        store.layout_version().await.unwrap(),
+        Some(RedisStore::LAYOUT_VERSION)
+    );
+    assert_every_listing_kept(&store).await;
+    assert_every_queue_kept(&store, &old_redis_queues()).await;
+}
+
+/// Several hubs start at once on a Redis of layout 1 holding many orders,
+/// while a hub already on layout 2 keeps moving them: every order ends up
+/// listed once, under the status and time it has now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(redis_tests),
+    ignore = "set PARCEL_HUB_TEST_REDIS to run the Redis cases"
+)]
+async fn hubs_starting_at_once_on_an_old_redis_list_every_order_exactly_once() {
+    let keys = RedisPrefix::new(&test_redis());
+    load_redis_fixture(&keys.url, &keys.prefix);
+    let serving = std::sync::Arc::new(RedisStore::connect(&keys.url, &keys.prefix).await.unwrap());
+    let acme = VendorId::parse("acme-widgets").unwrap();
+    let north = DistributorId::parse("north-hub").unwrap();
+    let many = 1_500;
+    for n in 0..many {
+        let pickup = parcel_hub::domain::Pickup {
+            order_id: OrderId::parse(&format!("m-{n}")).unwrap(),
+            distributor_id: north.clone(),
+            customer: "Jamie".into(),
+            address: "Seattle".into(),
+        };
+        serving
+            .record_pickup(&acme, &pickup, chrono::Utc::now())
+            .await
+            .unwrap();
+    }
+    // Back to layout 1: no listing sets, version 1.
+    let mut conn = redis::Client::open(keys.url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let sets: Vec<String> = conn
+        .scan_match::<_, String>(format!("{}:orders:*", keys.prefix))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(sets.len() >= 4, "the listing sets of layout 2: {sets:?}");
+    let () = redis::cmd("DEL").arg(&sets).query(&mut conn).unwrap();
+    let () = conn.set(format!("{}:version", keys.prefix), 1).unwrap();
+
+    let mover = {
+        let serving = serving.clone();
+        let (acme, north) = (acme.clone(), north.clone());
+        tokio::spawn(async move {
+            for n in (0..many).step_by(5) {
+                let order = OrderId::parse(&format!("m-{n}")).unwrap();
+                serving
+                    .record_transition(&north, &acme, &order, Status::InTransit, chrono::Utc::now())
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let starting: Vec<_> = (0..3)
+        .map(|_| {
+            let (url, prefix) = (keys.url.clone(), keys.prefix.clone());
+            tokio::spawn(async move { RedisStore::connect(&url, &prefix).await })
+        })
+        .collect();
+    for hub in starting {
+        hub.await.unwrap().unwrap();
+    }
+    mover.await.unwrap();
+    let store = RedisStore::connect(&keys.url, &keys.prefix).await.unwrap();
+    assert_eq!(
+        store.layout_version().await.unwrap(),
+        Some(RedisStore::LAYOUT_VERSION)
+    );
+    let acme_party = Recipient::Vendor(acme.clone());
+    let listed = whole_listing(&store, &acme_party, StatusFilter::All).await;
+    let mut want = Vec::new();
+    for n in 0..many {
+        let order = OrderId::parse(&format!("m-{n}")).unwrap();
+        want.push(store.order(&acme, &order).await.unwrap().unwrap());
+    }
+    for (_, order, ..) in OLD_ORDERS.iter().filter(|o| o.0 == "acme-widgets") {
+        want.push(
+            store
+                .order(&acme, &OrderId::parse(order).unwrap())
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    want.sort_by_key(|o| std::cmp::Reverse(OrderPosition::of(o)));
+    assert_eq!(listed.len(), want.len(), "each order once");
+    assert!(listed == want, "every order as it stands, newest first");
+    let moved = whole_listing(&store, &acme_party, StatusFilter::Only(Status::InTransit)).await;
+    assert_eq!(
+        moved.len(),
+        many / 5 + 1,
+        "the moved ones and the old o-1003"
+    );
 }
 
 #[tokio::test]
