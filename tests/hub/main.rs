@@ -18,6 +18,7 @@ mod inspector;
 mod layers;
 mod learn;
 mod operate;
+mod orders;
 mod queue;
 mod refusals;
 mod scenarios;
