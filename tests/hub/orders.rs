@@ -371,6 +371,30 @@ async fn a_new_order_is_announced_to_the_vendors_other_tabs_and_nobody_else() {
 }
 
 #[tokio::test]
+async fn an_http_pickup_is_announced_to_every_tab_of_the_vendor() {
+    let app = spawn_app().await;
+    let tabs = [
+        vendor_on(&app, "acme-widgets", Transport::WebSocket).await,
+        vendor_on(&app, "acme-widgets", Transport::Polling).await,
+    ];
+    let flowers = vendor(&app, "1-800-flowers").await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/pickups", app.url()))
+        .basic_auth("acme-widgets", Some("demo-acme"))
+        .body(pickup("o-http", "north-hub").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::CREATED);
+    let ack: Value = response.json().await.unwrap();
+    for tab in &tabs {
+        assert_eq!(tab.expect("order").await, json!({ "order": ack["order"] }));
+        tab.expect_silence().await;
+    }
+    flowers.expect_silence().await;
+}
+
+#[tokio::test]
 async fn a_move_is_announced_to_the_distributors_other_sockets_and_nobody_else() {
     for transport in BOTH {
         let app = spawn_app().await;
