@@ -110,6 +110,10 @@ const OLD_ORDERS: [(&str, &str, &str, Status, usize); 5] = [
     ("1-800-flowers", "f-2", "south-hub", Status::Pending, 1),
 ];
 
+fn old_order_ids() -> Vec<(&'static str, &'static str)> {
+    OLD_ORDERS.iter().map(|(v, o, ..)| (*v, *o)).collect()
+}
+
 /// The whole of one listing, 2 orders a page.
 async fn whole_listing(store: &dyn Store, party: &Recipient, filter: StatusFilter) -> Vec<Order> {
     let mut orders = Vec::new();
@@ -132,11 +136,11 @@ async fn whole_listing(store: &dyn Store, party: &Recipient, filter: StatusFilte
     }
 }
 
-/// Every party of the fixture lists its old orders, newest first, each
-/// under its status only.
-async fn assert_every_listing_kept(store: &dyn Store) {
+/// Every party of a fixture lists its orders (`orders`: vendor and order
+/// ids), newest first, each under its status only.
+async fn assert_every_listing_kept(store: &dyn Store, orders: &[(&str, &str)]) {
     let mut stored = Vec::new();
-    for (vendor, order, ..) in OLD_ORDERS {
+    for (vendor, order) in orders {
         let vendor = VendorId::parse(vendor).unwrap();
         let order = OrderId::parse(order).unwrap();
         stored.push(store.order(&vendor, &order).await.unwrap().unwrap());
@@ -176,13 +180,84 @@ async fn a_database_written_by_0_1_0_opens_with_nothing_lost() {
     assert_eq!(store.opened_version(), 0, "the fixture predates versions");
     assert_every_order_kept(&store).await;
     assert_every_queue_kept(&store, &old_queues()).await;
-    assert_every_listing_kept(&store).await;
+    assert_every_listing_kept(&store, &old_order_ids()).await;
     drop(store);
 
     // Opened again, it is already current and still whole.
     let store = SqliteStore::open(&db, Default::default()).unwrap();
     assert_eq!(store.opened_version(), SqliteStore::SCHEMA_VERSION);
     assert_every_queue_kept(&store, &old_queues()).await;
+}
+
+/// A file of schema version 1 (0.2.0) gains the status indexes and keeps
+/// every order and every queued message, in its place.
+#[tokio::test]
+async fn a_database_written_by_0_2_0_is_listed_with_nothing_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    std::fs::copy(fixture("sqlite-0.2.0.db"), &db).unwrap();
+    let queued: Vec<(String, String)> = {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let mut st = conn
+            .prepare("SELECT owner, message_id FROM messages ORDER BY seq")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(queued.len(), 7, "the fixture");
+    let store = SqliteStore::open(&db, Default::default()).unwrap();
+    assert_eq!(store.opened_version(), 1);
+    for owner in [
+        "distributor:north-hub",
+        "distributor:south-hub",
+        "vendor:acme-widgets",
+        "vendor:1-800-flowers",
+    ] {
+        let ids: Vec<String> = store
+            .pending_for(&recipient(owner))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.id.to_string())
+            .collect();
+        let want: Vec<String> = queued
+            .iter()
+            .filter(|(o, _)| o == owner)
+            .map(|(_, id)| id.clone())
+            .collect();
+        assert_eq!(ids, want, "the queue of {owner}");
+    }
+    let orders = [
+        ("acme-widgets", "a-1"),
+        ("acme-widgets", "a-2"),
+        ("acme-widgets", "a-3"),
+        ("1-800-flowers", "a-1"),
+        ("1-800-flowers", "f-2"),
+    ];
+    assert_every_listing_kept(&store, &orders).await;
+    let acme = VendorId::parse("acme-widgets").unwrap();
+    let jose = store
+        .order(&acme, &OrderId::parse("a-2").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(jose.customer, "José Ñúñez");
+    drop(store);
+    let indexes: Vec<String> = rusqlite::Connection::open(&db)
+        .unwrap()
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'orders' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        indexes,
+        ["orders_by_distributor_status", "orders_by_vendor_status"],
+        "version 1's listing indexes are replaced, not kept beside"
+    );
 }
 
 #[tokio::test]
@@ -327,7 +402,7 @@ async fn a_redis_written_by_0_1_0_is_read_with_nothing_lost() {
     );
     assert_every_order_kept(&store).await;
     assert_every_queue_kept(&store, &old_redis_queues()).await;
-    assert_every_listing_kept(&store).await;
+    assert_every_listing_kept(&store, &old_order_ids()).await;
     let depths = store.queue_depths().await.unwrap();
     assert_eq!(depths.iter().map(|d| d.depth).sum::<u64>(), 7);
 }
@@ -351,7 +426,7 @@ async fn a_redis_of_layout_1_gains_its_listings_on_start_up() {
         store.layout_version().await.unwrap(),
         Some(RedisStore::LAYOUT_VERSION)
     );
-    assert_every_listing_kept(&store).await;
+    assert_every_listing_kept(&store, &old_order_ids()).await;
     assert_every_queue_kept(&store, &old_redis_queues()).await;
 }
 
