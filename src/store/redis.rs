@@ -428,14 +428,14 @@ impl Keys {
     fn listings_of(&self, order: &Order) -> [String; 6] {
         let vendor = Recipient::Vendor(order.vendor_id.clone()).key();
         let distributor = Recipient::Distributor(order.distributor_id.clone()).key();
-        let all = [Status::Pending, Status::InTransit, Status::Delivered];
+        let [pending, moving, delivered] = [Status::Pending, Status::InTransit, Status::Delivered];
         [
-            self.listing(&vendor, all[0]),
-            self.listing(&vendor, all[1]),
-            self.listing(&vendor, all[2]),
-            self.listing(&distributor, all[0]),
-            self.listing(&distributor, all[1]),
-            self.listing(&distributor, all[2]),
+            self.listing(&vendor, pending),
+            self.listing(&vendor, moving),
+            self.listing(&vendor, delivered),
+            self.listing(&distributor, pending),
+            self.listing(&distributor, moving),
+            self.listing(&distributor, delivered),
         ]
     }
     /// The pattern of every order key.

@@ -89,11 +89,13 @@
   }
 
   // Every (re)connect: the orders as they are first, then the queued pickups.
+  let loads = 0; // a reconnect during a load starts a newer one, which alone finishes
   async function catchUp(from) {
+    const load = ++loads;
     book.beginReload();
     const open = await listOrders(from, 'open', OPEN_PAGE, OPEN_PAGES);
     const done = open.ok ? await listOrders(from, 'delivered', DONE_PAGE) : open;
-    if (socket !== from) return;
+    if (socket !== from || load !== loads) return;
     if (!done.ok) {
       book.finishReload();
       return showListError(done);

@@ -83,10 +83,12 @@
   }
 
   // Every (re)connect: the orders as they are first, then what queued up.
+  let loads = 0; // a reconnect during a load starts a newer one, which alone finishes
   async function catchUp(from) {
+    const load = ++loads;
     book.beginReload();
     const listed = await listOrders(from, 'all', PAGE);
-    if (socket !== from) return;
+    if (socket !== from || load !== loads) return;
     if (!listed.ok) {
       book.finishReload();
       return showListError(listed);
