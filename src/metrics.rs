@@ -40,12 +40,14 @@ const BUCKETS: [f64; 14] = [
 ];
 
 /// Every event name the hub knows, in or out; anything else is `unknown`.
-const KNOWN_EVENTS: [&str; 14] = [
+const KNOWN_EVENTS: [&str; 16] = [
     event::PICKUP,
     event::IN_TRANSIT,
     event::DELIVERED,
     event::RECEIVED,
     event::GET_ALL,
+    event::ORDERS,
+    event::ORDER,
     event::CHAT_MESSAGE,
     event::JOIN,
     event::LEAVE,

@@ -431,6 +431,35 @@ async fn a_move_is_announced_to_the_distributors_other_sockets_and_nobody_else()
     }
 }
 
+/// `orders` and the `order` notices are counted under their own names.
+#[tokio::test]
+async fn orders_and_order_notices_are_counted_by_name() {
+    let app = spawn_app().await;
+    let tab = vendor(&app, "acme-widgets").await;
+    let other_tab = vendor(&app, "acme-widgets").await;
+    assert_ok(&tab.ack("pickup", pickup("o-1", "north-hub")).await);
+    other_tab.expect("order").await;
+    assert_ok(&tab.ack("orders", json!({})).await);
+    let metrics = reqwest::Client::new()
+        .get(format!("{}/metrics", app.url()))
+        .bearer_auth("demo-admin")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        r#"parcel_hub_events_received_total{namespace="/vendor",event="orders",outcome="ok"} 1"#,
+        r#"parcel_hub_events_sent_total{namespace="/vendor",event="order",outcome="ok"} 1"#,
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == series),
+            "{series} in {metrics}"
+        );
+    }
+}
+
 /// Pages through every order of a vendor with 100,000 of them and prints
 /// the hub's resident memory as it goes: a page costs its own size, so the
 /// hub does not grow with the number of orders read.
