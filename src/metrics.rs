@@ -360,7 +360,8 @@ mod tests {
     #[test]
     fn unknown_event_names_share_one_label() {
         assert_eq!(event_label("pickup"), "pickup");
-        assert_eq!(event_label("orders"), "unknown");
+        assert_eq!(event_label("orders"), "orders");
+        assert_eq!(event_label("no-such-event"), "unknown");
         assert_eq!(event_label("x".repeat(100).as_str()), "unknown");
     }
 
