@@ -4,7 +4,8 @@
 //! into one structured log line and, when someone watches (the inspector),
 //! into an `activity` record on a broadcast channel. Connects and
 //! disconnects are records too, so a watcher sees every change of the hub.
-//! With nobody watching, no payload is copied.
+//! With nobody watching, no payload is copied. Every event in and out is
+//! also counted in the hub's [`Metrics`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -13,6 +14,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
+use crate::metrics::Metrics;
 use crate::protocol::{event, rfc3339};
 
 /// Payloads in the feed are cut to this many bytes.
@@ -82,6 +84,8 @@ pub(crate) struct Activity {
     feed: broadcast::Sender<ActivityRecord>,
     /// Sequence numbers let a watcher see that it skipped records.
     seq: AtomicU64,
+    /// Counts every event in and out (`parcel_hub_events_*_total`).
+    metrics: Metrics,
 }
 
 impl Default for Activity {
@@ -128,10 +132,16 @@ fn lifecycle_record(
 
 impl Activity {
     pub(crate) fn new() -> Self {
+        Self::with_metrics(Metrics::new())
+    }
+
+    /// A feed that counts events in the hub's `metrics`.
+    pub(crate) fn with_metrics(metrics: Metrics) -> Self {
         let (feed, _) = broadcast::channel(1024);
         Self {
             feed,
             seq: AtomicU64::new(0),
+            metrics,
         }
     }
 
@@ -146,6 +156,7 @@ impl Activity {
     }
 
     pub(crate) fn incoming(&self, e: Incoming<'_>) {
+        self.metrics.event_received(e.namespace, e.event, e.outcome);
         if e.outcome == "ok" {
             tracing::info!(
                 ns = e.namespace,
@@ -183,6 +194,7 @@ impl Activity {
     }
 
     pub(crate) fn outgoing(&self, e: Outgoing<'_>) {
+        self.metrics.event_sent(e.namespace, e.event, e.outcome);
         tracing::info!(
             ns = e.namespace,
             event = e.event,

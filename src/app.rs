@@ -1,4 +1,6 @@
-//! Wiring: the hub state, the Socket.IO layer, the HTTP router, and `serve`.
+//! Wiring: the hub state, the Socket.IO layer, the HTTP router, and `serve`;
+//! what an operator reaches beside the pages is in [`operate`] (health,
+//! metrics, CORS).
 //!
 //! A hub runs on one of two Socket.IO adapters: the local one (alone, SQLite)
 //! or the cluster's Redis adapter (`--redis`). Everything below the seam is
@@ -17,10 +19,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::State as HttpState;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Json};
-use axum::routing::get;
 use axum::serve::ListenerExt;
 use futures_util::future::BoxFuture;
 use socketioxide::adapter::LocalAdapter;
@@ -29,9 +27,10 @@ use socketioxide::{SocketIo, SocketIoBuilder};
 use socketioxide_redis::{RedisAdapterConfig, RedisAdapterCtr};
 use tokio::net::TcpListener;
 
-use crate::cluster::{self, ClusterAdapter, HubAdapter, Watchdog};
-use crate::config::{Config, Credentials};
+use crate::cluster::{self, ClusterAdapter, HubAdapter, PubSubDriver, Watchdog};
+use crate::config::{Config, ConfigError};
 use crate::namespaces;
+use crate::namespaces::admin::{self, AdminState};
 use crate::namespaces::inspector::FeedTask;
 use crate::namespaces::sockets;
 pub use crate::namespaces::sockets::{ClusterSocket, ListError};
@@ -40,7 +39,10 @@ use crate::scenario::Library;
 use crate::scenario::runner::{Launcher, LessonHub};
 use crate::state::{Hub, HubState, Limits};
 use crate::store::{RedisStore, SharedStore, SqliteStore};
+use crate::upkeep::Upkeep;
 use crate::web::{self, ClientScript};
+
+mod operate;
 
 /// The Socket.IO handle, on whichever adapter this hub runs.
 #[derive(Debug, Clone)]
@@ -80,16 +82,22 @@ pub struct App {
     router: Router,
     /// Keeps the cluster connection checked while the hub serves (`--redis` only).
     watchdog: Option<Watchdog>,
+    /// The background chores (gauges, retention) while the hub serves.
+    upkeep: Upkeep,
 }
 
 impl App {
     /// Opens the store, loads credentials and builds every namespace; with
     /// `--redis`, connects to the cluster (and fails if Redis does not answer).
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
-        let credentials = match &config.credentials {
-            Some(path) => Credentials::load(path)?,
-            None => Credentials::demo(),
-        };
+        // Before anything is opened or bound: the demo set stays on loopback.
+        let credentials = config.credentials_to_serve()?;
+        let retention = config.retention()?;
+        if retention.is_some() && config.redis.is_some() {
+            return Err(ConfigError::RetentionInCluster.into());
+        }
+        let cors = operate::cors(&config.cors_origin)?;
+        let admin = AdminState::default();
         let limits = Limits {
             rate_per_second: config.rate_limit,
             burst: config.rate_burst,
@@ -100,12 +108,17 @@ impl App {
             let store = SqliteStore::open(&config.db, config.durability)
                 .with_context(|| format!("cannot open the database {}", config.db.display()))?;
             let hub = state(Arc::new(store));
-            let (layer, io) = socket_io(config, &hub).build_layer();
-            let router = wire(config, &hub, &io, layer, client).await?;
+            let (layer, io) = socket_io(config, &hub, &admin).build_layer();
+            let router = wire(config, &hub, &io, layer, client, None).await?;
             return Ok(Self {
+                upkeep: Upkeep::start(hub.clone(), retention).with_task(admin::start_feed(
+                    hub.clone(),
+                    io.clone(),
+                    admin,
+                )),
                 hub,
                 io: HubIo::Local(io),
-                router,
+                router: operate::with_cors(router, cors),
                 watchdog: None,
             });
         };
@@ -117,6 +130,7 @@ impl App {
             .await
             .with_context(|| format!("cannot use the keys {prefix}:* in redis"))?;
         let hub = state(Arc::new(store));
+        let subscriptions = redis.driver.clone();
         let adapter = RedisAdapterCtr::new_with_driver(
             redis.driver,
             RedisAdapterConfig::new()
@@ -126,15 +140,20 @@ impl App {
                 // (they stay queued for `getAll`), so leave room for bursts.
                 .with_stream_buffer(CLUSTER_STREAM_BUFFER),
         );
-        let (layer, io) = socket_io(config, &hub)
+        let (layer, io) = socket_io(config, &hub, &admin)
             .with_adapter::<ClusterAdapter>(adapter)
             .build_layer();
-        let router = wire(config, &hub, &io, layer, client).await?;
+        let router = wire(config, &hub, &io, layer, client, Some(subscriptions)).await?;
         Ok(Self {
+            watchdog: Some(Watchdog::start(redis.conn, hub.metrics.redis_up())),
+            upkeep: Upkeep::start(hub.clone(), retention).with_task(admin::start_feed(
+                hub.clone(),
+                io.clone(),
+                admin,
+            )),
             hub,
             io: HubIo::Cluster(io),
-            router,
-            watchdog: Some(Watchdog::start(redis.conn)),
+            router: operate::with_cors(router, cors),
         })
     }
 
@@ -148,6 +167,7 @@ impl App {
         let io = self.io.clone();
         // Keeps pinging Redis for as long as this hub serves, and stops with it.
         let _watchdog = self.watchdog;
+        let _upkeep = self.upkeep;
         // Small frames must not wait for Nagle's algorithm (about 40 ms each).
         let listener = listener.tap_io(|tcp| {
             if let Err(e) = tcp.set_nodelay(true) {
@@ -192,11 +212,17 @@ impl App {
              listening on http://{addr}\n\
              hub id {hub_id}\n\
              \n  pages       http://{addr}/  (vendor, distributor, chat, inspector, learn)\n\
-             \x20 namespaces  /vendor  /distributor  /chat  /inspector  (Socket.IO path /socket.io/)\n\
-             \x20 health      http://{addr}/api/health\n\
+             \x20 namespaces  /vendor  /distributor  /chat  /inspector  /admin  (Socket.IO path /socket.io/)\n\
+             \x20 health      http://{addr}/api/health  (/live, /ready)\n\
+             \x20 metrics     http://{addr}/metrics  ({metrics})\n\
              \x20 data        {data}\n",
             version = env!("CARGO_PKG_VERSION"),
             hub_id = self.hub.hub_id(),
+            metrics = if config.metrics_public {
+                "open to anyone"
+            } else {
+                "admin token as Bearer"
+            },
         );
         if self.hub.credentials.is_demo {
             out.push_str("\n  demo credentials (pass --credentials FILE for real ones):\n");
@@ -226,11 +252,12 @@ impl App {
 }
 
 /// The Socket.IO settings every hub shares, whatever its adapter.
-fn socket_io(config: &Config, hub: &Hub) -> SocketIoBuilder {
+fn socket_io(config: &Config, hub: &Hub, admin: &AdminState) -> SocketIoBuilder {
     let max_payload = config.max_payload;
     SocketIo::builder()
         .with_state(hub.clone())
         .with_state(FeedTask::default())
+        .with_state(admin.clone())
         .max_payload(max_payload)
         .ws_max_message_size(usize::try_from(max_payload).unwrap_or(usize::MAX))
         .max_buffer_size(config.socket_buffer)
@@ -244,6 +271,7 @@ async fn wire<A: HubAdapter>(
     io: &SocketIo<A>,
     layer: SocketIoLayer<A>,
     client: ClientScript,
+    subscriptions: Option<PubSubDriver>,
 ) -> anyhow::Result<Router> {
     hub.set_hub_id(io.config().server_id.to_string());
     namespaces::register(io).await?;
@@ -260,8 +288,12 @@ async fn wire<A: HubAdapter>(
         learn,
     );
     Ok(Router::new()
-        .route("/api/health", get(health))
-        .with_state(hub.clone())
+        .merge(operate::router(operate::OperateState {
+            hub: hub.clone(),
+            io: io.clone(),
+            subscriptions,
+            metrics_public: config.metrics_public,
+        }))
         .merge(web::router(web))
         .layer(layer))
 }
@@ -272,26 +304,6 @@ fn redis_address(url: &str) -> String {
     url.into_connection_info()
         .map(|info| info.addr().to_string())
         .unwrap_or_else(|_| "(an invalid URL)".into())
-}
-
-/// `GET /api/health`.
-async fn health(HttpState(hub): HttpState<Hub>) -> impl IntoResponse {
-    let store_ok = tokio::time::timeout(Duration::from_secs(2), hub.store.ping())
-        .await
-        .is_ok_and(|r| r.is_ok());
-    let body = serde_json::json!({
-        "ok": store_ok,
-        "store": hub.store.kind(),
-        "hub": hub.hub_id(),
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptimeSeconds": hub.started.elapsed().as_secs(),
-    });
-    let status = if store_ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(body))
 }
 
 /// Starts the private hubs of lessons (`/learn`, `scenario run`): the
@@ -313,6 +325,8 @@ impl LessonHubs {
                 redis: None,
                 rate_limit: 0,
                 learn_sessions: 0,
+                retain_delivered: None,
+                cors_origin: Vec::new(),
                 ..parent.clone()
             },
         }

@@ -194,6 +194,29 @@ impl Driver for PubSubDriver {
     }
 }
 
+impl PubSubDriver {
+    /// Whether this hub's connection is subscribed to every channel the
+    /// adapter listens on (after Redis came back, once it re-subscribed):
+    /// Redis itself says how many channels the connection holds.
+    pub(crate) async fn subscribed(&self) -> Result<bool, RedisError> {
+        let wanted = self
+            .channels
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        let info: String = redis::cmd("CLIENT")
+            .arg("INFO")
+            .query_async(&mut self.conn.clone())
+            .await?;
+        let held = info
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("sub="))
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(0);
+        Ok(wanted > 0 && held >= wanted)
+    }
+}
+
 /// Pings Redis every second while it lives; dropping it stops the task.
 #[derive(Debug)]
 pub(crate) struct Watchdog(
@@ -208,7 +231,8 @@ impl Drop for Watchdog {
 }
 
 impl Watchdog {
-    pub(crate) fn start(conn: ConnectionManager) -> Self {
+    /// Starts pinging; `up` (`parcel_hub_redis_up`) says 1 while Redis answers.
+    pub(crate) fn start(conn: ConnectionManager, up_gauge: metrics::Gauge) -> Self {
         Self(tokio::spawn(async move {
             let mut conn = conn;
             let ping = redis::cmd("PING");
@@ -237,6 +261,7 @@ impl Watchdog {
                 if up && !was_up {
                     tracing::info!("redis is back; the hub serves again");
                 }
+                up_gauge.set(if up { 1.0 } else { 0.0 });
                 was_up = up;
             }
         }))

@@ -18,6 +18,7 @@ use subtle::ConstantTimeEq;
 
 use crate::domain::{DistributorId, VendorId};
 pub use crate::store::Durability;
+pub use crate::telemetry::LogFormat;
 
 impl clap::ValueEnum for Durability {
     fn value_variants<'a>() -> &'a [Self] {
@@ -128,6 +129,38 @@ pub struct Config {
         default_value_t = 16
     )]
     pub learn_sessions: usize,
+
+    /// How log lines are written to stderr: `pretty` (for people) or `json`
+    /// (one object per line, for log collectors).
+    #[arg(long, env = "PARCEL_HUB_LOG_FORMAT", value_name = "FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+
+    /// Serve `GET /metrics` without the admin token (behind a firewall or
+    /// on a private network).
+    #[arg(long, env = "PARCEL_HUB_METRICS_PUBLIC")]
+    pub metrics_public: bool,
+
+    /// An origin whose pages may call the HTTP API and the Socket.IO
+    /// endpoint (`https://admin.socket.io`); repeat the flag, or separate
+    /// origins with commas in the variable. None: same origin only.
+    #[arg(
+        long,
+        env = "PARCEL_HUB_CORS_ORIGIN",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub cors_origin: Vec<String>,
+
+    /// Use the demo credentials on a non-loopback address anyway (anyone who
+    /// reaches the hub can then sign in with them).
+    #[arg(long, env = "PARCEL_HUB_DEMO")]
+    pub demo: bool,
+
+    /// Delete delivered orders this many days after delivery, once every
+    /// message about them is confirmed (fractions allowed; 0: as soon as
+    /// possible). Without it orders are kept forever. SQLite only.
+    #[arg(long, env = "PARCEL_HUB_RETAIN_DELIVERED", value_name = "DAYS")]
+    pub retain_delivered: Option<f64>,
 }
 
 impl Default for Config {
@@ -148,6 +181,30 @@ impl Default for Config {
 }
 
 impl Config {
+    /// How long delivered orders are kept (`--retain-delivered`), if not forever.
+    pub fn retention(&self) -> Result<Option<std::time::Duration>, ConfigError> {
+        match self.retain_delivered {
+            None => Ok(None),
+            Some(days) if days.is_finite() && days >= 0.0 => {
+                std::time::Duration::try_from_secs_f64(days * 86_400.0)
+                    .map(Some)
+                    .map_err(|_| ConfigError::Retention(days))
+            }
+            Some(days) => Err(ConfigError::Retention(days)),
+        }
+    }
+
+    /// The credentials the hub serves with: the file's, or the demo set.
+    /// The demo set is refused on an address other than loopback unless
+    /// `--demo` insists: it would let anyone in, admin included.
+    pub(crate) fn credentials_to_serve(&self) -> anyhow::Result<Credentials> {
+        match &self.credentials {
+            Some(path) => Ok(Credentials::load(path)?),
+            None if self.listen.ip().is_loopback() || self.demo => Ok(Credentials::demo()),
+            None => Err(ConfigError::DemoOffLoopback(self.listen).into()),
+        }
+    }
+
     /// Settings for tests and embedding: the defaults, on any free loopback
     /// port, with the database at `db`.
     pub fn for_tests(db: impl Into<PathBuf>) -> Self {
@@ -157,6 +214,28 @@ impl Config {
             ..Self::default()
         }
     }
+}
+
+/// Settings that cannot be served as given.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "refusing to serve the demo credentials on {0}: anyone who reaches that address \
+         could sign in as any vendor, distributor or the admin. Give real ones with \
+         --credentials FILE (see the README, \"The credentials file\"), listen on \
+         127.0.0.1 instead, or pass --demo to insist"
+    )]
+    DemoOffLoopback(SocketAddr),
+    #[error("--retain-delivered must be a number of days, 0 or more (got {0})")]
+    Retention(f64),
+    #[error(
+        "--retain-delivered works on SQLite only; a cluster keeps its orders in Redis (see the README)"
+    )]
+    RetentionInCluster,
+    #[error(
+        "--cors-origin {0:?} is not an origin like https://admin.socket.io (scheme, host, optional port; never *)"
+    )]
+    CorsOrigin(String),
 }
 
 /// Why the credentials file could not be used.

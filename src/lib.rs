@@ -17,6 +17,7 @@
 //! - [`client`]: the project's one Socket.IO client (WebSocket or
 //!   long-polling), for the tests, the lessons and the load generator.
 //! - [`output`], [`telemetry`]: stdout for subcommands, tracing set-up.
+//! - [`metrics`]: the hub's Prometheus metrics (its own recorder).
 //! - [`store`]: the storage trait, its SQLite and Redis backends, their
 //!   schemas and migrations.
 //! - [`activity`]: proof-of-life logging and the activity feed.
@@ -26,6 +27,8 @@
 //! - [`ops`]: the operations (pickup, transitions, queue, chat history), no
 //!   transport types.
 //! - [`cluster`]: several hubs behind one Redis (adapter driver, watchdog).
+//! - [`upkeep`]: the hub's background chores (queue-depth gauges, the
+//!   retention sweep).
 //! - [`namespaces`]: the Socket.IO adapters of the operations, one file per
 //!   namespace, registered in one place.
 //! - [`scenario`]: scenario files, the runner, the `scenario` CLI.
@@ -42,6 +45,7 @@ pub mod client;
 pub(crate) mod cluster;
 pub mod config;
 pub mod domain;
+pub(crate) mod metrics;
 pub(crate) mod namespaces;
 pub(crate) mod ops;
 pub(crate) mod output;
@@ -51,6 +55,7 @@ pub mod scenario;
 pub(crate) mod state;
 pub mod store;
 pub mod telemetry;
+pub(crate) mod upkeep;
 pub(crate) mod web;
 
 pub use app::App;

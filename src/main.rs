@@ -33,10 +33,19 @@ async fn run() -> anyhow::Result<u8> {
             let _logs = telemetry::init_with("warn");
             return Ok(exit_code(parcel_hub::bench::main(command).await?));
         }
+        Some(Command::Backup { file, db }) => {
+            let _logs = telemetry::init_with("warn");
+            parcel_hub::cli::backup(&file, db.as_deref().unwrap_or(&config.db))?;
+            return Ok(0);
+        }
+        Some(Command::Completions { shell }) => {
+            parcel_hub::cli::completions(shell);
+            return Ok(0);
+        }
         None => {}
     }
     // Dropped when `run` returns, after the last line is logged.
-    let _logs = telemetry::init();
+    let _logs = telemetry::init_as(config.log_format);
     let app = App::build(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

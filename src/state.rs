@@ -1,5 +1,5 @@
 //! The shared hub state every handler and operation reaches: the store, who
-//! may connect, the activity feed, the limits, and who is in the chat.
+//! may connect, the activity feed and the metrics, the limits, and who is in the chat.
 //!
 //! This is a leaf of the module graph: it knows the store and the
 //! configuration and nothing that serves a transport, so the operations,
@@ -19,6 +19,7 @@ use tokio::sync::RwLock;
 use crate::activity::Activity;
 use crate::config::Credentials;
 use crate::domain::ChatName;
+use crate::metrics::Metrics;
 use crate::store::SharedStore;
 
 /// Per-socket event budget (also each vendor's budget of API requests).
@@ -47,6 +48,8 @@ pub(crate) struct HubState {
     pub limits: Limits,
     pub started: Instant,
     pub chat: ChatState,
+    /// This hub's Prometheus metrics (`GET /metrics`).
+    pub metrics: Metrics,
     /// This hub's Socket.IO server id (the `hub` of sockets in a cluster).
     /// Set once the Socket.IO layer exists, which needs this state first.
     hub_id: OnceLock<String>,
@@ -56,13 +59,17 @@ pub(crate) type Hub = Arc<HubState>;
 
 impl HubState {
     pub(crate) fn new(store: SharedStore, credentials: Credentials, limits: Limits) -> Self {
+        let metrics = Metrics::new();
+        store.observe_commits(metrics.store_commits(store.kind()));
+        metrics.set_build_info(store.kind());
         Self {
             store,
             credentials,
-            activity: Activity::new(),
+            activity: Activity::with_metrics(metrics.clone()),
             limits,
             started: Instant::now(),
             chat: ChatState::default(),
+            metrics,
             hub_id: OnceLock::new(),
         }
     }

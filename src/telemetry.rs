@@ -1,9 +1,21 @@
-//! Tracing set-up, done once at start-up.
+//! Tracing set-up, done once at start-up: `pretty` lines for people, or
+//! `json` (one object per line with its fields) for log collectors.
 
 use std::io::IsTerminal;
 
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
+
+/// How log lines look (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per event, coloured on a terminal.
+    #[default]
+    Pretty,
+    /// One JSON object per line: `timestamp`, `level`, `target`, and the
+    /// event's `fields` (its message included).
+    Json,
+}
 
 /// The filter used when `RUST_LOG` is not set.
 pub const DEFAULT_FILTER: &str =
@@ -21,6 +33,11 @@ pub fn init() -> LogGuard {
     init_with(DEFAULT_FILTER)
 }
 
+/// Like [`init`], in the given format.
+pub fn init_as(format: LogFormat) -> LogGuard {
+    init_formatted(DEFAULT_FILTER, format)
+}
+
 /// Like [`init`] with another default filter (quieter for the scenario CLI).
 ///
 /// Lines are formatted where they are logged but written by a thread of
@@ -29,6 +46,10 @@ pub fn init() -> LogGuard {
 /// stderr. Nothing is dropped; a full channel (128k lines) slows the
 /// loggers down instead. Colours only on a terminal, and never with `NO_COLOR`.
 pub fn init_with(default_filter: &str) -> LogGuard {
+    init_formatted(default_filter, LogFormat::Pretty)
+}
+
+fn init_formatted(default_filter: &str, format: LogFormat) -> LogGuard {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let (writer, guard) = NonBlockingBuilder::default()
@@ -37,12 +58,21 @@ pub fn init_with(default_filter: &str) -> LogGuard {
         .finish(std::io::BufWriter::new(std::io::stderr()));
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     // A second call (tests starting several hubs) keeps the first subscriber.
-    match tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(writer)
-        .try_init()
-    {
+    let installed = match format {
+        LogFormat::Pretty => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(ansi)
+            .with_writer(writer)
+            .try_init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_env_filter(filter)
+            .with_writer(writer)
+            .try_init(),
+    };
+    match installed {
         Ok(()) => LogGuard {
             _writer: Some(guard),
         },

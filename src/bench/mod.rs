@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, FromArgMatches, Subcommand, ValueEnum};
 use serde::Serialize;
 
 use crate::store::Durability;
@@ -47,23 +47,30 @@ pub(crate) fn bench_credentials(distributors: usize) -> String {
 #[derive(Debug, Clone, Subcommand)]
 pub enum BenchCommand {
     /// W1 fan-out: pickups with acks to rooms of distributor sockets.
+    #[command(after_help = "Example:\n  parcel-hub bench w1 --versus-relay --runs 5")]
     W1(BenchArgs),
     /// W2 paced latency: a steady rate of pickups to the same sockets.
+    #[command(after_help = "Example:\n  parcel-hub bench w2 --versus-relay --runs 3")]
     W2(BenchArgs),
     /// W3 footprint: idle distributor sockets, RSS per connection.
+    #[command(after_help = "Example:\n  parcel-hub bench w3 --versus-relay --runs 3")]
     W3(BenchArgs),
     /// W4 chat fan-out: one sender, every other /chat socket receives.
+    #[command(after_help = "Example:\n  parcel-hub bench w4 --versus-relay --runs 3")]
     W4(BenchArgs),
     /// Print a credentials file with the bench identities (for a hub at --url).
     Credentials {
-        #[arg(long, default_value_t = 10)]
+        /// Bench distributors to list.
+        #[arg(long, value_name = "N", default_value_t = 10)]
         distributors: usize,
     },
     /// Serve the bare socketioxide relay (the yardstick) on --listen.
     Relay {
-        #[arg(long, default_value = "127.0.0.1:3001")]
+        /// Address to listen on.
+        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:3001")]
         listen: std::net::SocketAddr,
-        #[arg(long, default_value_t = 4096)]
+        /// Packets buffered per socket.
+        #[arg(long, value_name = "N", default_value_t = 4096)]
         socket_buffer: usize,
     },
 }
@@ -78,17 +85,17 @@ pub enum Workload {
     W4,
 }
 
-/// Knobs of every workload; defaults are the sizes of the issue.
+/// Options every workload takes.
 #[derive(Debug, Clone, Args)]
-pub struct BenchArgs {
-    /// Start the hub (or the relay) as a child process on a free port.
+pub struct SharedArgs {
+    /// Start the hub (or the relay) as a child process on a free port (the default).
     #[arg(long, conflicts_with = "url")]
     pub spawn: bool,
-    /// A running hub instead (it needs `parcel-hub bench credentials`).
-    #[arg(long)]
+    /// A running hub instead (it needs `parcel-hub bench credentials` and `--rate-limit 0`).
+    #[arg(long, value_name = "URL")]
     pub url: Option<String>,
     /// The pid of the hub at --url, to sample its CPU time and RSS.
-    #[arg(long)]
+    #[arg(long, value_name = "PID")]
     pub pid: Option<u32>,
     /// Measure the bare socketioxide relay instead of parcel-hub.
     #[arg(long, conflicts_with = "versus_relay")]
@@ -97,48 +104,230 @@ pub struct BenchArgs {
     /// so both see the same machine; prints the medians and their ratio.
     #[arg(long, conflicts_with = "url")]
     pub versus_relay: bool,
-    /// The parcel-hub binary to spawn (default: this one).
-    #[arg(long)]
+    /// The parcel-hub binary to spawn [default: this one].
+    #[arg(long, value_name = "FILE")]
     pub hub_bin: Option<PathBuf>,
     /// Durability of a spawned hub.
-    #[arg(long, value_enum, default_value_t = Durability::Process)]
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = Durability::Process)]
     pub durability: Durability,
-    /// Distributors (rooms).
-    #[arg(long, default_value_t = 10)]
-    pub distributors: usize,
-    /// Sockets per distributor room.
-    #[arg(long, default_value_t = 100)]
-    pub sockets_per_distributor: usize,
-    /// Pickups to send (W1).
-    #[arg(long, default_value_t = 10_000)]
-    pub pickups: usize,
-    /// Pickups in flight before waiting for acks (W1), chat messages likewise (W4).
-    #[arg(long, default_value_t = 100)]
-    pub window: usize,
-    /// Pickups per second (W2).
-    #[arg(long, default_value_t = 500)]
-    pub rate: u32,
-    /// Seconds of paced load (W2).
-    #[arg(long, default_value_t = 20)]
-    pub seconds: u64,
-    /// Idle sockets (W3).
-    #[arg(long, default_value_t = 10_000)]
-    pub idle: usize,
-    /// Chat sockets including the sender (W4).
-    #[arg(long, default_value_t = 1_000)]
-    pub chat_sockets: usize,
-    /// Chat messages (W4).
-    #[arg(long, default_value_t = 1_000)]
-    pub messages: usize,
     /// Connections opened at once.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, value_name = "N", default_value_t = 64)]
     pub connect_concurrency: usize,
     /// Repeat the workload this many times and report the median run too.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1)]
     pub runs: usize,
     /// Also write the (median) result as JSON to this file.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+}
+
+/// The distributor rooms (W1, W2, W3).
+#[derive(Debug, Clone, Args)]
+pub struct RoomArgs {
+    /// Distributors (rooms).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub distributors: usize,
+}
+
+/// The sockets in each room (W1, W2).
+#[derive(Debug, Clone, Args)]
+pub struct FleetArgs {
+    /// Sockets per distributor room.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub sockets_per_distributor: usize,
+}
+
+/// W1's pickups.
+#[derive(Debug, Clone, Args)]
+pub struct FanOutArgs {
+    /// Pickups to send.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub pickups: usize,
+}
+
+/// How many requests wait for their ack at once (W1, W4).
+#[derive(Debug, Clone, Args)]
+pub struct WindowArgs {
+    /// Pickups (W1) or chat messages (W4) in flight before waiting for acks.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub window: usize,
+}
+
+/// W2's pace.
+#[derive(Debug, Clone, Args)]
+pub struct PacedArgs {
+    /// Pickups per second.
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    pub rate: u32,
+    /// Seconds of paced load.
+    #[arg(long, value_name = "SECONDS", default_value_t = 20)]
+    pub seconds: u64,
+}
+
+/// W3's idle sockets.
+#[derive(Debug, Clone, Args)]
+pub struct IdleArgs {
+    /// Idle sockets.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub idle: usize,
+}
+
+/// W4's chat.
+#[derive(Debug, Clone, Args)]
+pub struct ChatArgs {
+    /// Chat sockets including the sender.
+    #[arg(long, value_name = "N", default_value_t = 1_000)]
+    pub chat_sockets: usize,
+    /// Chat messages.
+    #[arg(long, value_name = "N", default_value_t = 1_000)]
+    pub messages: usize,
+}
+
+/// Knobs of a workload; defaults are the sizes of the issue.
+///
+/// Each workload's command line lists only the options it uses: the
+/// shared ones and its own groups (see [`BenchArgs::groups_of`]); a group
+/// a workload does not take keeps its defaults here.
+#[derive(Debug, Clone)]
+pub struct BenchArgs {
+    pub spawn: bool,
+    pub url: Option<String>,
+    pub pid: Option<u32>,
+    pub relay_only: bool,
+    pub versus_relay: bool,
+    pub hub_bin: Option<PathBuf>,
+    pub durability: Durability,
+    pub connect_concurrency: usize,
+    pub runs: usize,
+    pub json: Option<PathBuf>,
+    pub distributors: usize,
+    pub sockets_per_distributor: usize,
+    pub pickups: usize,
+    pub window: usize,
+    pub rate: u32,
+    pub seconds: u64,
+    pub idle: usize,
+    pub chat_sockets: usize,
+    pub messages: usize,
+}
+
+/// An option group of a workload's command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Group {
+    Rooms,
+    Fleet,
+    FanOut,
+    Window,
+    Paced,
+    Idle,
+    Chat,
+}
+
+/// The defaults of an option group, as its command line gives them.
+fn defaults<T: Args + FromArgMatches>() -> T {
+    let command = T::augment_args(clap::Command::new("defaults"));
+    match T::from_arg_matches(&command.get_matches_from(["defaults"])) {
+        Ok(defaults) => defaults,
+        // Only a mistake in the attributes can get here; the bench tests parse every group.
+        Err(e) => unreachable!("bench defaults do not parse: {e}"),
+    }
+}
+
+/// A group's values if the workload's command line has it, else its defaults.
+fn group<T: Args + FromArgMatches>(
+    matches: &clap::ArgMatches,
+    present: bool,
+) -> Result<T, clap::Error> {
+    if present {
+        T::from_arg_matches(matches)
+    } else {
+        Ok(defaults())
+    }
+}
+
+impl BenchArgs {
+    /// The option groups a workload's command (`w1` ... `w4`) takes.
+    fn groups_of(workload: &str) -> &'static [Group] {
+        match workload {
+            "w1" => &[Group::Rooms, Group::Fleet, Group::FanOut, Group::Window],
+            "w2" => &[Group::Rooms, Group::Fleet, Group::Paced],
+            "w3" => &[Group::Rooms, Group::Idle],
+            "w4" => &[Group::Chat, Group::Window],
+            _ => &[],
+        }
+    }
+
+    fn from_groups(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        // Which groups the matched command was built with: every option has
+        // a default, so an option of the command is always among the ids.
+        // (`try_contains_id` tells unknown ids apart in debug builds only.)
+        let has = |id: &str| matches.ids().any(|known| known.as_str() == id);
+        let shared = SharedArgs::from_arg_matches(matches)?;
+        let rooms: RoomArgs = group(matches, has("distributors"))?;
+        let fleet: FleetArgs = group(matches, has("sockets_per_distributor"))?;
+        let fan_out: FanOutArgs = group(matches, has("pickups"))?;
+        let window: WindowArgs = group(matches, has("window"))?;
+        let paced: PacedArgs = group(matches, has("rate"))?;
+        let idle: IdleArgs = group(matches, has("idle"))?;
+        let chat: ChatArgs = group(matches, has("chat_sockets"))?;
+        Ok(Self {
+            spawn: shared.spawn,
+            url: shared.url,
+            pid: shared.pid,
+            relay_only: shared.relay_only,
+            versus_relay: shared.versus_relay,
+            hub_bin: shared.hub_bin,
+            durability: shared.durability,
+            connect_concurrency: shared.connect_concurrency,
+            runs: shared.runs,
+            json: shared.json,
+            distributors: rooms.distributors,
+            sockets_per_distributor: fleet.sockets_per_distributor,
+            pickups: fan_out.pickups,
+            window: window.window,
+            rate: paced.rate,
+            seconds: paced.seconds,
+            idle: idle.idle,
+            chat_sockets: chat.chat_sockets,
+            messages: chat.messages,
+        })
+    }
+}
+
+impl FromArgMatches for BenchArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        Self::from_groups(matches)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_groups(matches)?;
+        Ok(())
+    }
+}
+
+impl Args for BenchArgs {
+    /// The shared options, then the groups of the workload this command is
+    /// (clap names the subcommand before it asks for its arguments).
+    fn augment_args(command: clap::Command) -> clap::Command {
+        let groups = Self::groups_of(command.get_name());
+        let mut command = SharedArgs::augment_args(command);
+        for group in groups {
+            command = match group {
+                Group::Rooms => RoomArgs::augment_args(command),
+                Group::Fleet => FleetArgs::augment_args(command),
+                Group::FanOut => FanOutArgs::augment_args(command),
+                Group::Window => WindowArgs::augment_args(command),
+                Group::Paced => PacedArgs::augment_args(command),
+                Group::Idle => IdleArgs::augment_args(command),
+                Group::Chat => ChatArgs::augment_args(command),
+            };
+        }
+        command
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        Self::augment_args(command)
+    }
 }
 
 /// Latency percentiles in milliseconds.

@@ -186,6 +186,12 @@ impl Client {
         ))
     }
 
+    /// Sends an event with any number of arguments, without asking for an
+    /// ack (the Admin UI's actions: `emit("join", nsp, room, filter)`).
+    pub fn emit_args(&self, event: &str, args: &[&Value]) -> Result<(), ClientError> {
+        self.send(packet::event_message(&self.namespace, None, event, args))
+    }
+
     /// Sends an event with an ack id and waits for the ack's first argument.
     pub async fn emit_with_ack(
         &self,

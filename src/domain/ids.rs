@@ -205,6 +205,8 @@ pub enum Identity {
     Distributor(DistributorId),
     Chat(ChatName),
     Inspector,
+    /// The official Socket.IO Admin UI (`/admin`).
+    Admin,
 }
 
 impl fmt::Display for Identity {
@@ -214,6 +216,7 @@ impl fmt::Display for Identity {
             Identity::Distributor(id) => write!(f, "distributor {id}"),
             Identity::Chat(name) => write!(f, "chat {name}"),
             Identity::Inspector => f.write_str("inspector"),
+            Identity::Admin => f.write_str("admin"),
         }
     }
 }

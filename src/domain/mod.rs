@@ -9,10 +9,12 @@
 
 mod chat;
 mod ids;
+mod listing;
 mod order;
 
 pub use chat::{ChatMessage, ChatPost};
 pub use ids::{ChatName, DistributorId, Identity, MessageId, OrderId, RoomName, VendorId};
+pub use listing::{OrderPosition, StatusFilter};
 pub use order::{
     HistoryEntry, Message, Order, Pickup, Recipient, Status, TransitionError, TransitionOutcome,
     millis,

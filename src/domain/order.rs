@@ -180,7 +180,9 @@ impl Order {
     }
 }
 
-/// The owner of a queue: every notification goes to one vendor or one distributor.
+/// The owner of a queue: every notification goes to one vendor or one
+/// distributor. Also the party whose orders a listing shows (a vendor's
+/// own; a distributor's, those sent to it).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Recipient {
     Vendor(VendorId),
@@ -242,6 +244,16 @@ impl Message {
     /// The step this message reports.
     pub fn status(&self) -> Status {
         self.order.status
+    }
+
+    /// The party that took the step: the vendor for a pickup, the
+    /// distributor for the later steps. The message tells the other party;
+    /// the author's own other pages learn of it by a live notice.
+    pub fn author(&self) -> Recipient {
+        match &self.recipient {
+            Recipient::Distributor(_) => Recipient::Vendor(self.order.vendor_id.clone()),
+            Recipient::Vendor(_) => Recipient::Distributor(self.order.distributor_id.clone()),
+        }
     }
 }
 
@@ -305,9 +317,11 @@ mod tests {
         let mut o = order();
         let pickup = Message::about(&o);
         assert!(matches!(pickup.recipient, Recipient::Distributor(_)));
+        assert_eq!(pickup.author(), Recipient::Vendor(o.vendor_id.clone()));
         o.apply(&north, Status::InTransit, Utc::now()).unwrap();
         let news = Message::about(&o);
         assert!(matches!(news.recipient, Recipient::Vendor(_)));
+        assert_eq!(news.author(), Recipient::Distributor(north.clone()));
         assert_eq!(o.as_of(Status::Pending), Some(pickup.order));
         assert_eq!(o.as_of(Status::InTransit), Some(news.order));
         assert_eq!(o.as_of(Status::Delivered), None);

@@ -21,6 +21,7 @@
 //! `Call` answers `invalid_payload`.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::Value;
 use socketioxide::adapter::Adapter;
@@ -45,6 +46,8 @@ pub(crate) struct Call<A: Adapter> {
     decoded: Result<(), Refusal>,
     ack: AckSender<A>,
     wants_ack: bool,
+    /// When the event arrived, for the ack latency histogram.
+    arrived: Instant,
 }
 
 impl<A: Adapter> std::fmt::Debug for Call<A> {
@@ -74,6 +77,7 @@ impl<A: Adapter> FromMessageParts<A> for Call<A> {
         v: &mut socketioxide::handler::Value,
         ack_id: &Option<i64>,
     ) -> Result<Self, CallError> {
+        let arrived = Instant::now();
         let event = Event::from_message_parts(s, v, ack_id)
             .map(|Event(name)| name)
             .unwrap_or_default();
@@ -106,6 +110,7 @@ impl<A: Adapter> FromMessageParts<A> for Call<A> {
             decoded,
             ack,
             wants_ack: ack_id.is_some(),
+            arrived,
         })
     }
 }
@@ -156,8 +161,9 @@ impl<A: Adapter> Call<A> {
             Ok(envelope) => ("ok", envelope),
             Err(refusal) => (refusal.code.as_str(), refusal.envelope()),
         };
+        let namespace = namespace_of(&self.socket);
         self.hub.activity.incoming(Incoming {
-            namespace: namespace_of(&self.socket),
+            namespace,
             event: &self.event,
             socket: &self.socket.id.to_string(),
             identity: &self.session.label,
@@ -167,6 +173,11 @@ impl<A: Adapter> Call<A> {
         if let Err(e) = self.ack.send(&envelope) {
             tracing::warn!(ns = self.socket.ns(), event = %self.event, sid = %self.socket.id, error = %e, "could not send the ack");
         }
+        if self.wants_ack {
+            self.hub
+                .metrics
+                .ack_duration(namespace, &self.event, self.arrived.elapsed());
+        }
     }
 }
 
@@ -174,6 +185,7 @@ impl<A: Adapter> Call<A> {
 pub(crate) fn namespace_of<A: Adapter>(socket: &SocketRef<A>) -> &'static str {
     ns::ALL
         .iter()
+        .chain([&ns::ADMIN])
         .find(|name| **name == socket.ns())
         .copied()
         .unwrap_or(ns::INSPECTOR)

@@ -2,7 +2,8 @@
 //! it is awaited (a broadcast future does nothing otherwise), its failure
 //! is logged (a full socket buffer loses events silently otherwise), and it
 //! is reported to the log and the activity feed. [`Courier`] uses it to
-//! deliver freshly queued messages to their recipient's room.
+//! deliver freshly queued messages to their recipient's room, and the live
+//! `order` notices to the room of the party that took a step.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -12,9 +13,9 @@ use socketioxide::extract::SocketRef;
 use socketioxide::operators::BroadcastOperators;
 
 use crate::activity::{Activity, Outgoing};
-use crate::domain::{Message, Recipient};
+use crate::domain::{Message, Order, Recipient};
 use crate::ops::Notify;
-use crate::protocol::{MessageEnvelope, ns, status_event};
+use crate::protocol::{MessageEnvelope, OrderNotice, OrderView, event, ns, status_event};
 use crate::rooms;
 use crate::state::HubState;
 
@@ -97,16 +98,45 @@ pub(crate) fn emit_to_socket<A: Adapter, T: Serialize + ?Sized>(
     });
 }
 
-/// Delivers queued messages through one hub's Socket.IO server.
+/// Delivers queued messages and live notices through one hub's Socket.IO server.
 #[derive(Debug)]
 pub(crate) struct Courier<'a, A: Adapter> {
     io: &'a SocketIo<A>,
     hub: &'a HubState,
+    /// The socket whose event caused the step, if it came by Socket.IO: a
+    /// notice to its own party's room skips it (its ack already says it).
+    sender: Option<&'a SocketRef<A>>,
 }
 
 impl<'a, A: Adapter> Courier<'a, A> {
+    /// For a step that came over HTTP: notices reach every page of the party.
     pub(crate) fn new(io: &'a SocketIo<A>, hub: &'a HubState) -> Self {
-        Self { io, hub }
+        Self {
+            io,
+            hub,
+            sender: None,
+        }
+    }
+
+    /// For a step asked by `sender`: notices reach its party's other pages.
+    pub(crate) fn for_sender(
+        io: &'a SocketIo<A>,
+        hub: &'a HubState,
+        sender: &'a SocketRef<A>,
+    ) -> Self {
+        Self {
+            io,
+            hub,
+            sender: Some(sender),
+        }
+    }
+}
+
+/// The namespace where a party's sockets are.
+fn namespace_of(party: &Recipient) -> &'static str {
+    match party {
+        Recipient::Vendor(_) => ns::VENDOR,
+        Recipient::Distributor(_) => ns::DISTRIBUTOR,
     }
 }
 
@@ -115,10 +145,7 @@ impl<A: Adapter> Notify for Courier<'_, A> {
     /// if no socket is online, or the emit fails, it waits in the queue for
     /// `getAll`.
     async fn deliver(&self, message: &Message) {
-        let namespace = match &message.recipient {
-            Recipient::Vendor(_) => ns::VENDOR,
-            Recipient::Distributor(_) => ns::DISTRIBUTOR,
-        };
+        let namespace = namespace_of(&message.recipient);
         let Some(operators) = self.io.of(namespace) else {
             tracing::error!(
                 ns = namespace,
@@ -141,5 +168,37 @@ impl<A: Adapter> Notify for Courier<'_, A> {
             &MessageEnvelope::from(message),
         )
         .await;
+    }
+
+    /// Emits `order { order }` to the party's room, except the socket
+    /// that asked for the step. Not queued: a page that misses it reads the
+    /// order with `orders` when it reconnects.
+    async fn announce(&self, party: &Recipient, order: &Order) {
+        let namespace = namespace_of(party);
+        let room = rooms::of_recipient(party);
+        let to = match self.sender {
+            Some(sender) if sender.ns() == namespace => sender.to(room.clone()),
+            _ => match self.io.of(namespace) {
+                Some(operators) => operators.to(room.clone()),
+                None => {
+                    tracing::error!(
+                        ns = namespace,
+                        "namespace is not registered; no notice sent"
+                    );
+                    return;
+                }
+            },
+        };
+        let target = format!("room {room}");
+        let out = Out {
+            namespace,
+            target: &target,
+            event: event::ORDER,
+            message_id: None,
+        };
+        let notice = OrderNotice {
+            order: OrderView::from(order),
+        };
+        emit(&self.hub.activity, to, out, &notice).await;
     }
 }

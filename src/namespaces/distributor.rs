@@ -7,7 +7,7 @@ use socketioxide::extract::{Extension, SocketRef, State, TryData};
 use socketioxide::socket::DisconnectReason;
 
 use super::connect::{credentials_from_auth, log_connected, log_disconnected, settle};
-use super::{Call, Courier, Session, order_ack, queue};
+use super::{Call, Courier, Session, order_ack, orders, queue};
 use crate::domain::{DistributorId, Identity, Status};
 use crate::ops;
 use crate::protocol::{ConnectRefusal, TransitionRequest, event, ns};
@@ -52,6 +52,7 @@ pub(crate) async fn enter<A: Adapter>(
     socket.on(event::DELIVERED, on_delivered::<A>);
     socket.on(event::RECEIVED, queue::on_received::<A>);
     socket.on(event::GET_ALL, queue::on_get_all::<A>);
+    socket.on(event::ORDERS, orders::on_orders::<A>);
     socket.on_fallback(super::call::on_unknown_event::<A>);
     socket.on_disconnect(on_disconnect::<A>);
     Ok(())
@@ -88,7 +89,7 @@ pub(crate) async fn on_delivered<A: Adapter>(
 async fn transition<A: Adapter>(call: Call<A>, io: SocketIo<A>, by: DistributorId, to: Status) {
     let result = async {
         let request = call.request(TransitionRequest::parse)?;
-        let courier = Courier::new(&io, call.hub());
+        let courier = Courier::for_sender(&io, call.hub(), call.socket());
         let recorded = ops::move_order(
             call.hub(),
             &courier,

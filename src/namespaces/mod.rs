@@ -13,6 +13,8 @@
 //! - [`courier`]: every emit the hub makes, logged and fed to the inspector,
 //!   and the delivery of queued messages to their recipient's room;
 //! - [`sockets`]: the sockets of every hub, for the inspector.
+//! - [`admin`]: the official Socket.IO Admin UI's namespace, fed like the
+//!   inspector.
 //!
 //! Rooms and handlers are set up in a middleware, not in `on_connect`,
 //! because socketioxide sends CONNECT to the client first and only then
@@ -21,12 +23,14 @@
 //! that has no handler without a word (no ack, no log). Middlewares run
 //! before CONNECT is sent.
 
+pub(crate) mod admin;
 pub(crate) mod call;
 pub(crate) mod chat;
 pub(crate) mod connect;
 pub(crate) mod courier;
 pub(crate) mod distributor;
 pub(crate) mod inspector;
+pub(crate) mod orders;
 pub(crate) mod queue;
 pub(crate) mod sockets;
 pub(crate) mod vendor;
@@ -40,8 +44,9 @@ pub(crate) use connect::Session;
 pub(crate) use courier::Courier;
 
 use crate::cluster::HubAdapter;
-use crate::protocol::{OrderAck, OrderView, ns, ok_envelope};
-use crate::store::Recorded;
+use crate::domain::Recipient;
+use crate::protocol::{OrderAck, OrderView, OrdersAck, OrdersRequest, ns, ok_envelope};
+use crate::store::{OrderPage, Recorded};
 
 /// A namespace that could not be set up (its adapter could not start).
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +100,16 @@ pub(crate) async fn register<A: HubAdapter>(io: &SocketIo<A>) -> Result<(), Regi
                 .with(inspector::authenticate),
         ),
     )
+    .await?;
+    ready(
+        ns::ADMIN,
+        io.ns(
+            ns::ADMIN,
+            admin::on_connect
+                .with(admin::enter)
+                .with(admin::authenticate),
+        ),
+    )
     .await
 }
 
@@ -105,4 +120,14 @@ pub(crate) fn order_ack(recorded: &Recorded) -> Value {
         message_id: recorded.queued.as_ref().map(|m| &m.id),
         duplicate: recorded.duplicate(),
     })
+}
+
+/// The answer of a listing, over either door: `{ ok, orders, next }`.
+pub(crate) fn orders_ack(party: &Recipient, request: &OrdersRequest, page: &OrderPage) -> Value {
+    ok_envelope(&OrdersAck::new(
+        &page.orders,
+        party,
+        request.filter,
+        page.next.as_ref(),
+    ))
 }

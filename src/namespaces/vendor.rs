@@ -7,7 +7,7 @@ use socketioxide::extract::{Extension, SocketRef, State, TryData};
 use socketioxide::socket::DisconnectReason;
 
 use super::connect::{credentials_from_auth, log_connected, log_disconnected, settle};
-use super::{Call, Courier, Session, order_ack, queue};
+use super::{Call, Courier, Session, order_ack, orders, queue};
 use crate::domain::{Identity, VendorId};
 use crate::ops;
 use crate::protocol::{ConnectRefusal, event, ns, parse_pickup};
@@ -45,6 +45,7 @@ pub(crate) async fn enter<A: Adapter>(
     socket.on(event::PICKUP, on_pickup::<A>);
     socket.on(event::RECEIVED, queue::on_received::<A>);
     socket.on(event::GET_ALL, queue::on_get_all::<A>);
+    socket.on(event::ORDERS, orders::on_orders::<A>);
     socket.on_fallback(super::call::on_unknown_event::<A>);
     socket.on_disconnect(on_disconnect::<A>);
     Ok(())
@@ -67,7 +68,7 @@ pub(crate) async fn on_pickup<A: Adapter>(
 ) {
     let result = async {
         let pickup = call.request(parse_pickup)?;
-        let courier = Courier::new(&io, call.hub());
+        let courier = Courier::for_sender(&io, call.hub(), call.socket());
         let recorded = ops::submit_pickup(call.hub(), &courier, &vendor, pickup).await?;
         Ok(order_ack(&recorded))
     }

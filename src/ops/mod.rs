@@ -10,8 +10,10 @@
 //! only here.
 //!
 //! An operation that queues a message hands it to a [`Notify`] right after
-//! the commit; the Socket.IO layer implements it (emit to the recipient's
-//! room), and the operation cannot forget it, whichever door it came in by.
+//! the commit, with the order's new state for the other pages of the party
+//! that took the step; the Socket.IO layer implements it (emits to the
+//! parties' rooms), and the operation cannot forget it, whichever door it
+//! came in by.
 
 pub(crate) mod chat;
 mod orders;
@@ -19,11 +21,12 @@ mod queue;
 
 use std::future::Future;
 
-use crate::domain::Message;
+use crate::domain::{Message, Order, Recipient};
 use crate::protocol::{ErrorCode, Refusal};
-use crate::store::StoreError;
+use crate::state::HubState;
+use crate::store::{Recorded, StoreError};
 
-pub(crate) use orders::{move_order, order_of, submit_pickup};
+pub(crate) use orders::{list_orders, move_order, order_of, submit_pickup};
 pub(crate) use queue::{confirm, pending_for, queue_depths};
 
 /// Tells a message's recipient about it, right after it was committed.
@@ -32,6 +35,23 @@ pub(crate) use queue::{confirm, pending_for, queue_depths};
 /// fails, it waits there for `getAll`. So this cannot fail; it logs.
 pub(crate) trait Notify: Sync {
     fn deliver(&self, message: &Message) -> impl Future<Output = ()> + Send;
+
+    /// Tells the other open pages of `party` how `order` stands now: the
+    /// live `order` notice, not queued (the queued message went to the
+    /// other party). Like `deliver`, it cannot fail; it logs.
+    fn announce(&self, party: &Recipient, order: &Order) -> impl Future<Output = ()> + Send;
+}
+
+/// Tells both parties of a step just committed: the queued message to the
+/// one that must hear of it, the new state to the other pages of the one
+/// that took it (and counts the message). A repeat changed nothing and
+/// tells nobody.
+async fn tell_parties(hub: &HubState, notify: &impl Notify, recorded: &Recorded) {
+    if let Some(message) = &recorded.queued {
+        hub.metrics.message_queued(&message.recipient);
+        notify.deliver(message).await;
+        notify.announce(&message.author(), &recorded.order).await;
+    }
 }
 
 /// What the client is told when the store refused or failed; the cause of

@@ -1,16 +1,18 @@
-//! Orders: a vendor's pickup, a distributor's transitions, one order's lookup.
+//! Orders: a vendor's pickup, a distributor's transitions, one order's
+//! lookup, a party's listing.
 
 use chrono::Utc;
 
-use super::Notify;
-use crate::domain::{DistributorId, Order, OrderId, Pickup, Status, VendorId};
-use crate::protocol::{ErrorCode, Refusal};
+use super::{Notify, tell_parties};
+use crate::domain::{DistributorId, Order, OrderId, Pickup, Recipient, Status, VendorId};
+use crate::protocol::{ErrorCode, OrdersRequest, Refusal};
 use crate::state::HubState;
-use crate::store::Recorded;
+use crate::store::{OrderListing, OrderPage, Recorded};
 
 /// A vendor asks for a pickup: the order is recorded and `pickup` queued
-/// for its distributor (and delivered), or the stored order is returned
-/// when the same pickup was already recorded.
+/// for its distributor (and delivered), and the vendor's other pages are
+/// told; or the stored order is returned when the same pickup was already
+/// recorded.
 pub(crate) async fn submit_pickup(
     hub: &HubState,
     notify: &impl Notify,
@@ -24,14 +26,13 @@ pub(crate) async fn submit_pickup(
         ));
     }
     let recorded = hub.store.record_pickup(vendor, &pickup, Utc::now()).await?;
-    if let Some(message) = &recorded.queued {
-        notify.deliver(message).await;
-    }
+    tell_parties(hub, notify, &recorded).await;
     Ok(recorded)
 }
 
 /// A distributor moves one of its orders to `to`; the news is queued for
-/// the vendor (and delivered). A repeat of the current status queues nothing.
+/// the vendor (and delivered), and the distributor's other pages are told.
+/// A repeat of the current status queues and tells nothing.
 pub(crate) async fn move_order(
     hub: &HubState,
     notify: &impl Notify,
@@ -44,9 +45,7 @@ pub(crate) async fn move_order(
         .store
         .record_transition(by, vendor, order, to, Utc::now())
         .await?;
-    if let Some(message) = &recorded.queued {
-        notify.deliver(message).await;
-    }
+    tell_parties(hub, notify, &recorded).await;
     Ok(recorded)
 }
 
@@ -62,4 +61,20 @@ pub(crate) async fn order_of(
             format!("order {order} does not exist"),
         )
     })
+}
+
+/// A page of `party`'s orders (a vendor's own; a distributor's, those sent
+/// to it), from the store's read path.
+pub(crate) async fn list_orders(
+    hub: &HubState,
+    party: &Recipient,
+    request: &OrdersRequest,
+) -> Result<OrderPage, Refusal> {
+    let listing = OrderListing {
+        party: party.clone(),
+        filter: request.filter,
+        limit: request.limit,
+        before: request.before.clone(),
+    };
+    Ok(hub.store.list_orders(&listing).await?)
 }

@@ -14,7 +14,11 @@ pub(crate) async fn confirm(
     recipient: &Recipient,
     message: &MessageId,
 ) -> Result<bool, Refusal> {
-    Ok(hub.store.confirm(recipient, message).await?)
+    let removed = hub.store.confirm(recipient, message).await?;
+    if removed {
+        hub.metrics.message_confirmed(recipient);
+    }
+    Ok(removed)
 }
 
 /// Everything still queued for `recipient`, oldest first.

@@ -10,6 +10,7 @@
 //!   built from domain values (the domain and the store never serialize
 //!   themselves onto the wire).
 
+mod cursor;
 mod parse;
 mod wire;
 
@@ -19,12 +20,12 @@ use serde_json::{Map, Value};
 use crate::domain::{InvalidValue, Status};
 
 pub(crate) use parse::{
-    ChatMessageRequest, Fields, JoinRequest, TransitionRequest, parse_offset, parse_optional_room,
-    parse_pickup, parse_received, parse_room,
+    ChatMessageRequest, Fields, JoinRequest, OrdersRequest, TransitionRequest, parse_offset,
+    parse_optional_room, parse_pickup, parse_received, parse_room,
 };
 pub(crate) use wire::{
-    ChatMessageAck, ChatMessageOut, GetAllAck, JoinAck, OrderAck, Presence, ReceivedAck,
-    RoomPresence, Typing, Users, rfc3339,
+    ChatMessageAck, ChatMessageOut, GetAllAck, JoinAck, OrderAck, OrderNotice, OrdersAck, Presence,
+    ReceivedAck, RoomPresence, Typing, Users, rfc3339,
 };
 pub use wire::{MessageEnvelope, OrderView};
 
@@ -34,6 +35,9 @@ pub mod ns {
     pub const DISTRIBUTOR: &str = "/distributor";
     pub const CHAT: &str = "/chat";
     pub const INSPECTOR: &str = "/inspector";
+    /// The official Socket.IO Admin UI's namespace (not in [`ALL`]: the
+    /// inspector lists the hub's own namespaces).
+    pub const ADMIN: &str = "/admin";
 
     /// Every namespace the hub serves, in the order the inspector lists them.
     pub const ALL: [&str; 4] = [VENDOR, DISTRIBUTOR, CHAT, INSPECTOR];
@@ -46,6 +50,10 @@ pub mod event {
     pub const DELIVERED: &str = "delivered";
     pub const RECEIVED: &str = "received";
     pub const GET_ALL: &str = "getAll";
+    /// A page of the caller's orders (vendors and distributors).
+    pub const ORDERS: &str = "orders";
+    /// The live notice of an order's new state (not queued).
+    pub const ORDER: &str = "order";
 
     pub const CHAT_MESSAGE: &str = "chat message";
     pub const JOIN: &str = "join";
@@ -75,6 +83,10 @@ pub(crate) fn status_event(status: Status) -> &'static str {
         Status::Delivered => event::DELIVERED,
     }
 }
+
+/// Orders per page of `orders`: when not given, and at most.
+pub(crate) const DEFAULT_PAGE: usize = 100;
+pub(crate) const MAX_PAGE: usize = 500;
 
 /// Limits on free text fields.
 pub(crate) const MAX_TEXT_FIELD: usize = 200;

@@ -6,8 +6,11 @@
 
 use serde_json::{Map, Value};
 
-use super::{ErrorCode, MAX_CHAT_TEXT, MAX_TEXT_FIELD, Refusal};
-use crate::domain::{DistributorId, InvalidValue, MessageId, OrderId, Pickup, RoomName, VendorId};
+use super::{DEFAULT_PAGE, ErrorCode, MAX_CHAT_TEXT, MAX_PAGE, MAX_TEXT_FIELD, Refusal, cursor};
+use crate::domain::{
+    DistributorId, InvalidValue, MessageId, OrderId, OrderPosition, Pickup, Recipient, RoomName,
+    StatusFilter, VendorId,
+};
 
 /// A JSON object from the client, read field by field with clear errors.
 #[derive(Debug)]
@@ -140,6 +143,93 @@ pub(crate) fn parse_received(value: &Value) -> Result<MessageId, Refusal> {
     Fields::of(value)?.required(MessageId::FIELD, MessageId::parse)
 }
 
+/// `orders { status?, limit?, before? }` (or nothing) from a vendor or a
+/// distributor, and the same as the query of the HTTP listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OrdersRequest {
+    pub(crate) filter: StatusFilter,
+    pub(crate) limit: usize,
+    /// Where the previous page ended (its `next`).
+    pub(crate) before: Option<OrderPosition>,
+}
+
+fn limit_refusal() -> Refusal {
+    Refusal::new(
+        ErrorCode::InvalidPayload,
+        format!("limit must be an integer from 1 to {MAX_PAGE}"),
+    )
+}
+
+impl OrdersRequest {
+    /// The event's payload; `party` is who asks (a cursor must be theirs).
+    pub(crate) fn parse(value: &Value, party: &Recipient) -> Result<Self, Refusal> {
+        let f = Fields::of_optional(value)?;
+        let limit = match f.0.get("limit") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => Some(n.as_u64().ok_or_else(limit_refusal)?),
+            Some(_) => return Err(limit_refusal()),
+        };
+        Self::build(f.string("status")?, limit, f.string("before")?, party)
+    }
+
+    /// The query string of `GET /api/{vendors,distributors}/{id}/orders`:
+    /// the same fields, each at most once; others are ignored.
+    pub(crate) fn from_query(
+        pairs: &[(String, String)],
+        party: &Recipient,
+    ) -> Result<Self, Refusal> {
+        let mut fields: [Option<&str>; 3] = [None; 3];
+        for (name, value) in pairs {
+            let slot = match name.as_str() {
+                "status" => &mut fields[0],
+                "limit" => &mut fields[1],
+                "before" => &mut fields[2],
+                _ => continue,
+            };
+            if slot.replace(value).is_some() {
+                return Err(Refusal::new(
+                    ErrorCode::InvalidPayload,
+                    format!("{name} must be given at most once"),
+                ));
+            }
+        }
+        let [status, limit, before] = fields;
+        let limit = match limit {
+            None | Some("") => None,
+            Some(raw) => Some(raw.parse::<u64>().map_err(|_| limit_refusal())?),
+        };
+        Self::build(status, limit, before, party)
+    }
+
+    fn build(
+        status: Option<&str>,
+        limit: Option<u64>,
+        before: Option<&str>,
+        party: &Recipient,
+    ) -> Result<Self, Refusal> {
+        let filter = match status {
+            None | Some("") => StatusFilter::default(),
+            Some(raw) => StatusFilter::parse(raw)?,
+        };
+        let limit = match limit {
+            None => DEFAULT_PAGE,
+            Some(n) => usize::try_from(n)
+                .ok()
+                .filter(|n| (1..=MAX_PAGE).contains(n))
+                .ok_or_else(limit_refusal)?,
+        };
+        let before = match before {
+            None | Some("") => None,
+            Some(raw) => Some(cursor::decode(raw, party, filter)?),
+        };
+        Ok(Self {
+            filter,
+            limit,
+            before,
+        })
+    }
+}
+
 /// `chat message`: `{ text, room? }` or a bare string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ChatMessageRequest {
@@ -227,6 +317,59 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(p.customer, "Jamie");
+    }
+
+    #[test]
+    fn orders_reads_its_fields_or_their_defaults() {
+        let acme = Recipient::Vendor(VendorId::parse("acme").unwrap());
+        let plain = OrdersRequest::parse(&Value::Null, &acme).unwrap();
+        assert_eq!(
+            (plain.filter, plain.limit, plain.before),
+            (StatusFilter::Open, DEFAULT_PAGE, None)
+        );
+        let given = OrdersRequest::parse(&json!({"status": "all", "limit": 500}), &acme).unwrap();
+        assert_eq!((given.filter, given.limit), (StatusFilter::All, 500));
+        for bad in [
+            json!({"limit": 0}),
+            json!({"limit": 501}),
+            json!({"limit": 2.5}),
+            json!({"limit": "9"}),
+            json!({"limit": -1}),
+        ] {
+            let refusal = OrdersRequest::parse(&bad, &acme).unwrap_err();
+            assert_eq!(
+                refusal.message, "limit must be an integer from 1 to 500",
+                "{bad}"
+            );
+        }
+        let status = OrdersRequest::parse(&json!({"status": "done"}), &acme).unwrap_err();
+        assert!(status.message.starts_with("status must be one of"));
+        let before = OrdersRequest::parse(&json!({"before": 7}), &acme).unwrap_err();
+        assert_eq!(before.message, "before must be a string");
+        assert!(OrdersRequest::parse(&json!("open"), &acme).is_err());
+    }
+
+    #[test]
+    fn an_orders_query_string_reads_like_the_event() {
+        let acme = Recipient::Vendor(VendorId::parse("acme").unwrap());
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+                .collect()
+        };
+        let asked = OrdersRequest::from_query(
+            &pairs(&[("status", "delivered"), ("limit", "7"), ("other", "x")]),
+            &acme,
+        )
+        .unwrap();
+        assert_eq!((asked.filter.as_str(), asked.limit), ("delivered", 7));
+        let empty =
+            OrdersRequest::from_query(&pairs(&[("before", ""), ("limit", "")]), &acme).unwrap();
+        assert_eq!((empty.limit, empty.before), (DEFAULT_PAGE, None));
+        let twice = OrdersRequest::from_query(&pairs(&[("limit", "1"), ("limit", "2")]), &acme)
+            .unwrap_err();
+        assert_eq!(twice.message, "limit must be given at most once");
+        assert!(OrdersRequest::from_query(&pairs(&[("limit", "ten")]), &acme).is_err());
     }
 
     #[test]

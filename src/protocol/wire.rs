@@ -8,8 +8,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::ser::SerializeSeq;
 use serde::{Serialize, Serializer};
 
-use super::status_event;
-use crate::domain::{ChatMessage, HistoryEntry, Message, MessageId, Order, RoomName, Status};
+use super::{cursor, status_event};
+use crate::domain::{
+    ChatMessage, HistoryEntry, Message, MessageId, Order, OrderPosition, Recipient, RoomName,
+    Status, StatusFilter,
+};
 
 /// Serializes a time as PROTOCOL.md wants it: RFC 3339, UTC, milliseconds, `Z`.
 pub(crate) fn rfc3339<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
@@ -105,6 +108,41 @@ pub(crate) struct OrderAck<'a> {
     pub(crate) order: OrderView<'a>,
     pub(crate) message_id: Option<&'a MessageId>,
     pub(crate) duplicate: bool,
+}
+
+fn orders<S: Serializer>(orders: &&[Order], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(orders.iter().map(OrderView::from))
+}
+
+/// Ack fields of `orders` (and the answer of the HTTP listing): a page of
+/// orders and the cursor of the next one.
+#[derive(Debug, Serialize)]
+pub(crate) struct OrdersAck<'a> {
+    #[serde(serialize_with = "orders")]
+    orders: &'a [Order],
+    next: Option<String>,
+}
+
+impl<'a> OrdersAck<'a> {
+    /// A page of `party`'s listing of `filter`; `next` is where the
+    /// following page starts, if there is one.
+    pub(crate) fn new(
+        orders: &'a [Order],
+        party: &Recipient,
+        filter: StatusFilter,
+        next: Option<&OrderPosition>,
+    ) -> Self {
+        Self {
+            orders,
+            next: next.map(|p| cursor::encode(party, filter, p)),
+        }
+    }
+}
+
+/// `order { order }`: how an order stands now, for a party's other pages.
+#[derive(Debug, Serialize)]
+pub(crate) struct OrderNotice<'a> {
+    pub(crate) order: OrderView<'a>,
 }
 
 /// Ack fields of `received`.

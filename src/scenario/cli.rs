@@ -22,6 +22,7 @@ pub enum ScenarioCommand {
     Run {
         /// The scenario: its number (`3`), its name (`03-rooms-join-and-leave`)
         /// or the path of a `.toml` file.
+        #[arg(value_name = "SCENARIO")]
         which: String,
         /// Wait for Enter before each step, so you can predict first.
         #[arg(long)]

@@ -25,15 +25,15 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    ChatMessage, ChatPost, DistributorId, Message, MessageId, Order, OrderId, Pickup, Recipient,
-    RoomName, Status, TransitionError, VendorId,
+    ChatMessage, ChatPost, DistributorId, Message, MessageId, Order, OrderId, OrderPosition,
+    Pickup, Recipient, RoomName, Status, StatusFilter, TransitionError, VendorId,
 };
 
 pub use self::redis::RedisStore;
 pub(crate) use self::redis::{
     client as redis_client, connection_config as redis_connection_config,
 };
-pub use sqlite::{Durability, SqliteStore};
+pub use sqlite::{BackupReport, Durability, SqliteStore};
 
 /// How many chat messages are kept per room, and for the whole namespace
 /// (the messages sent to no room); older ones are dropped as new ones come.
@@ -137,6 +137,26 @@ pub struct QueueDepth {
     pub depth: u64,
 }
 
+/// What a listing of orders asks for: whose, which, how many, from where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderListing {
+    /// A vendor (its own orders) or a distributor (those sent to it).
+    pub party: Recipient,
+    pub filter: StatusFilter,
+    /// At most this many orders (the protocol keeps it to 1..=500).
+    pub limit: usize,
+    /// Only orders below this position (the end of the previous page).
+    pub before: Option<OrderPosition>,
+}
+
+/// One page of a listing, most recently updated first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderPage {
+    pub orders: Vec<Order>,
+    /// Where the next page starts below, or `None` on the last page.
+    pub next: Option<OrderPosition>,
+}
+
 /// The hub's persistence. Methods are named for what they do.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
@@ -174,6 +194,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// One order of a vendor.
     async fn order(&self, vendor: &VendorId, order: &OrderId) -> Result<Option<Order>, StoreError>;
 
+    /// One page of a party's orders, most recently updated first (see
+    /// [`OrderPosition`] for the order of ties). Each page is read on its
+    /// own, in time proportional to its size, however many orders the
+    /// party has: an order updated between two pages moves up, above
+    /// where the reader started.
+    async fn list_orders(&self, listing: &OrderListing) -> Result<OrderPage, StoreError>;
+
     /// Every non-empty queue and its depth.
     async fn queue_depths(&self) -> Result<Vec<QueueDepth>, StoreError>;
 
@@ -195,4 +222,30 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Succeeds when the backend answers; answers only after every write
     /// handed to the store before it has been committed.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Succeeds when a write would be committed now: a write that changes
+    /// nothing the hub keeps goes all the way through the write path, so a
+    /// read-only or full disk (or a Redis that refuses writes) fails it.
+    /// For `/api/health`.
+    async fn check_write(&self) -> Result<(), StoreError>;
+
+    /// Records how long each commit takes in `commits`
+    /// (`parcel_hub_store_commit_duration_seconds`); called once, when the
+    /// hub's metrics exist.
+    fn observe_commits(&self, commits: ::metrics::Histogram);
+
+    /// Deletes up to `at_most` delivered orders that were delivered before
+    /// `cutoff` and have no message left in any queue (`--retain-delivered`),
+    /// in small writes that other writes pass between; returns how many.
+    /// A message still queued keeps its order, whatever its age.
+    async fn delete_delivered_before(
+        &self,
+        cutoff: DateTime<Utc>,
+        at_most: usize,
+    ) -> Result<u64, StoreError> {
+        let _unused = (cutoff, at_most);
+        Err(StoreError::Unavailable(
+            "this store does not delete delivered orders",
+        ))
+    }
 }

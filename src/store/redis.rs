@@ -20,8 +20,18 @@
 //! - `P:messages:<owner>`: a hash from message id to the message as JSON.
 //! - `P:queues`: the set of owners that ever had a queue (for depths).
 //! - `P:seq`: the counter that orders messages.
+//! - `P:orders:<owner>:<status>` (layout 2): a sorted set of the orders of
+//!   a vendor (`vendor:<id>`) or a distributor (`distributor:<id>`) that
+//!   have that status, scored by their update time in milliseconds;
+//!   members are `<vendorId>,<orderId>` (`,` sorts below every identity
+//!   character, so members with one score sort as (vendorId, orderId)).
+//!   The commit script moves an order between these sets in the same
+//!   atomic step that writes it, so a listing is a range of one to three
+//!   sets, however many orders the party has.
 //!
 //! - `P:version`: the layout version (see [`LAYOUT_VERSION`]).
+//! - `P:health`: written by health checks (`/api/health`) to prove Redis
+//!   takes writes; expires after 10 s, and nothing reads it.
 //!
 //! The chat's history (added in 0.3.0):
 //!
@@ -32,21 +42,24 @@
 //!   `<offset>\n<JSON row>` ([`ChatRow`]), trimmed to the newest
 //!   [`CHAT_KEPT`] by the same script that adds to it.
 //!
-//! These keys are new: nothing 0.2.0 wrote changed, so the layout stays at
-//! version 1 and a 0.2.0 hub on the same Redis still works (it neither
-//! reads nor writes the chat's history).
+//! These keys are additive: no other key changed for them and nothing
+//! has to be built from older data (a Redis written by 0.1.0 or 0.2.0
+//! starts with an empty history), so they raise no layout version of their
+//! own; the version 0.3.0 writes is 2, for the listing sets above.
 //!
 //! The values are this store's own row format ([`OrderRow`], [`MessageRow`]):
 //! JSON that happens to be byte for byte what 0.1.0 wrote (its wire format
-//! of the day), so a Redis written by 0.1.0 is read as it is; it only gains
-//! the version key. A Redis whose version is newer than this release knows
-//! is refused, never rewritten.
+//! of the day), so a Redis written by 0.1.0 or 0.2.0 is read as it is; on
+//! start-up it gains the listing sets, built from every `P:order:*` key,
+//! and the version key. A Redis whose version is newer than this release
+//! knows is refused, never rewritten.
 //!
 //! A write returns once Redis has applied it, which is when the hub may ack
 //! `ok`. How much an applied write survives is Redis's own persistence
 //! setting (`appendonly`, `appendfsync`); the README says what to choose.
 
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -54,14 +67,16 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Client, IntoConnectionInfo, ProtocolVersion, Script};
 use serde::{Deserialize, Serialize};
 
-use super::{CHAT_KEPT, QueueDepth, Recorded, Store, StoreError};
+use super::{CHAT_KEPT, OrderListing, OrderPage, QueueDepth, Recorded, Store, StoreError};
 use crate::domain::{
     ChatMessage, ChatName, ChatPost, DistributorId, HistoryEntry, Message, MessageId, Order,
-    OrderId, Pickup, Recipient, RoomName, Status, TransitionOutcome, VendorId,
+    OrderId, OrderPosition, Pickup, Recipient, RoomName, Status, TransitionOutcome, VendorId,
 };
 
-/// The key layout this release writes: 1 added `P:version` to 0.1.0's layout.
-pub(super) const LAYOUT_VERSION: i64 = 1;
+/// The key layout this release writes: 1 added `P:version` to 0.1.0's
+/// layout, 2 the listing sets `P:orders:<owner>:<status>`. The chat's keys
+/// (`P:chat:*`, also 0.3.0) are additive and raise no version.
+pub(super) const LAYOUT_VERSION: i64 = 2;
 
 /// How often a write re-reads and retries after losing a race.
 const MAX_ATTEMPTS: usize = 32;
@@ -69,13 +84,37 @@ const MAX_ATTEMPTS: usize = 32;
 /// How many bodies one `HMGET` fetches.
 const READ_CHUNK: usize = 500;
 
-/// Sets the order to its new body and queues its message, but only if the
-/// order is still what the caller read (`ARGV[1]`, empty: "does not exist").
+/// How many orders one step of the layout 2 migration lists.
+const MIGRATION_CHUNK: usize = 500;
+
+/// The Lua both scripts below share: files an order under its status in
+/// its vendor's and its distributor's listing sets and takes it out of
+/// the other statuses' sets. `first` is the index in `KEYS` of six keys:
+/// the vendor's pending, in-transit, delivered sets, then the
+/// distributor's; `status` is 1, 2 or 3 in that order.
+const LIST_LUA: &str = r"
+local function list(first, status, score, member)
+  for i = 0, 2 do
+    if i + 1 == status then
+      redis.call('ZADD', KEYS[first + i], score, member)
+      redis.call('ZADD', KEYS[first + 3 + i], score, member)
+    else
+      redis.call('ZREM', KEYS[first + i], member)
+      redis.call('ZREM', KEYS[first + 3 + i], member)
+    end
+  end
+end
+";
+
+/// Sets the order to its new body, lists it under its new status and
+/// queues its message, but only if the order is still what the caller
+/// read (`ARGV[1]`, empty: "does not exist").
 ///
-/// KEYS: order, seq, queue, messages, queues.
-/// ARGV: expected body, new body, message id, message body, owner.
+/// KEYS: order, seq, queue, messages, queues, then the six listing sets.
+/// ARGV: expected body, new body, message id, message body, owner, status
+/// (1 to 3), update time (ms), listing member.
 /// Returns 1 when written, 0 when the order changed in the meantime.
-const COMMIT_SCRIPT: &str = r"
+const COMMIT_LUA: &str = r"
 local current = redis.call('GET', KEYS[1])
 if ARGV[1] == '' then
   if current then return 0 end
@@ -87,6 +126,7 @@ local seq = redis.call('INCR', KEYS[2])
 redis.call('ZADD', KEYS[3], seq, ARGV[3])
 redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
 redis.call('SADD', KEYS[5], ARGV[5])
+list(6, tonumber(ARGV[6]), ARGV[7], ARGV[8])
 return 1
 ";
 
@@ -95,11 +135,41 @@ return 1
 ///
 /// KEYS: offset counter, the room's (or the namespace's) sorted set.
 /// ARGV: the JSON row, how many to keep. Returns the offset.
-const CHAT_SCRIPT: &str = r"
+const CHAT_LUA: &str = r"
 local offset = redis.call('INCR', KEYS[1])
 redis.call('ZADD', KEYS[2], offset, string.format('%d', offset) .. '\n' .. ARGV[1])
 redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[2]) + 1))
 return offset
+";
+
+/// Lists orders written before layout 2, each only if its body is still
+/// the one the caller read (a hub that committed it since has listed it).
+///
+/// KEYS: per order, its key and then its six listing sets.
+/// ARGV: per order, the body read, its status (1 to 3), update time (ms)
+/// and listing member.
+/// Returns the 0-based places of the orders whose body had changed.
+const MIGRATE_LUA: &str = r"
+local changed = {}
+for i = 0, #KEYS / 7 - 1 do
+  if redis.call('GET', KEYS[i * 7 + 1]) == ARGV[i * 4 + 1] then
+    list(i * 7 + 2, tonumber(ARGV[i * 4 + 2]), ARGV[i * 4 + 3], ARGV[i * 4 + 4])
+  else
+    table.insert(changed, i)
+  end
+end
+return changed
+";
+
+/// Raises the layout version to `ARGV[1]` unless it is already higher;
+/// returns the version now stored.
+const VERSION_LUA: &str = r"
+local found = tonumber(redis.call('GET', KEYS[1]) or '0')
+if found < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return tonumber(ARGV[1])
+end
+return found
 ";
 
 /// Maps a Redis error met while doing `what` to a [`StoreError`] with its cause.
@@ -236,6 +306,46 @@ struct MessageRow {
     order: OrderRow,
     #[serde(serialize_with = "stored_time")]
     at: DateTime<Utc>,
+}
+
+/// A status's place among a party's listing sets (1 to 3, as the scripts count).
+fn status_place(status: Status) -> u8 {
+    match status {
+        Status::Pending => 1,
+        Status::InTransit => 2,
+        Status::Delivered => 3,
+    }
+}
+
+/// The member that stands for an order in the listing sets.
+fn member(vendor: &VendorId, order: &OrderId) -> String {
+    format!("{vendor},{order}")
+}
+
+/// Where a listing member stands, from its member and score.
+fn position(member: &str, score: f64) -> Result<OrderPosition, StoreError> {
+    let bad = |why: &str| corrupt("a listing member", format!("{member:?}: {why}"));
+    let (vendor, order) = member.split_once(',').ok_or_else(|| bad("no comma"))?;
+    // Scores are whole milliseconds, well inside f64's exact integers.
+    #[allow(clippy::cast_possible_truncation)]
+    let updated_at = DateTime::from_timestamp_millis(score as i64).ok_or_else(|| bad("score"))?;
+    Ok(OrderPosition {
+        updated_at,
+        vendor_id: VendorId::parse(vendor).map_err(|e| bad(&e.0))?,
+        order_id: OrderId::parse(order).map_err(|e| bad(&e.0))?,
+    })
+}
+
+/// Escapes `*?[]\` so a prefix matches itself in a `SCAN MATCH` pattern.
+fn glob_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 fn step_name(status: Status) -> &'static str {
@@ -377,6 +487,37 @@ impl Keys {
             Some(room) => format!("{}:chat:room:{room}", self.prefix),
         }
     }
+    fn health(&self) -> String {
+        format!("{}:health", self.prefix)
+    }
+    /// The sorted set of `owner`'s orders with `status`.
+    fn listing(&self, owner: &str, status: Status) -> String {
+        let status = match status {
+            Status::Pending => "pending",
+            Status::InTransit => "in-transit",
+            Status::Delivered => "delivered",
+        };
+        format!("{}:orders:{owner}:{status}", self.prefix)
+    }
+    /// The six listing sets an order belongs in: its vendor's three, then
+    /// its distributor's, in the scripts' order.
+    fn listings_of(&self, order: &Order) -> [String; 6] {
+        let vendor = Recipient::Vendor(order.vendor_id.clone()).key();
+        let distributor = Recipient::Distributor(order.distributor_id.clone()).key();
+        let [pending, moving, delivered] = [Status::Pending, Status::InTransit, Status::Delivered];
+        [
+            self.listing(&vendor, pending),
+            self.listing(&vendor, moving),
+            self.listing(&vendor, delivered),
+            self.listing(&distributor, pending),
+            self.listing(&distributor, moving),
+            self.listing(&distributor, delivered),
+        ]
+    }
+    /// The pattern of every order key.
+    fn every_order(&self) -> String {
+        format!("{}:order:*", glob_escape(&self.prefix))
+    }
 }
 
 /// Handle to the shared Redis. Cloning is shallow (one multiplexed connection).
@@ -387,6 +528,9 @@ pub struct RedisStore {
     keys: Keys,
     commit: Script,
     chat: Script,
+    migrate: Script,
+    /// Where each commit script's round trip goes, once the hub's metrics exist.
+    commits: Arc<OnceLock<metrics::Histogram>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -404,16 +548,21 @@ enum Attempt {
 }
 
 impl RedisStore {
+    /// The key layout this release writes.
+    pub const LAYOUT_VERSION: i64 = LAYOUT_VERSION;
+
     /// A store over an existing connection, keys under `prefix`; checks the
-    /// layout version (and marks a 0.1.0 layout as version 1).
+    /// layout version and brings a 0.1.0 or 0.2.0 layout to this one.
     pub async fn open(conn: ConnectionManager, prefix: &str) -> Result<Self, StoreError> {
         let store = Self {
             conn,
             keys: Keys {
                 prefix: prefix.to_owned(),
             },
-            commit: Script::new(COMMIT_SCRIPT),
-            chat: Script::new(CHAT_SCRIPT),
+            commit: Script::new(&format!("{LIST_LUA}{COMMIT_LUA}")),
+            commits: Arc::default(),
+            migrate: Script::new(&format!("{LIST_LUA}{MIGRATE_LUA}")),
+            chat: Script::new(CHAT_LUA),
         };
         store.check_layout().await?;
         Ok(store)
@@ -437,23 +586,123 @@ impl RedisStore {
             .map_err(backend("reading the layout version"))
     }
 
-    /// Sets the version key on a new or 0.1.0 layout (the values of 0.1.0
-    /// are read as they are); refuses a layout newer than this release.
+    /// Brings a new, 0.1.0 or 0.2.0 layout to this one (their values are
+    /// read as they are; layout 2 adds the listing sets) and refuses a
+    /// layout newer than this release.
+    ///
+    /// Several hubs may start at once: each lists every order (which is
+    /// idempotent, and never undoes what a hub already serving committed,
+    /// see [`MIGRATE_LUA`]), then raises the version; only a full pass sets
+    /// it. Hubs of 0.2.0 must be stopped first: they refuse to start on
+    /// layout 2, but one already running would keep writing unlisted orders.
     async fn check_layout(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        // Several hubs may start at once: only one sets it, all read it back.
-        let _: bool = conn
-            .set_nx(self.keys.version(), LAYOUT_VERSION)
-            .await
-            .map_err(backend("setting the layout version"))?;
-        match self.layout_version().await? {
-            Some(v) if v > LAYOUT_VERSION => Err(StoreError::Corrupt(format!(
-                "the keys under {}:* have layout version {v}, written by a newer parcel-hub; \
+        let found = self.layout_version().await?;
+        let found = match found {
+            Some(v) if v >= LAYOUT_VERSION => v,
+            _ => {
+                let listed = self.list_every_order().await?;
+                let now: i64 = Script::new(VERSION_LUA)
+                    .key(self.keys.version())
+                    .arg(LAYOUT_VERSION)
+                    .invoke_async(&mut self.conn.clone())
+                    .await
+                    .map_err(backend("setting the layout version"))?;
+                if listed > 0 {
+                    tracing::info!(
+                        prefix = %self.keys.prefix,
+                        from_version = ?found,
+                        orders = listed,
+                        "upgraded the Redis layout to version {LAYOUT_VERSION}"
+                    );
+                }
+                now
+            }
+        };
+        if found > LAYOUT_VERSION {
+            return Err(StoreError::Corrupt(format!(
+                "the keys under {}:* have layout version {found}, written by a newer parcel-hub; \
                  this one knows versions up to {LAYOUT_VERSION}",
                 self.keys.prefix
-            ))),
-            _ => Ok(()),
+            )));
         }
+        Ok(())
+    }
+
+    /// Files every stored order in its listing sets (the layout 2
+    /// migration); returns how many orders it listed.
+    async fn list_every_order(&self) -> Result<usize, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut cursor: u64 = 0;
+        let mut listed = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(self.keys.every_order())
+                .arg("COUNT")
+                .arg(MIGRATION_CHUNK)
+                .query_async(&mut conn)
+                .await
+                .map_err(backend("finding the orders to list"))?;
+            for chunk in keys.chunks(MIGRATION_CHUNK) {
+                listed += self.list_orders_of_keys(chunk).await?;
+            }
+            if next == 0 {
+                return Ok(listed);
+            }
+            cursor = next;
+        }
+    }
+
+    /// Lists the orders stored under `keys` in one script call, reading
+    /// again (up to [`MAX_ATTEMPTS`] times) those that changed meanwhile.
+    async fn list_orders_of_keys(&self, keys: &[String]) -> Result<usize, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut keys: Vec<String> = keys.to_vec();
+        let mut listed = 0;
+        for _ in 0..MAX_ATTEMPTS {
+            if keys.is_empty() {
+                return Ok(listed);
+            }
+            let bodies: Vec<Option<String>> = redis::cmd("MGET")
+                .arg(&keys)
+                .query_async(&mut conn)
+                .await
+                .map_err(backend("reading the orders to list"))?;
+            let mut invocation = self.migrate.prepare_invoke();
+            let mut sent = Vec::new();
+            // A key gone since SCAN (never, today: orders are not deleted) needs nothing.
+            for (key, body) in keys.iter().zip(bodies) {
+                let Some(body) = body else { continue };
+                let order = OrderRow::decode(&body)?;
+                invocation.key(key).key(&self.keys.listings_of(&order)[..]);
+                invocation
+                    .arg(body)
+                    .arg(status_place(order.status))
+                    .arg(order.updated_at.timestamp_millis())
+                    .arg(member(&order.vendor_id, &order.order_id));
+                sent.push(key.clone());
+            }
+            if sent.is_empty() {
+                return Ok(listed);
+            }
+            let changed: Vec<usize> = invocation
+                .invoke_async(&mut conn)
+                .await
+                .map_err(backend("listing the stored orders"))?;
+            listed += sent.len() - changed.len();
+            keys = changed
+                .into_iter()
+                .filter_map(|at| sent.get(at).cloned())
+                .collect();
+        }
+        tracing::warn!(
+            orders = keys.len(),
+            "orders kept changing while they were being listed; gave up"
+        );
+        Err(StoreError::Unavailable(
+            "orders kept changing while the Redis layout was upgraded; gave up",
+        ))
     }
 
     /// The order's stored JSON, if any.
@@ -482,26 +731,32 @@ impl RedisStore {
             return Ok(Attempt::Done(Box::new(recorded)));
         };
         let owner = message.recipient.key();
-        let body = OrderRow::encode(&recorded.order)?;
+        let order = &recorded.order;
+        let body = OrderRow::encode(order)?;
         let row = MessageRow::encode(message)?;
+        let started = Instant::now();
         let written: i64 = self
             .commit
-            .key(
-                self.keys
-                    .order(&recorded.order.vendor_id, &recorded.order.order_id),
-            )
+            .key(self.keys.order(&order.vendor_id, &order.order_id))
             .key(self.keys.seq())
             .key(self.keys.queue(&owner))
             .key(self.keys.messages(&owner))
             .key(self.keys.queues())
+            .key(&self.keys.listings_of(order)[..])
             .arg(expected.unwrap_or(""))
             .arg(body)
             .arg(message.id.as_str())
             .arg(row)
             .arg(&owner)
+            .arg(status_place(order.status))
+            .arg(order.updated_at.timestamp_millis())
+            .arg(member(&order.vendor_id, &order.order_id))
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(backend("committing a write"))?;
+        if let Some(commits) = self.commits.get() {
+            commits.record(started.elapsed().as_secs_f64());
+        }
         Ok(if written == 1 {
             Attempt::Done(Box::new(recorded))
         } else {
@@ -644,6 +899,108 @@ impl Store for RedisStore {
             .map(|(_, order)| order))
     }
 
+    async fn list_orders(&self, listing: &OrderListing) -> Result<OrderPage, StoreError> {
+        let owner = listing.party.key();
+        let statuses = listing.filter.statuses();
+        let read = listing.limit.saturating_add(1);
+        // One atomic read of every set: an order is in exactly one of them.
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let below = listing
+            .before
+            .as_ref()
+            .map(|p| (p.updated_ms(), member(&p.vendor_id, &p.order_id)));
+        for status in statuses {
+            let key = self.keys.listing(&owner, *status);
+            match &below {
+                None => {
+                    pipe.cmd("ZRANGE")
+                        .arg(&key)
+                        .arg("+inf")
+                        .arg("-inf")
+                        .arg("BYSCORE")
+                        .arg("REV")
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(read)
+                        .arg("WITHSCORES");
+                }
+                Some((ms, _)) => {
+                    // The orders updated in the very millisecond the page
+                    // starts at (a few at most), then the older ones.
+                    pipe.cmd("ZRANGE")
+                        .arg(&key)
+                        .arg(ms)
+                        .arg(ms)
+                        .arg("BYSCORE")
+                        .arg("REV")
+                        .arg("WITHSCORES");
+                    pipe.cmd("ZRANGE")
+                        .arg(&key)
+                        .arg(format!("({ms}"))
+                        .arg("-inf")
+                        .arg("BYSCORE")
+                        .arg("REV")
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(read)
+                        .arg("WITHSCORES");
+                }
+            }
+        }
+        let mut conn = self.conn.clone();
+        let ranges: Vec<Vec<(String, f64)>> = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(backend("listing orders"))?;
+        let mut found: Vec<(f64, String)> = Vec::with_capacity(read * statuses.len());
+        for (n, range) in ranges.into_iter().enumerate() {
+            let ties = below.is_some() && n % 2 == 0;
+            found.extend(
+                range
+                    .into_iter()
+                    .filter(|(m, _)| match &below {
+                        Some((_, start)) if ties => m < start,
+                        _ => true,
+                    })
+                    .take(read)
+                    .map(|(m, score)| (score, m)),
+            );
+        }
+        // Newest first; one millisecond's orders by member, descending.
+        found.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
+        let more = found.len() > listing.limit;
+        found.truncate(listing.limit);
+        let next = match found.last() {
+            Some((score, m)) if more => Some(position(m, *score)?),
+            _ => None,
+        };
+        let mut keys = Vec::with_capacity(found.len());
+        for (score, m) in &found {
+            let p = position(m, *score)?;
+            keys.push(self.keys.order(&p.vendor_id, &p.order_id));
+        }
+        let bodies: Vec<Option<String>> = if keys.is_empty() {
+            Vec::new()
+        } else {
+            redis::cmd("MGET")
+                .arg(&keys)
+                .query_async(&mut conn)
+                .await
+                .map_err(backend("listing orders"))?
+        };
+        let mut orders = Vec::with_capacity(bodies.len());
+        // An order that moved between the two reads is shown as it stands
+        // now if it still belongs in this listing, and left out if not.
+        for body in bodies.into_iter().flatten() {
+            let order = OrderRow::decode(&body)?;
+            if listing.filter.admits(order.status) {
+                orders.push(order);
+            }
+        }
+        Ok(OrderPage { orders, next })
+    }
+
     async fn queue_depths(&self) -> Result<Vec<QueueDepth>, StoreError> {
         let mut conn = self.conn.clone();
         let mut owners: Vec<String> = conn
@@ -719,5 +1076,24 @@ impl Store for RedisStore {
             .query_async::<()>(&mut self.conn.clone())
             .await
             .map_err(backend("pinging Redis"))
+    }
+
+    async fn check_write(&self) -> Result<(), StoreError> {
+        // A read-only replica, a failed RDB save (`MISCONF`) or a full
+        // `maxmemory` refuses this like any other write.
+        redis::cmd("SET")
+            .arg(self.keys.health())
+            .arg(Utc::now().timestamp_millis())
+            .arg("PX")
+            .arg(10_000)
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(backend("checking that Redis takes writes"))
+    }
+
+    fn observe_commits(&self, commits: metrics::Histogram) {
+        if self.commits.set(commits).is_err() {
+            tracing::warn!("the store's commits were already observed");
+        }
     }
 }

@@ -7,8 +7,8 @@
 //! status and one error envelope.
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use base64::Engine;
@@ -19,19 +19,23 @@ use socketioxide::adapter::Adapter;
 
 use super::WebState;
 use crate::activity::Incoming;
-use crate::domain::{Identity, OrderId, VendorId};
+use crate::domain::{DistributorId, Identity, OrderId, Recipient, VendorId};
 use crate::namespaces::inspector::{Snapshot, snapshot};
-use crate::namespaces::{Courier, order_ack};
+use crate::namespaces::{Courier, order_ack, orders_ack};
 use crate::ops;
 use crate::protocol::{
-    ErrorCode, OrderView, Refusal, error_envelope, event, ns, ok_envelope, parse_pickup,
+    ErrorCode, OrderView, OrdersRequest, Refusal, error_envelope, event, ns, ok_envelope,
+    parse_pickup,
 };
+use crate::state::HubState;
 
 /// Which credentials an endpoint wanted, for the `WWW-Authenticate` header.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Scheme {
     /// `Basic vendorId:token`.
     Vendor,
+    /// `Basic distributorId:token`.
+    Distributor,
     /// `Bearer <admin token>`.
     Admin,
 }
@@ -74,6 +78,9 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized { scheme, message } => {
                 let challenge = match scheme {
                     Scheme::Vendor => r#"Basic realm="parcel-hub vendor", charset="UTF-8""#,
+                    Scheme::Distributor => {
+                        r#"Basic realm="parcel-hub distributor", charset="UTF-8""#
+                    }
                     Scheme::Admin => r#"Bearer realm="parcel-hub admin""#,
                 };
                 (
@@ -99,10 +106,63 @@ impl IntoResponse for ApiError {
 }
 
 /// The value of `Authorization` after `scheme ` (the scheme is case-insensitive).
-fn authorization<'a>(headers: &'a HeaderMap, scheme: &str) -> Option<&'a str> {
+pub(crate) fn authorization<'a>(headers: &'a HeaderMap, scheme: &str) -> Option<&'a str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
     let (given, rest) = value.split_once(' ')?;
     given.eq_ignore_ascii_case(scheme).then(|| rest.trim())
+}
+
+/// What the Basic refusals of one kind of party say.
+struct BasicDoor {
+    scheme: Scheme,
+    missing: &'static str,
+    shape: &'static str,
+    unknown: &'static str,
+}
+
+const VENDOR_DOOR: BasicDoor = BasicDoor {
+    scheme: Scheme::Vendor,
+    missing: "send HTTP Basic credentials vendorId:token",
+    shape: "the Basic credentials must be vendorId:token",
+    unknown: "unknown vendor or wrong token",
+};
+
+const DISTRIBUTOR_DOOR: BasicDoor = BasicDoor {
+    scheme: Scheme::Distributor,
+    missing: "send HTTP Basic credentials distributorId:token",
+    shape: "the Basic credentials must be distributorId:token",
+    unknown: "unknown distributor or wrong token",
+};
+
+/// The party named by HTTP Basic `id:token`, if `accept` takes the id
+/// and token, and its request budget is not spent.
+fn authenticate_basic<A: Adapter, T>(
+    state: &WebState<A>,
+    headers: &HeaderMap,
+    door: &BasicDoor,
+    accept: impl FnOnce(&str, &str) -> Option<T>,
+    party: impl FnOnce(&T) -> Recipient,
+) -> Result<T, ApiError> {
+    let unauthorized = |message| ApiError::Unauthorized {
+        scheme: door.scheme,
+        message,
+    };
+    let encoded = authorization(headers, "Basic").ok_or_else(|| unauthorized(door.missing))?;
+    let decoded = BASE64
+        .decode(encoded)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(|| unauthorized("the Basic credentials are not valid base64 UTF-8"))?;
+    let (id, token) = decoded
+        .split_once(':')
+        .ok_or_else(|| unauthorized(door.shape))?;
+    let found = accept(id, token).ok_or_else(|| unauthorized(door.unknown))?;
+    match &state.party_limits {
+        Some(limits) if limits.check_key(&party(&found)).is_err() => {
+            Err(Refusal::new(ErrorCode::RateLimited, "too many requests; slow down").into())
+        }
+        _ => Ok(found),
+    }
 }
 
 /// The vendor named by HTTP Basic `vendorId:token`, if the token matches
@@ -111,30 +171,38 @@ fn authenticate_vendor<A: Adapter>(
     state: &WebState<A>,
     headers: &HeaderMap,
 ) -> Result<VendorId, ApiError> {
-    let unauthorized = |message| ApiError::Unauthorized {
-        scheme: Scheme::Vendor,
-        message,
-    };
-    let encoded = authorization(headers, "Basic")
-        .ok_or_else(|| unauthorized("send HTTP Basic credentials vendorId:token"))?;
-    let decoded = BASE64
-        .decode(encoded)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .ok_or_else(|| unauthorized("the Basic credentials are not valid base64 UTF-8"))?;
-    let (id, token) = decoded
-        .split_once(':')
-        .ok_or_else(|| unauthorized("the Basic credentials must be vendorId:token"))?;
-    let vendor = match VendorId::parse(id) {
-        Ok(vendor) if state.hub.credentials.vendor_token_ok(&vendor, token) => vendor,
-        _ => return Err(unauthorized("unknown vendor or wrong token")),
-    };
-    match &state.vendor_limits {
-        Some(limits) if limits.check_key(&vendor).is_err() => {
-            Err(Refusal::new(ErrorCode::RateLimited, "too many requests; slow down").into())
-        }
-        _ => Ok(vendor),
-    }
+    authenticate_basic(
+        state,
+        headers,
+        &VENDOR_DOOR,
+        |id, token| {
+            VendorId::parse(id)
+                .ok()
+                .filter(|vendor| state.hub.credentials.vendor_token_ok(vendor, token))
+        },
+        |vendor| Recipient::Vendor(vendor.clone()),
+    )
+}
+
+/// The distributor named by HTTP Basic `distributorId:token`, as for vendors.
+fn authenticate_distributor<A: Adapter>(
+    state: &WebState<A>,
+    headers: &HeaderMap,
+) -> Result<DistributorId, ApiError> {
+    authenticate_basic(
+        state,
+        headers,
+        &DISTRIBUTOR_DOOR,
+        |id, token| {
+            DistributorId::parse(id).ok().filter(|distributor| {
+                state
+                    .hub
+                    .credentials
+                    .distributor_token_ok(distributor, token)
+            })
+        },
+        |distributor| Recipient::Distributor(distributor.clone()),
+    )
 }
 
 fn authenticate_admin<A: Adapter>(
@@ -243,6 +311,71 @@ pub(crate) async fn get_order<A: Adapter>(
     Ok(Json(ok_envelope(&OrderFound {
         order: OrderView::from(&order),
     })))
+}
+
+/// The path's id must be the authenticated party's own.
+fn own_path(
+    path: Result<Path<String>, PathRejection>,
+    party: &str,
+    forbidden: &'static str,
+) -> Result<(), ApiError> {
+    let Path(id) =
+        path.map_err(|_| Refusal::new(ErrorCode::InvalidPayload, "the path is not valid UTF-8"))?;
+    if id == party {
+        Ok(())
+    } else {
+        Err(Refusal::new(ErrorCode::Forbidden, forbidden).into())
+    }
+}
+
+/// A page of `party`'s orders: the `orders` event by another door.
+async fn list_orders(
+    hub: &HubState,
+    party: &Recipient,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(pairs) = query.map_err(|e| {
+        Refusal::new(
+            ErrorCode::InvalidPayload,
+            format!("the query string is not valid: {}", e.body_text()),
+        )
+    })?;
+    let request = OrdersRequest::from_query(&pairs, party)?;
+    let page = ops::list_orders(hub, party, &request).await?;
+    Ok(Json(orders_ack(party, &request, &page)))
+}
+
+/// `GET /api/vendors/{vendorId}/orders` (that vendor): its orders.
+pub(crate) async fn get_vendor_orders<A: Adapter>(
+    State(state): State<WebState<A>>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let vendor = authenticate_vendor(&state, &headers)?;
+    own_path(
+        path,
+        vendor.as_str(),
+        "these credentials may read only their own vendor's orders",
+    )?;
+    list_orders(&state.hub, &Recipient::Vendor(vendor), query).await
+}
+
+/// `GET /api/distributors/{distributorId}/orders` (that distributor): the
+/// orders sent to it.
+pub(crate) async fn get_distributor_orders<A: Adapter>(
+    State(state): State<WebState<A>>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let distributor = authenticate_distributor(&state, &headers)?;
+    own_path(
+        path,
+        distributor.as_str(),
+        "these credentials may read only their own distributor's orders",
+    )?;
+    list_orders(&state.hub, &Recipient::Distributor(distributor), query).await
 }
 
 #[cfg(test)]

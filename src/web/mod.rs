@@ -26,7 +26,7 @@ use socketioxide::adapter::Adapter;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::domain::VendorId;
+use crate::domain::Recipient;
 use crate::state::Hub;
 
 /// The official CDN build of the pinned browser client (4.8.1) the pages use.
@@ -105,8 +105,9 @@ pub(crate) struct WebState<A: Adapter> {
     pub client: ClientScript,
     /// Largest accepted request body, the same bound as a Socket.IO message.
     pub max_body: usize,
-    /// Each vendor's budget of API requests (the per-socket limits); `None` when off.
-    pub vendor_limits: Option<Arc<DefaultKeyedRateLimiter<VendorId>>>,
+    /// Each vendor's and each distributor's budget of API requests (the
+    /// per-socket limits); `None` when off.
+    pub party_limits: Option<Arc<DefaultKeyedRateLimiter<Recipient>>>,
     /// The scenario files and the lessons being played (shared by every clone).
     pub learn: learn::Learn,
 }
@@ -119,7 +120,7 @@ impl<A: Adapter> WebState<A> {
         max_body: usize,
         learn: learn::Learn,
     ) -> Self {
-        let vendor_limits = hub
+        let party_limits = hub
             .limits
             .quota()
             .map(|quota| Arc::new(RateLimiter::keyed(quota)));
@@ -128,7 +129,7 @@ impl<A: Adapter> WebState<A> {
             io,
             client,
             max_body,
-            vendor_limits,
+            party_limits,
             learn,
         }
     }
@@ -141,7 +142,7 @@ impl<A: Adapter> Clone for WebState<A> {
             io: self.io.clone(),
             client: self.client.clone(),
             max_body: self.max_body,
-            vendor_limits: self.vendor_limits.clone(),
+            party_limits: self.party_limits.clone(),
             learn: self.learn.clone(),
         }
     }
@@ -161,6 +162,14 @@ pub(crate) fn router<A: Adapter>(state: WebState<A>) -> Router {
         .route(
             "/api/orders/{vendor_id}/{order_id}",
             get(api::get_order::<A>),
+        )
+        .route(
+            "/api/vendors/{vendor_id}/orders",
+            get(api::get_vendor_orders::<A>),
+        )
+        .route(
+            "/api/distributors/{distributor_id}/orders",
+            get(api::get_distributor_orders::<A>),
         )
         .route("/learn", get(learn::index::<A>))
         .route("/learn/{slug}", get(learn::scenario::<A>))

@@ -46,5 +46,9 @@ fi
 echo "== npm ci (tests/browser) =="
 (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
 
-echo "== browser tests =="
-node "$here/pages.test.mjs" "$binary" "$artifacts"
+echo "== browser tests: pages =="
+status=0
+node "$here/pages.test.mjs" "$binary" "$artifacts" || status=1
+echo "== browser tests: the official Socket.IO Admin UI =="
+node "$here/admin-ui.test.mjs" "$binary" "$artifacts" || status=1
+exit $status

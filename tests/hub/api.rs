@@ -286,3 +286,217 @@ async fn each_vendor_has_its_own_budget_of_api_requests() {
     .await;
     assert_eq!(status, StatusCode::CREATED);
 }
+
+fn north() -> String {
+    basic("north-hub", "demo-north")
+}
+
+/// `GET path` with `authorization`: the status, the JSON body and the challenge.
+async fn get_json(
+    app: &TestApp,
+    path: &str,
+    authorization: Option<&str>,
+) -> (StatusCode, Value, Option<String>) {
+    let response = get(app, path, authorization).await;
+    let status = response.status();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .and_then(|c| c.to_str().ok())
+        .map(str::to_owned);
+    (
+        status,
+        response.json().await.expect("a JSON answer"),
+        challenge,
+    )
+}
+
+#[tokio::test]
+async fn orders_over_http_list_what_the_event_lists() {
+    let app = spawn_app().await;
+    for n in 0..5 {
+        let (status, _) = post_pickup(
+            &app,
+            Some(&acme()),
+            &pickup(
+                &format!("o-{n}"),
+                if n == 4 { "south-hub" } else { "north-hub" },
+            )
+            .to_string(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let socket = vendor(&app, "acme-widgets").await;
+    let truck = distributor(&app, "north-hub").await;
+    assert_ok(
+        &truck
+            .ack(
+                "in-transit",
+                json!({ "vendorId": "acme-widgets", "orderId": "o-1" }),
+            )
+            .await,
+    );
+    for (path, authorization, client, query) in [
+        (
+            "/api/vendors/acme-widgets/orders",
+            acme(),
+            &socket,
+            json!({}),
+        ),
+        (
+            "/api/vendors/acme-widgets/orders?status=all&limit=2",
+            acme(),
+            &socket,
+            json!({ "status": "all", "limit": 2 }),
+        ),
+        (
+            "/api/distributors/north-hub/orders",
+            north(),
+            &truck,
+            json!({}),
+        ),
+        (
+            "/api/distributors/north-hub/orders?status=in-transit",
+            north(),
+            &truck,
+            json!({ "status": "in-transit" }),
+        ),
+    ] {
+        let (status, body, _) = get_json(&app, path, Some(&authorization)).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert_ok(&body);
+        assert_eq!(body, client.ack("orders", query).await, "{path}");
+    }
+    // The next page over HTTP, with the cursor as given.
+    let (_, first, _) = get_json(
+        &app,
+        "/api/vendors/acme-widgets/orders?status=all&limit=2",
+        Some(&acme()),
+    )
+    .await;
+    let next = first["next"].as_str().expect("a next page");
+    let (status, second, _) = get_json(
+        &app,
+        &format!("/api/vendors/acme-widgets/orders?status=all&limit=2&before={next}"),
+        Some(&acme()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(second["orders"].as_array().unwrap().len(), 2);
+    assert_ne!(second["orders"][0], first["orders"][0]);
+}
+
+#[tokio::test]
+async fn orders_over_http_need_that_partys_own_credentials() {
+    let app = spawn_app().await;
+    let vendor_path = "/api/vendors/acme-widgets/orders";
+    let distributor_path = "/api/distributors/north-hub/orders";
+    for (path, authorization, realm) in [
+        (vendor_path, None, "parcel-hub vendor"),
+        (
+            vendor_path,
+            Some(basic("acme-widgets", "wrong")),
+            "parcel-hub vendor",
+        ),
+        (vendor_path, Some(north()), "parcel-hub vendor"),
+        (distributor_path, None, "parcel-hub distributor"),
+        (
+            distributor_path,
+            Some(basic("north-hub", "demo-south")),
+            "parcel-hub distributor",
+        ),
+        (distributor_path, Some(acme()), "parcel-hub distributor"),
+        (
+            distributor_path,
+            Some("Bearer demo-admin".to_owned()),
+            "parcel-hub distributor",
+        ),
+    ] {
+        let (status, body, challenge) = get_json(&app, path, authorization.as_deref()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path} {authorization:?}");
+        assert_error(&body, "unauthorized");
+        let challenge = challenge.expect("a 401 says which credentials it wants");
+        assert!(
+            challenge.starts_with(&format!("Basic realm=\"{realm}\"")),
+            "{challenge}"
+        );
+    }
+    let (_, body, _) = get_json(&app, distributor_path, None).await;
+    assert_eq!(
+        body["error"]["message"],
+        json!("send HTTP Basic credentials distributorId:token")
+    );
+    // Good credentials, another party's path.
+    let flowers = basic("1-800-flowers", "demo-flowers");
+    for (path, authorization, message) in [
+        (
+            vendor_path,
+            flowers,
+            "these credentials may read only their own vendor's orders",
+        ),
+        (
+            distributor_path,
+            basic("south-hub", "demo-south"),
+            "these credentials may read only their own distributor's orders",
+        ),
+    ] {
+        let (status, body, _) = get_json(&app, path, Some(&authorization)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(assert_error(&body, "forbidden"), message);
+    }
+}
+
+#[tokio::test]
+async fn bad_orders_queries_get_400_and_the_events_messages() {
+    let app = spawn_app().await;
+    let path = "/api/distributors/north-hub/orders";
+    for (query, message) in [
+        ("limit=0", "limit must be an integer from 1 to 500"),
+        ("limit=501", "limit must be an integer from 1 to 500"),
+        ("limit=ten", "limit must be an integer from 1 to 500"),
+        (
+            "status=done",
+            "status must be one of open, pending, in-transit, delivered, all",
+        ),
+        (
+            "status=open&status=all",
+            "status must be given at most once",
+        ),
+    ] {
+        let (status, body, _) = get_json(&app, &format!("{path}?{query}"), Some(&north())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(assert_error(&body, "invalid_payload"), message, "{query}");
+    }
+    let (status, body, _) = get_json(&app, &format!("{path}?before=abc"), Some(&north())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(assert_error(&body, "invalid_payload").starts_with("before is not a cursor"));
+    let (status, body, _) = get_json(&app, &format!("{path}?limit=%ZZ"), Some(&north())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_error(&body, "invalid_payload");
+    // Empty values read as absent, unknown parameters are ignored.
+    let (status, body, _) =
+        get_json(&app, &format!("{path}?before=&limit=&x=1"), Some(&north())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn each_distributor_has_its_own_budget_of_api_requests() {
+    let app = spawn_app_with(|config| {
+        config.rate_limit = 1;
+        config.rate_burst = 1;
+    })
+    .await;
+    let path = "/api/distributors/north-hub/orders";
+    let (status, _, _) = get_json(&app, path, Some(&north())).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body, _) = get_json(&app, path, Some(&north())).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_error(&body, "rate_limited");
+    let south = basic("south-hub", "demo-south");
+    let (status, _, _) = get_json(&app, "/api/distributors/south-hub/orders", Some(&south)).await;
+    assert_eq!(status, StatusCode::OK, "south's budget is its own");
+    // A vendor's budget is apart from the distributors'.
+    let (status, _, _) = get_json(&app, "/api/vendors/acme-widgets/orders", Some(&acme())).await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -380,3 +380,48 @@ async fn in_a_join_storm_everyone_learns_of_everyone_else_exactly_once() {
         assert!(extra.is_none(), "{}: also told {extra:?}", client.label);
     }
 }
+
+/// The chat's events and notices are counted in `/metrics` under their own
+/// names: `users` to the newcomer, the presence and room notices, and a
+/// chat message (stored with its offset, then relayed).
+#[tokio::test]
+async fn chat_events_and_notices_are_counted_by_name() {
+    let app = spawn_app().await;
+    let ana = chatter(&app, "ana").await;
+    ana.expect("users").await;
+    let bo = chatter(&app, "bo").await;
+    bo.expect("users").await;
+    ana.expect("user connected").await;
+    let said = ana.ack("chat message", json!({ "text": "hi" })).await;
+    assert_ok(&said);
+    assert_eq!(bo.expect("chat message").await["offset"], said["offset"]);
+    assert_ok(&ana.ack("join", json!({ "room": "lobby" })).await);
+    let metrics = reqwest::Client::new()
+        .get(format!("{}/metrics", app.url()))
+        .bearer_auth("demo-admin")
+        .timeout(TIMEOUT)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        r#"parcel_hub_events_received_total{namespace="/chat",event="chat message",outcome="ok"} 1"#,
+        r#"parcel_hub_events_received_total{namespace="/chat",event="join",outcome="ok"} 1"#,
+        r#"parcel_hub_events_sent_total{namespace="/chat",event="users",outcome="ok"} 2"#,
+        r#"parcel_hub_events_sent_total{namespace="/chat",event="user connected",outcome="ok"} 2"#,
+        r#"parcel_hub_events_sent_total{namespace="/chat",event="chat message",outcome="ok"} 1"#,
+        r#"parcel_hub_events_sent_total{namespace="/chat",event="user joined",outcome="ok"} 1"#,
+        r#"parcel_hub_ack_duration_seconds_count{namespace="/chat",event="chat message"} 1"#,
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == series),
+            "{series} in {metrics}"
+        );
+    }
+    assert!(
+        !metrics.contains(r#"namespace="/chat",event="unknown""#),
+        "{metrics}"
+    );
+}

@@ -97,6 +97,60 @@ async fn a_pickup_reaches_every_hub_and_the_news_come_back_across_hubs() {
     }
 }
 
+/// A vendor tab and a distributor tab on each hub: the `order` notices of
+/// one hub's tab reach the party's tabs on the other hub, and `orders`
+/// lists the same on both.
+#[tokio::test]
+#[cfg_attr(
+    not(redis_tests),
+    ignore = "set PARCEL_HUB_TEST_REDIS to run the cluster tests"
+)]
+async fn notices_and_listings_of_current_state_span_the_hubs() {
+    let url = test_redis();
+    let keys = RedisPrefix::new(&url);
+    let (a, b) = (hub(&keys), hub(&keys));
+    let acme_a = on(&a.url, "/vendor", vendor_auth("acme-widgets"), "acme on A").await;
+    let acme_b = on(&b.url, "/vendor", vendor_auth("acme-widgets"), "acme on B").await;
+    let north_a = on(
+        &a.url,
+        "/distributor",
+        distributor_auth("north-hub"),
+        "north on A",
+    )
+    .await;
+    let north_b = on(
+        &b.url,
+        "/distributor",
+        distributor_auth("north-hub"),
+        "north on B",
+    )
+    .await;
+
+    let ack = acme_a.ack("pickup", pickup("o-1", "north-hub")).await;
+    assert_ok(&ack);
+    assert_eq!(acme_b.expect("order").await["order"], ack["order"]);
+    acme_a.expect_none("order").await;
+    let moved = north_b.ack("in-transit", order_ref("o-1")).await;
+    assert_eq!(north_a.expect("order").await["order"], moved["order"]);
+    north_b.expect_none("order").await;
+
+    for (client, query) in [
+        (&acme_a, json!({})),
+        (&acme_b, json!({})),
+        (&north_a, json!({ "status": "in-transit" })),
+        (&north_b, json!({ "status": "in-transit" })),
+    ] {
+        let listed = client.ack("orders", query).await;
+        assert_eq!(
+            listed["orders"],
+            json!([moved["order"]]),
+            "{}",
+            client.label
+        );
+        assert_eq!(listed["next"], Value::Null);
+    }
+}
+
 #[tokio::test]
 #[cfg_attr(
     not(redis_tests),

@@ -32,6 +32,9 @@ async fn pickup_reaches_every_socket_of_the_chosen_distributor_and_nobody_else()
     }
     south.expect_silence().await;
     acme.expect_silence().await;
+    // The other tab hears of the new order by the live notice, not a message.
+    let notice = acme_second_tab.expect("order").await;
+    assert_eq!(notice["order"], ack["order"]);
     acme_second_tab.expect_silence().await;
     flowers.expect_silence().await;
 }
@@ -74,6 +77,11 @@ async fn in_transit_and_delivered_reach_only_the_owning_vendor() {
     }
     flowers.expect_silence().await;
     north.expect_silence().await;
+    // The other driver hears of each move by the live notice, not a message.
+    for step in ["in-transit", "delivered"] {
+        let notice = north_other_driver.expect("order").await;
+        assert_eq!(notice["order"]["status"], json!(step));
+    }
     north_other_driver.expect_silence().await;
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parcel_hub::app::HubIo;
-use parcel_hub::client::{Client as LibClient, ClientError};
+use parcel_hub::client::{Client as LibClient, ClientError, Received};
 use parcel_hub::{App, Config};
 use redis::Commands;
 use serde_json::{Value, json};
@@ -242,7 +242,7 @@ pub(crate) struct Client {
     pub label: String,
     inner: LibClient,
     /// Events read while waiting for another one, in arrival order.
-    skipped: Mutex<Vec<(String, Value)>>,
+    skipped: Mutex<Vec<Received>>,
 }
 
 /// The `auth` of each role with the demo credentials.
@@ -365,6 +365,19 @@ impl Client {
             .unwrap_or_else(|e| panic!("{}: emit {event}: {e}", self.label));
     }
 
+    /// Whether the hub still has this client connected.
+    pub(crate) fn is_connected(&self) -> bool {
+        self.inner.is_connected()
+    }
+
+    /// Emits with several arguments and no ack (the Admin UI's actions).
+    pub(crate) async fn emit_args(&self, event: &str, args: &[Value]) {
+        let args: Vec<&Value> = args.iter().collect();
+        self.inner
+            .emit_args(event, &args)
+            .unwrap_or_else(|e| panic!("{}: emit {event}: {e}", self.label));
+    }
+
     /// Waits for the next `event` (other events stay buffered) and returns its payload.
     pub(crate) async fn expect(&self, event: &str) -> Value {
         self.next_matching(event, TIMEOUT)
@@ -382,8 +395,11 @@ impl Client {
     /// Asserts that nothing at all arrives within the quiet window.
     pub(crate) async fn expect_silence(&self) {
         let skipped = self.skipped.lock().await;
-        if let Some((name, v)) = skipped.first() {
-            panic!("{}: unexpected {name:?}: {v}", self.label);
+        if let Some(got) = skipped.first() {
+            panic!(
+                "{}: unexpected {:?}: {}",
+                self.label, got.event, got.payload
+            );
         }
         if let Some(got) = self.inner.next_event(QUIET_WINDOW).await {
             panic!(
@@ -397,7 +413,8 @@ impl Client {
     pub(crate) async fn next_any(&self) -> (String, Value) {
         let mut skipped = self.skipped.lock().await;
         if !skipped.is_empty() {
-            return skipped.remove(0);
+            let got = skipped.remove(0);
+            return (got.event, got.payload);
         }
         let got = self
             .inner
@@ -412,19 +429,34 @@ impl Client {
         self.next_matching(event, window).await
     }
 
+    /// Waits for the next `event` and returns every argument it came with
+    /// (the Admin UI's events carry several).
+    pub(crate) async fn expect_args(&self, event: &str) -> Vec<Value> {
+        self.next_received(event, TIMEOUT)
+            .await
+            .unwrap_or_else(|| panic!("{}: no {event:?} within {TIMEOUT:?}", self.label))
+            .args
+    }
+
     async fn next_matching(&self, event: &str, within: Duration) -> Option<Value> {
+        self.next_received(event, within)
+            .await
+            .map(|got| got.payload)
+    }
+
+    async fn next_received(&self, event: &str, within: Duration) -> Option<Received> {
         let mut skipped = self.skipped.lock().await;
-        if let Some(pos) = skipped.iter().position(|(name, _)| name == event) {
-            return Some(skipped.remove(pos).1);
+        if let Some(pos) = skipped.iter().position(|got| got.event == event) {
+            return Some(skipped.remove(pos));
         }
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let got = self.inner.next_event(left).await?;
             if got.event == event {
-                return Some(got.payload);
+                return Some(got);
             }
-            skipped.push((got.event, got.payload));
+            skipped.push(got);
         }
     }
 

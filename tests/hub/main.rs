@@ -2,11 +2,13 @@
 //! real Socket.IO clients, assertions on who received what and who did not.
 #![allow(clippy::unwrap_used)]
 
+mod admin;
 mod api;
 mod bad_input;
 mod bench;
 mod chat;
 mod chat_history;
+mod cli;
 mod client;
 mod cluster;
 mod delivery;
@@ -16,6 +18,8 @@ mod helpers;
 mod inspector;
 mod layers;
 mod learn;
+mod operate;
+mod orders;
 mod queue;
 mod refusals;
 mod scenarios;

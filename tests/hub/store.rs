@@ -8,13 +8,15 @@
 use std::any::Any;
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+
 use chrono::Utc;
 use parcel_hub::domain::{
-    ChatName, ChatPost, DistributorId, MessageId, OrderId, Pickup, Recipient, RoomName, Status,
-    VendorId,
+    ChatName, ChatPost, DistributorId, MessageId, Order, OrderId, OrderPosition, Pickup, Recipient,
+    RoomName, Status, StatusFilter, VendorId,
 };
 use parcel_hub::store::{
-    CHAT_KEPT, Recorded, RedisStore, SharedStore, SqliteStore, Store, StoreError,
+    CHAT_KEPT, OrderListing, Recorded, RedisStore, SharedStore, SqliteStore, Store, StoreError,
 };
 
 use crate::helpers::{RedisPrefix, test_redis};
@@ -102,6 +104,9 @@ on_every_backend!(
     concurrent_transitions_of_one_order_move_it_exactly_once,
     chat_messages_get_growing_offsets_and_are_read_back_after_one,
     chat_keeps_the_newest_thousand_per_room_and_for_everyone,
+    listings_page_through_a_partys_orders_newest_first,
+    a_listing_ends_with_no_next_and_an_empty_one_is_empty,
+    a_moved_order_leaves_its_old_place_in_the_listings,
 );
 
 fn chat_post(text: &str, room: Option<&str>) -> ChatPost {
@@ -190,6 +195,263 @@ impl WithAt for ChatPost {
         self.at = at;
         self
     }
+}
+
+/// Every page of `party`'s listing of `filter`, `limit` at a time.
+async fn every_page(
+    store: &dyn Store,
+    party: &Recipient,
+    filter: StatusFilter,
+    limit: usize,
+) -> Vec<Vec<Order>> {
+    let mut pages = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store
+            .list_orders(&OrderListing {
+                party: party.clone(),
+                filter,
+                limit,
+                before: before.take(),
+            })
+            .await
+            .unwrap();
+        assert!(page.orders.len() <= limit, "a page holds at most its limit");
+        pages.push(page.orders);
+        match page.next {
+            Some(next) => before = Some(next),
+            None => return pages,
+        }
+        assert!(pages.len() <= 10_000, "the listing never ends");
+    }
+}
+
+/// What a listing must show: the orders of `party` that `filter` admits,
+/// the most recently updated first (ties by vendorId, then orderId).
+fn expected(
+    orders: &BTreeMap<(VendorId, OrderId), Order>,
+    party: &Recipient,
+    filter: StatusFilter,
+) -> Vec<Order> {
+    let mut list: Vec<Order> = orders
+        .values()
+        .filter(|o| match party {
+            Recipient::Vendor(v) => &o.vendor_id == v,
+            Recipient::Distributor(d) => &o.distributor_id == d,
+        })
+        .filter(|o| filter.admits(o.status))
+        .cloned()
+        .collect();
+    list.sort_by_key(|o| std::cmp::Reverse(OrderPosition::of(o)));
+    list
+}
+
+/// A few hundred orders of two vendors for two distributors, written by
+/// concurrent callers (so many share a millisecond), some moved on: every
+/// party's listing of every filter, read in pages of several sizes, is
+/// each of its orders exactly once, newest first.
+async fn listings_page_through_a_partys_orders_newest_first(name: &str, store: SharedStore) {
+    let plan: Vec<(&str, usize, &str)> = (0..360)
+        .map(|n| {
+            let vendor = if n % 4 == 3 { "flowers" } else { "acme" };
+            let to = if n % 3 == 2 { "south" } else { "north" };
+            (vendor, n, to)
+        })
+        .collect();
+    let tasks: Vec<_> = plan
+        .iter()
+        .map(|(vendor, n, to)| {
+            let (store, vendor, pickup) = (
+                store.clone(),
+                self::vendor(vendor),
+                request(&format!("o-{n}"), to),
+            );
+            tokio::spawn(async move { store.record_pickup(&vendor, &pickup, Utc::now()).await })
+        })
+        .collect();
+    let mut orders = BTreeMap::new();
+    for task in tasks {
+        let order = task.await.unwrap().unwrap().order;
+        orders.insert((order.vendor_id.clone(), order.order_id.clone()), order);
+    }
+    // Every third order goes in transit, every ninth on to delivered.
+    let moves: Vec<_> = orders
+        .values()
+        .enumerate()
+        .filter(|(n, _)| n % 3 == 0)
+        .map(|(n, o)| (n, o.clone()))
+        .collect();
+    let tasks: Vec<_> = moves
+        .into_iter()
+        .map(|(n, o)| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut last = store
+                    .record_transition(
+                        &o.distributor_id,
+                        &o.vendor_id,
+                        &o.order_id,
+                        Status::InTransit,
+                        Utc::now(),
+                    )
+                    .await?;
+                if n % 9 == 0 {
+                    last = store
+                        .record_transition(
+                            &o.distributor_id,
+                            &o.vendor_id,
+                            &o.order_id,
+                            Status::Delivered,
+                            Utc::now(),
+                        )
+                        .await?;
+                }
+                Ok::<_, StoreError>(last.order)
+            })
+        })
+        .collect();
+    for task in tasks {
+        let order = task.await.unwrap().unwrap();
+        orders.insert((order.vendor_id.clone(), order.order_id.clone()), order);
+    }
+    let parties = [
+        Recipient::Vendor(vendor("acme")),
+        Recipient::Vendor(vendor("flowers")),
+        Recipient::Distributor(distributor("north")),
+        Recipient::Distributor(distributor("south")),
+    ];
+    let filters = [
+        StatusFilter::Open,
+        StatusFilter::Only(Status::Pending),
+        StatusFilter::Only(Status::InTransit),
+        StatusFilter::Only(Status::Delivered),
+        StatusFilter::All,
+    ];
+    for party in &parties {
+        for filter in filters {
+            let want = expected(&orders, party, filter);
+            assert!(
+                !want.is_empty(),
+                "{name}: the plan gives {party} some {filter} orders"
+            );
+            for limit in [1, 7, 100, 500] {
+                let pages = every_page(&*store, party, filter, limit).await;
+                let got: Vec<Order> = pages.concat();
+                assert_eq!(got.len(), want.len(), "{name}: {party} {filter} by {limit}");
+                assert!(
+                    got == want,
+                    "{name}: {party} {filter} by {limit}: wrong orders or order"
+                );
+                assert!(
+                    pages.iter().rev().skip(1).all(|p| p.len() == limit),
+                    "{name}: only the last page may be short"
+                );
+            }
+        }
+    }
+}
+
+async fn a_listing_ends_with_no_next_and_an_empty_one_is_empty(name: &str, store: SharedStore) {
+    let acme = Recipient::Vendor(vendor("acme"));
+    let listing = |limit, before| OrderListing {
+        party: acme.clone(),
+        filter: StatusFilter::All,
+        limit,
+        before,
+    };
+    let empty = store.list_orders(&listing(10, None)).await.unwrap();
+    assert!(empty.orders.is_empty() && empty.next.is_none(), "{name}");
+    for n in 0..10 {
+        acme_pickup_for_north(&*store, n).await.unwrap();
+    }
+    let first = store.list_orders(&listing(5, None)).await.unwrap();
+    assert_eq!(first.orders.len(), 5, "{name}");
+    let next = first.next.clone().expect("a second page");
+    assert_eq!(next, OrderPosition::of(&first.orders[4]), "{name}");
+    let second = store.list_orders(&listing(5, Some(next))).await.unwrap();
+    assert_eq!(second.orders.len(), 5, "{name}");
+    assert!(
+        second.next.is_none(),
+        "{name}: exactly ten, so no third page"
+    );
+    let whole = store.list_orders(&listing(10, None)).await.unwrap();
+    assert!(whole.next.is_none(), "{name}");
+    let others = Recipient::Distributor(distributor("south"));
+    let page = store
+        .list_orders(&OrderListing {
+            party: others,
+            ..listing(10, None)
+        })
+        .await
+        .unwrap();
+    assert!(page.orders.is_empty(), "{name}: south has none of them");
+}
+
+async fn a_moved_order_leaves_its_old_place_in_the_listings(name: &str, store: SharedStore) {
+    let acme = vendor("acme");
+    for n in 0..3 {
+        acme_pickup_for_north(&*store, n).await.unwrap();
+    }
+    let oldest = OrderId::parse("o-0").unwrap();
+    // A second later, so it is the most recently updated whatever the clock did.
+    let later = Utc::now() + chrono::TimeDelta::seconds(1);
+    let moved = store
+        .record_transition(
+            &distributor("north"),
+            &acme,
+            &oldest,
+            Status::InTransit,
+            later,
+        )
+        .await
+        .unwrap()
+        .order;
+    for party in [
+        Recipient::Vendor(acme.clone()),
+        Recipient::Distributor(distributor("north")),
+    ] {
+        let ids = |filter| {
+            let store = store.clone();
+            let party = party.clone();
+            async move {
+                every_page(&*store, &party, filter, 100)
+                    .await
+                    .concat()
+                    .into_iter()
+                    .map(|o| o.order_id.to_string())
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            ids(StatusFilter::Open).await,
+            ["o-0", "o-2", "o-1"],
+            "{name}: {party}"
+        );
+        assert_eq!(
+            ids(StatusFilter::Only(Status::Pending)).await,
+            ["o-2", "o-1"],
+            "{name}"
+        );
+        assert_eq!(
+            ids(StatusFilter::Only(Status::InTransit)).await,
+            ["o-0"],
+            "{name}"
+        );
+        assert!(
+            ids(StatusFilter::Only(Status::Delivered)).await.is_empty(),
+            "{name}"
+        );
+    }
+    let listed = store
+        .list_orders(&OrderListing {
+            party: Recipient::Vendor(acme),
+            filter: StatusFilter::Only(Status::InTransit),
+            limit: 1,
+            before: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.orders, [moved], "{name}: the order as it stands now");
 }
 
 async fn a_pickup_is_stored_and_queued_once(name: &str, store: SharedStore) {

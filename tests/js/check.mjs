@@ -490,6 +490,55 @@ async function chatHistory(c, t) {
   );
 }
 
+// Reading current state: `orders` pages and the live `order` notices.
+async function currentState(c, t) {
+  const [tabA, tabB, northA, northB] = await Promise.all([
+    c.connect('/vendor', VENDOR, 'vendor tab A'),
+    c.connect('/vendor', VENDOR, 'vendor tab B'),
+    c.connect('/distributor', NORTH, 'north-hub tab A'),
+    c.connect('/distributor', NORTH, 'north-hub tab B'),
+  ]);
+  const stamp = `${t.label}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+  const ids = [`s1-${stamp}`, `s2-${stamp}`];
+  for (const orderId of ids) {
+    const a = await ack(tabA.socket, 'vendor tab A', 'pickup', { orderId, distributorId: 'north-hub', customer: 'Jamie Doe', address: 'Seattle, WA' });
+    expectOk(a, 'pickup ack');
+    // The other tab hears of the new order; the sender has its ack.
+    const notice = await tabB.inbox.next('order');
+    expectOrder(notice.order, { orderId, status: 'pending' }, 'vendor tab B order notice');
+  }
+  await tabA.inbox.quiet('vendor tab A quiet window (no notice of its own pickups)', (ev) => ev === 'order');
+
+  const moved = await ack(northA.socket, 'north-hub tab A', 'in-transit', { vendorId: 'acme-widgets', orderId: ids[0] });
+  expectOk(moved, 'in-transit ack');
+  const notice = await northB.inbox.next('order');
+  expectOrder(notice.order, { orderId: ids[0], status: 'in-transit' }, 'north-hub tab B order notice');
+  await tabB.inbox.next('in-transit');
+
+  // Newest first, one a page, the cursor of the first page leads to the second.
+  const first = await ack(tabB.socket, 'vendor tab B', 'orders', { status: 'open', limit: 1 });
+  expectOk(first, 'orders ack');
+  expect(Array.isArray(first.orders) && first.orders.length === 1, 'orders: one order a page', first);
+  expectOrder(first.orders[0], { orderId: ids[0], status: 'in-transit' }, 'the most recently updated order first');
+  expect(typeof first.next === 'string' && first.next.length > 0, 'orders: next must be a cursor', first);
+  const second = await ack(tabB.socket, 'vendor tab B', 'orders', { status: 'open', limit: 1, before: first.next });
+  expectOrder(second.orders[0], { orderId: ids[1], status: 'pending' }, 'the second page');
+  const transit = await ack(northB.socket, 'north-hub tab B', 'orders', { status: 'in-transit', limit: 500 });
+  expectOk(transit, 'distributor orders ack');
+  expect(transit.orders.some((o) => o.orderId === ids[0]), 'north-hub lists the order it moved', transit);
+  expect(transit.orders.every((o) => o.status === 'in-transit'), 'only in-transit orders', transit);
+  const bad = await ack(tabA.socket, 'vendor tab A', 'orders', { limit: 0 });
+  expect(bad.ok === false && bad.error.code === 'invalid_payload', 'orders { limit: 0 }: invalid_payload', bad);
+  const plain = await withTimeout(tabA.socket.emitWithAck('orders'), STEP_TIMEOUT_MS, 'orders with no argument');
+  expectOk(plain, 'orders with no argument');
+
+  // Leave the queues empty for the checks that follow.
+  for (const [who, side] of [['north-hub tab A', northA], ['vendor tab A', tabA]]) {
+    const queued = await ack(side.socket, who, 'getAll', {});
+    for (const m of queued.messages) expectOk(await ack(side.socket, who, 'received', { messageId: m.messageId }), `${who} received`);
+  }
+}
+
 const CHECKS = [
   ['round trip pickup -> in-transit -> delivered', roundTrip],
   ['refusal: wrong token', refusalWrongToken],
@@ -498,6 +547,7 @@ const CHECKS = [
   ['error envelope: pickup {}', errorEnvelope],
   ['chat broadcast', chatBroadcast],
   ['chat v2: users, unique names, history', chatHistory],
+  ['current state: orders pages and order notices', currentState],
 ];
 
 // ---------------------------------------------------------------- main

@@ -5,14 +5,14 @@
 //! of that step ([`Order::as_of`]), so an order is never stored twice.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 use super::db;
 use crate::domain::{
     ChatMessage, ChatName, ChatPost, DistributorId, HistoryEntry, Message, MessageId, Order,
-    OrderId, Recipient, RoomName, Status, VendorId,
+    OrderId, OrderPosition, Recipient, RoomName, Status, VendorId,
 };
-use crate::store::StoreError;
+use crate::store::{OrderListing, OrderPage, StoreError};
 
 /// The columns [`order_from_row`] reads, in its order.
 pub(super) const ORDER_COLUMNS: &str = "o.vendor_id, o.order_id, o.distributor_id, o.customer, \
@@ -144,6 +144,84 @@ pub(super) fn load_order(
         Some(row) => Ok(Some(order_from_row(row, 0)?)),
         None => Ok(None),
     }
+}
+
+/// The statement that reads one page of a party's orders of `statuses`
+/// statuses: one range of the listing index per status (`?6`, `?7`, ...),
+/// merged newest first as SQLite walks them, so it reads no more rows than
+/// the page holds. Parameters: `?1` the party, `?2`..`?4` the position the
+/// page starts below (update time, vendorId, orderId), `?5` how many rows
+/// to read.
+fn listing_sql(party: &Recipient, statuses: usize) -> String {
+    let (column, below) = match party {
+        // Every order of a vendor has its vendorId: ties go by orderId.
+        Recipient::Vendor(_) => ("vendor_id", "(o.updated_ms, o.order_id) < (?2, ?4)"),
+        Recipient::Distributor(_) => (
+            "distributor_id",
+            "(o.updated_ms, o.vendor_id, o.order_id) < (?2, ?3, ?4)",
+        ),
+    };
+    let ranges: Vec<String> = (0..statuses)
+        .map(|n| {
+            format!(
+                "SELECT {ORDER_COLUMNS}, o.updated_ms FROM orders o
+                 WHERE o.{column} = ?1 AND o.status = ?{status} AND {below}",
+                status = n + 6
+            )
+        })
+        .collect();
+    // Column 10 is updated_ms, 1 vendor_id, 2 order_id.
+    format!(
+        "{} ORDER BY 10 DESC, 1 DESC, 2 DESC LIMIT ?5",
+        ranges.join(" UNION ALL ")
+    )
+}
+
+/// One page of a party's orders, most recently updated first.
+pub(super) fn list_orders(
+    conn: &Connection,
+    listing: &OrderListing,
+) -> Result<OrderPage, StoreError> {
+    let statuses: Vec<&str> = listing
+        .filter
+        .statuses()
+        .iter()
+        .map(|s| status_code(*s))
+        .collect();
+    let mut st = conn
+        .prepare_cached(&listing_sql(&listing.party, statuses.len()))
+        .map_err(db("listing orders"))?;
+    let party = match &listing.party {
+        Recipient::Vendor(id) => id.as_str(),
+        Recipient::Distributor(id) => id.as_str(),
+    };
+    // No position yet: start above every order.
+    let (below_ms, below_vendor, below_order) = match &listing.before {
+        Some(p) => (p.updated_ms(), p.vendor_id.as_str(), p.order_id.as_str()),
+        None => (i64::MAX, "", ""),
+    };
+    // One more row than asked says whether another page follows.
+    let read = i64::try_from(listing.limit.saturating_add(1)).unwrap_or(i64::MAX);
+    let mut values: Vec<&dyn ToSql> = vec![&party, &below_ms, &below_vendor, &below_order, &read];
+    for status in &statuses {
+        values.push(status);
+    }
+    let mut rows = st.query(values.as_slice()).map_err(db("listing orders"))?;
+    let mut orders = Vec::with_capacity(listing.limit.min(512));
+    let mut more = false;
+    while let Some(row) = rows.next().map_err(db("listing orders"))? {
+        if orders.len() == listing.limit {
+            more = true;
+            break;
+        }
+        orders.push(order_from_row(row, 0)?);
+    }
+    let next = if more {
+        orders.last().map(OrderPosition::of)
+    } else {
+        None
+    };
+    Ok(OrderPage { orders, next })
 }
 
 /// Queues `message` for its recipient.
@@ -313,4 +391,143 @@ pub(super) fn answers(conn: &Connection) -> Result<(), StoreError> {
         .optional()
         .map(|_| ())
         .map_err(db("pinging the database"))
+}
+
+/// A write that changes nothing: the schema version written again as it
+/// is. It still dirties the file's first page, so it is appended to the
+/// WAL and committed like any other write, and fails where they would
+/// (a read-only file, a full disk, a lock held elsewhere).
+pub(super) fn rewrite_version(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(db("checking the write path"))?;
+    conn.pragma_update(None, "user_version", version)
+        .map_err(db("checking the write path"))
+}
+
+/// The key of an order: (vendorId, orderId) as stored.
+pub(super) type OrderKey = (String, String);
+
+/// Up to `at_most` delivered orders delivered before `cutoff_ms` that no
+/// queued message names. Run on a read connection: it scans, the writer
+/// does not wait for it.
+pub(super) fn expired_orders(
+    conn: &Connection,
+    cutoff_ms: i64,
+    at_most: usize,
+) -> Result<Vec<OrderKey>, StoreError> {
+    let mut named = std::collections::HashSet::new();
+    {
+        let mut st = conn
+            .prepare_cached("SELECT DISTINCT vendor_id, order_id FROM messages")
+            .map_err(db("finding expired orders"))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(db("finding expired orders"))?;
+        for row in rows {
+            named.insert(row.map_err(db("finding expired orders"))?);
+        }
+    }
+    let mut st = conn
+        .prepare_cached(
+            "SELECT vendor_id, order_id FROM orders
+             WHERE status = 'delivered' AND delivered_ms < ?1",
+        )
+        .map_err(db("finding expired orders"))?;
+    let rows = st
+        .query_map(params![cutoff_ms], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(db("finding expired orders"))?;
+    let mut expired = Vec::new();
+    for row in rows {
+        let key = row.map_err(db("finding expired orders"))?;
+        if !named.contains(&key) {
+            expired.push(key);
+            if expired.len() >= at_most {
+                break;
+            }
+        }
+    }
+    Ok(expired)
+}
+
+/// Deletes the given orders if they are still delivered before
+/// `cutoff_ms`; returns how many went. Each is found by its primary key,
+/// so a batch is quick. No message can name them: a delivered order
+/// never queues another message, and the read that chose them saw every
+/// message queued until then.
+pub(super) fn delete_orders(
+    conn: &Connection,
+    keys: &[OrderKey],
+    cutoff_ms: i64,
+) -> Result<u64, StoreError> {
+    let mut st = conn
+        .prepare_cached(
+            "DELETE FROM orders WHERE vendor_id = ?1 AND order_id = ?2
+             AND status = 'delivered' AND delivered_ms < ?3",
+        )
+        .map_err(db("deleting expired orders"))?;
+    let mut deleted = 0;
+    for (vendor, order) in keys {
+        deleted += st
+            .execute(params![vendor, order, cutoff_ms])
+            .map_err(db("deleting expired orders"))? as u64;
+    }
+    Ok(deleted)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::domain::DistributorId;
+
+    /// Every range of a listing is a search of a listing index, merged as
+    /// it is read: never a scan of the party's orders, never a sort. A page
+    /// costs its own size however many orders the party has.
+    #[test]
+    fn a_listing_reads_ranges_of_the_status_indexes() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        let parties = [
+            Recipient::Vendor(VendorId::parse("acme").unwrap()),
+            Recipient::Distributor(DistributorId::parse("north").unwrap()),
+        ];
+        for party in &parties {
+            for statuses in 1..=3 {
+                let sql = listing_sql(party, statuses);
+                let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+                let values = [
+                    "p",
+                    "1",
+                    "v",
+                    "o",
+                    "2",
+                    "pending",
+                    "in-transit",
+                    "delivered",
+                ];
+                let bound: Vec<&dyn ToSql> = values[..5 + statuses]
+                    .iter()
+                    .map(|v| v as &dyn ToSql)
+                    .collect();
+                let plan: Vec<String> = st
+                    .query_map(bound.as_slice(), |row| row.get::<_, String>(3))
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect();
+                let searches = plan
+                    .iter()
+                    .filter(|step| step.starts_with("SEARCH o USING INDEX orders_by_"))
+                    .count();
+                assert_eq!(searches, statuses, "{party}: {plan:#?}");
+                assert!(
+                    plan.iter()
+                        .all(|step| !step.starts_with("SCAN") && !step.contains("TEMP B-TREE")),
+                    "{party}: {plan:#?}"
+                );
+            }
+        }
+    }
 }

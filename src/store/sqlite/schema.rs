@@ -10,7 +10,12 @@
 //! |---|---|---|
 //! | 0 | 0.1.0 | `orders` and `messages` rows each hold one JSON body (the wire format of the day), no version |
 //! | 1 | 0.2.0 | orders in columns, one time per step; a message names its order and step (its content is the order as of that step); indexes for listing a party's orders |
-//! | 2 | 0.3.0 | `chat_messages`: the chat's history, the row id is the message's offset (`AUTOINCREMENT`, so an offset is never given twice, even after old rows are dropped); room `''` holds the namespace-wide messages |
+//! | 2 | 0.3.0 | the listing indexes lead with the status after the party, so a page of one status (or a merge of two or three) is a range of an index however many orders the party has |
+//! | 3 | 0.3.0 | `chat_messages`: the chat's history, the row id is the message's offset (`AUTOINCREMENT`, so an offset is never given twice, even after old rows are dropped); room `''` holds the namespace-wide messages |
+//!
+//! Versions 2 and 3 both arrive in 0.3.0 (they were built side by side and
+//! merged): a 0.2.0 file (version 1) takes both steps on its first open, a
+//! 0.1.0 file all three.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, Transaction, params};
@@ -21,7 +26,7 @@ use crate::domain::{DistributorId, HistoryEntry, Order, OrderId, Status, VendorI
 use crate::store::StoreError;
 
 /// The version this release writes.
-pub(super) const VERSION: i64 = 2;
+pub(super) const VERSION: i64 = 3;
 
 /// Brings the database up to [`VERSION`]; returns the version it had.
 pub(super) fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
@@ -42,6 +47,7 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
         match version {
             0 => to_v1(&tx)?,
             1 => to_v2(&tx)?,
+            2 => to_v3(&tx)?,
             _ => unreachable_version(version)?,
         }
     }
@@ -109,8 +115,27 @@ fn to_v1(tx: &Transaction<'_>) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Version 2: the chat's history. Nothing older is touched.
+/// Version 2: the listing indexes by party, then status, then update time.
+///
+/// Version 1 indexed (party, updated_ms, ...): a page of open orders had
+/// to step over every delivered one, and a vendor with 100,000 delivered
+/// orders made each page of its open ones read all of them. Replacing the
+/// two indexes rather than adding two more keeps each write as cheap as
+/// before.
 fn to_v2(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch(
+        "DROP INDEX IF EXISTS orders_by_vendor;
+         DROP INDEX IF EXISTS orders_by_distributor;
+         CREATE INDEX orders_by_vendor_status
+             ON orders (vendor_id, status, updated_ms, order_id);
+         CREATE INDEX orders_by_distributor_status
+             ON orders (distributor_id, status, updated_ms, vendor_id, order_id);",
+    )
+    .map_err(db("creating the version 2 indexes"))
+}
+
+/// Version 3: the chat's history. Nothing older is touched.
+fn to_v3(tx: &Transaction<'_>) -> Result<(), StoreError> {
     tx.execute_batch(
         "CREATE TABLE chat_messages (
              seq     INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -121,7 +146,7 @@ fn to_v2(tx: &Transaction<'_>) -> Result<(), StoreError> {
          );
          CREATE INDEX chat_messages_by_room ON chat_messages (room, seq);",
     )
-    .map_err(db("creating the version 2 tables"))
+    .map_err(db("creating the version 3 tables"))
 }
 
 fn has_column(tx: &Transaction<'_>, table: &str, column: &str) -> Result<bool, StoreError> {

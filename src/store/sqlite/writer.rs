@@ -14,9 +14,10 @@
 //! never hears `ok` before its write is in the database file.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError, mpsc};
 use std::time::{Duration, Instant};
 
+use metrics::Histogram;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
@@ -54,6 +55,9 @@ pub(super) struct Writer {
     in_place: AtomicU64,
     /// Jobs for the writer thread; dropping it lets the thread drain and exit.
     jobs: mpsc::Sender<Job>,
+    /// Where each commit's duration goes, once the hub's metrics exist
+    /// (shared with the writer thread).
+    commits: Arc<OnceLock<Histogram>>,
 }
 
 impl Writer {
@@ -62,9 +66,11 @@ impl Writer {
         let conn = Arc::new(Mutex::new(conn));
         let (jobs, inbox) = mpsc::channel::<Job>();
         let for_writer = conn.clone();
+        let commits: Arc<OnceLock<Histogram>> = Arc::default();
+        let timer = commits.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(&for_writer, &inbox))
+            .spawn(move || writer_loop(&for_writer, &inbox, &timer))
             .map_err(|e| StoreError::backend("starting the writer thread")(Box::new(e)))?;
         Ok(Self {
             conn,
@@ -74,7 +80,15 @@ impl Writer {
             last_job_us: AtomicU64::new(0),
             in_place: AtomicU64::new(0),
             jobs,
+            commits,
         })
+    }
+
+    /// Records every commit's duration in `commits` from now on.
+    pub(super) fn observe_commits(&self, commits: Histogram) {
+        if self.commits.set(commits).is_err() {
+            tracing::warn!("the store's commits were already observed");
+        }
     }
 
     pub(super) fn committed_in_place(&self) -> u64 {
@@ -110,7 +124,7 @@ impl Writer {
         match alone.then(|| try_lock(&self.conn)).flatten() {
             Some(conn) => {
                 self.in_place.fetch_add(1, Ordering::Relaxed);
-                commit_batch(conn, vec![job]);
+                commit_batch(conn, vec![job], &self.commits);
             }
             // Busy (other jobs in flight, or the writer is still finishing
             // up), or `power`.
@@ -164,10 +178,18 @@ fn try_lock(conn: &Mutex<Connection>) -> Option<MutexGuard<'_, Connection>> {
 
 /// Runs `batch` in one commit, lets go of the connection, then answers
 /// every job with the commit's fate.
-fn commit_batch(mut conn: MutexGuard<'_, Connection>, batch: Vec<Job>) {
+fn commit_batch(
+    mut conn: MutexGuard<'_, Connection>,
+    batch: Vec<Job>,
+    commits: &OnceLock<Histogram>,
+) {
     let mut completions = Vec::with_capacity(batch.len());
+    let started = Instant::now();
     let commit = run_batch(&mut conn, batch, &mut completions);
     drop(conn);
+    if let Some(commits) = commits.get() {
+        commits.record(started.elapsed().as_secs_f64());
+    }
     if let Err(e) = &commit {
         tracing::error!(error = %e, cause = ?std::error::Error::source(e), "sqlite commit failed; the batch is rolled back");
     }
@@ -176,7 +198,11 @@ fn commit_batch(mut conn: MutexGuard<'_, Connection>, batch: Vec<Job>) {
     }
 }
 
-fn writer_loop(conn: &Mutex<Connection>, inbox: &mpsc::Receiver<Job>) {
+fn writer_loop(
+    conn: &Mutex<Connection>,
+    inbox: &mpsc::Receiver<Job>,
+    commits: &OnceLock<Histogram>,
+) {
     // Under load (a job was already waiting, or the last batch held more
     // than one) the writer lingers a moment for more jobs: bigger batches
     // mean fewer commits and, after them, deliveries that reach each socket
@@ -207,7 +233,7 @@ fn writer_loop(conn: &Mutex<Connection>, inbox: &mpsc::Receiver<Job>) {
             }
         }
         last_batch = batch.len();
-        commit_batch(guard, batch);
+        commit_batch(guard, batch, commits);
     }
 }
 

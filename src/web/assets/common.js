@@ -60,14 +60,79 @@ window.ParcelHub = (() => {
     return show;
   }
 
-  /** Emits with an acknowledgement; resolves to the ack envelope (a timeout becomes one too). */
-  function request(socket, event, payload) {
+  /**
+   * Emits with an acknowledgement; resolves to the ack envelope. No answer
+   * within `ms` (or a closed connection) becomes a `timeout` envelope.
+   */
+  function request(socket, event, payload, ms = 8000) {
     return new Promise((resolve) => {
-      socket.timeout(8000).emit(event, payload, (err, envelope) => {
+      socket.timeout(ms).emit(event, payload, (err, envelope) => {
         if (err) resolve({ ok: false, error: { code: 'timeout', message: 'the hub did not answer in time' } });
         else resolve(envelope);
       });
     });
+  }
+
+  /**
+   * Reads a listing with `orders`: `status`, `limit` a page, at most `pages`
+   * pages (from the cursor `before`). Resolves to `{ ok, orders, next }`,
+   * or the refusal (`ok: false`) of the first page that failed.
+   */
+  async function listOrders(socket, status, limit, pages = 1, before = null) {
+    const orders = [];
+    let next = before;
+    for (let page = 0; page < pages; page += 1) {
+      const answer = await request(socket, 'orders', { status, limit, before: next });
+      if (!answer.ok) return answer;
+      orders.push(...answer.orders);
+      next = answer.next;
+      if (!next) break;
+    }
+    return { ok: true, orders, next };
+  }
+
+  /**
+   * What a console knows about its orders: one entry per order, whichever
+   * version is newest. Everything that carries an order (a listing, an
+   * ack, a queued message, a live notice) goes through `put`, in any
+   * order. A reload starts a fresh book that catches what arrives
+   * meanwhile and replaces the old one when the listing is in, so orders
+   * that left a listing (delivered by another tab, say) leave the page too.
+   */
+  function orderBook(onChange) {
+    const key = (order) => `${order.vendorId}/${order.orderId}`;
+    let orders = new Map();
+    let fresh = null;
+    const merge = (into, order) => into.set(key(order), newer(into.get(key(order)), order));
+    return {
+      put(order) {
+        if (!order || !order.orderId) return;
+        merge(orders, order);
+        if (fresh) merge(fresh, order);
+        onChange();
+      },
+      beginReload() {
+        fresh = new Map();
+      },
+      finishReload() {
+        if (fresh) orders = fresh;
+        fresh = null;
+        onChange();
+      },
+      clear() {
+        orders = new Map();
+        fresh = null;
+        onChange();
+      },
+      get(order) {
+        return orders.get(key(order));
+      },
+      /** Every order, the most recently updated first. */
+      list() {
+        return [...orders.values()].sort((a, b) => String(b.updatedAt).localeCompare(String(a.updatedAt)));
+      },
+      key,
+    };
   }
 
   /** A fresh order id the vendor can use as its idempotency key. */
@@ -86,12 +151,17 @@ window.ParcelHub = (() => {
     });
   }
 
-  /** Keeps whichever version of an order has moved further. */
+  /**
+   * Keeps the newest version of an order: the later `updatedAt`, and when
+   * two steps share a millisecond, the longer history. A stale status never
+   * overwrites a newer one, whatever order the versions arrive in.
+   */
   function newer(current, incoming) {
     if (!current) return incoming;
+    const at = (o) => String(o.updatedAt || '');
+    if (at(incoming) !== at(current)) return at(incoming) > at(current) ? incoming : current;
     const len = (o) => (Array.isArray(o.history) ? o.history.length : 0);
-    if (len(incoming) !== len(current)) return len(incoming) > len(current) ? incoming : current;
-    return String(incoming.updatedAt) >= String(current.updatedAt) ? incoming : current;
+    return len(incoming) > len(current) ? incoming : current;
   }
 
   /** A card for one order: id, status, customer, address, timeline; `extra` goes last. */
@@ -136,12 +206,44 @@ window.ParcelHub = (() => {
     const socket = openSocket(namespace, auth);
     const show = watchConnection(socket, byId('conn'), (message) => {
       if (!forget(socket)) return;
+      remembered.forget(namespace);
       byId('console').hidden = true;
       byId('signin').hidden = false;
       showError(byId('signin-error'), `The hub refused: ${message}`);
     });
+    // Signed in: a reload of this tab signs in again by itself.
+    socket.once('connect', () => remembered.keep(namespace, auth));
     return { socket, show };
   }
+
+  /**
+   * The identity a console tab signed in with, kept for this tab only
+   * (sessionStorage: gone when the tab closes), so a reload reconnects and
+   * shows the current state at once. Sign out forgets it.
+   */
+  const remembered = {
+    keep(namespace, auth) {
+      try {
+        sessionStorage.setItem(`parcel-hub${namespace}`, JSON.stringify(auth));
+      } catch (_) {
+        // Storage may be off (private mode); then a reload asks again.
+      }
+    },
+    recall(namespace) {
+      try {
+        return JSON.parse(sessionStorage.getItem(`parcel-hub${namespace}`) || 'null');
+      } catch (_) {
+        return null;
+      }
+    },
+    forget(namespace) {
+      try {
+        sessionStorage.removeItem(`parcel-hub${namespace}`);
+      } catch (_) {
+        // Nothing kept, nothing to forget.
+      }
+    },
+  };
 
   /** Shows `message` in the sign-in card, or hides the error with no message. */
   function showError(node, message) {
@@ -163,5 +265,22 @@ window.ParcelHub = (() => {
     for (const button of document.querySelectorAll('#signin-form button')) button.disabled = true;
   }
 
-  return { el, clock, timeEl, openSocket, watchConnection, signIn, request, freshOrderId, statusBadge, newer, orderCard, demoChips, showError };
+  return {
+    el,
+    clock,
+    timeEl,
+    openSocket,
+    watchConnection,
+    signIn,
+    remembered,
+    request,
+    listOrders,
+    orderBook,
+    freshOrderId,
+    statusBadge,
+    newer,
+    orderCard,
+    demoChips,
+    showError,
+  };
 })();
