@@ -22,10 +22,10 @@
 //!   schemas and migrations.
 //! - [`activity`]: proof-of-life logging and the activity feed.
 //! - [`config`]: the hub's settings and the credentials.
-//! - [`state`]: the shared hub state (a leaf: store, credentials, limits,
-//!   who is in the chat).
-//! - [`ops`]: the operations (pickup, transitions, queue, chat history), no
-//!   transport types.
+//! - [`state`]: the shared hub state (a leaf: store, credentials, metrics,
+//!   limits, who is in the chat).
+//! - [`ops`]: the operations (pickup, transitions, queue, listings, chat
+//!   history), no transport types.
 //! - [`cluster`]: several hubs behind one Redis (adapter driver, watchdog).
 //! - [`upkeep`]: the hub's background chores (queue-depth gauges, the
 //!   retention sweep).

@@ -1,6 +1,6 @@
 //! The hub's operations: submit a pickup, move an order, confirm a message,
-//! read a queue, look up an order, count the queues, post and replay chat
-//! messages.
+//! read a queue, look up an order, list a party's orders, count the queues,
+//! post and replay chat messages.
 //!
 //! Each one is a plain async function over the hub state and its store,
 //! with no Socket.IO or HTTP type in its signature. The namespace handlers
