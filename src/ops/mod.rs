@@ -1,5 +1,6 @@
 //! The hub's operations: submit a pickup, move an order, confirm a message,
-//! read a queue, look up an order, count the queues.
+//! read a queue, look up an order, count the queues; and the same for the
+//! `/caps` sandbox's lab clients ([`caps`]).
 //!
 //! Each one is a plain async function over the hub state and its store,
 //! with no Socket.IO or HTTP type in its signature. The namespace handlers
@@ -14,6 +15,7 @@
 //! parties' rooms), and the operation cannot forget it, whichever door it
 //! came in by.
 
+pub(crate) mod caps;
 mod orders;
 mod queue;
 

@@ -1,0 +1,316 @@
+//! The `/caps` sandbox's operations: a lab store's pickup, a lab driver's
+//! step, a lab client's catch-up and confirmation.
+//!
+//! They are the hub's own operations (the same store, queues and
+//! notifications as `/vendor` and `/distributor`), with the sandbox in
+//! front: its limits, and who a lab client may act as. A lab client acts
+//! for the lab stores it names, and as the lab drivers (`caps.drivers`),
+//! the one pool every lab pickup goes to; it can never name a configured
+//! vendor or distributor, since every store name maps into `caps.…`.
+//!
+//! Which queue a `getAll` or a `received` means is decided here, from what
+//! the payload names and what the socket has said about itself
+//! ([`LabClient`]), by [`queues_for`] (see its table).
+
+use super::{Notify, confirm, move_order, pending_for, submit_pickup};
+use crate::domain::{
+    LabStore, Message, MessageId, OrderId, Recipient, Status, StatusFilter, lab_drivers,
+};
+use crate::protocol::caps::{Confirmed, LabName, LabPickup, LabStep};
+use crate::protocol::{ErrorCode, Refusal};
+use crate::state::{HubState, Sandbox};
+use crate::store::{OrderListing, Recorded};
+
+/// What a lab socket has said about itself so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct LabClient {
+    /// It sent a step, or named the drivers.
+    pub(crate) driver: bool,
+    /// The stores it joined (or sent a pickup for), oldest first.
+    pub(crate) stores: Vec<LabStore>,
+}
+
+impl LabClient {
+    /// Adds a store it names, once.
+    pub(crate) fn names(&mut self, store: &LabStore) {
+        if !self.stores.contains(store) {
+            self.stores.push(store.clone());
+        }
+    }
+}
+
+/// A queue of the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LabQueue {
+    /// The lab drivers' pickups, of these stores only (all when empty).
+    Drivers(Vec<LabStore>),
+    /// A lab store's news (`in-transit`, `delivered`).
+    Store(LabStore),
+}
+
+impl LabQueue {
+    fn recipient(&self) -> Recipient {
+        match self {
+            LabQueue::Drivers(_) => Recipient::Distributor(lab_drivers()),
+            LabQueue::Store(store) => Recipient::Vendor(store.vendor_id().clone()),
+        }
+    }
+
+    /// Whether `message` of this queue is one the client asks about.
+    fn holds(&self, message: &Message, step: Option<Status>) -> bool {
+        let store_ok = match self {
+            LabQueue::Drivers(stores) => {
+                stores.is_empty() || stores.iter().any(|s| *s.vendor_id() == message.order.vendor_id)
+            }
+            LabQueue::Store(_) => true,
+        };
+        store_ok && step.is_none_or(|step| message.status() == step)
+    }
+}
+
+/// The queues a `getAll` or `received` means, most likely first:
+///
+/// | the payload names | step | queues |
+/// |---|---|---|
+/// | the drivers (`driver`, `drivers`) | any | the drivers' pickups |
+/// | store S | `pickup` | the drivers' pickups of S |
+/// | store S | `in-transit`, `delivered` | S's news |
+/// | store S | none | S's news, then the drivers' pickups of S (the other way round for a driver) |
+/// | nobody | `pickup` | the drivers' pickups (of the stores a driver joined) |
+/// | nobody | `in-transit`, `delivered` | the news of the stores the socket joined |
+/// | nobody | none | a driver, or a socket that joined nothing: the drivers' pickups (of the stores it joined); else the news of the stores it joined |
+///
+/// `store` is the store an echoed message names, when the payload names
+/// no client (`received` of a whole message).
+pub(crate) fn queues_for(
+    client: &LabClient,
+    name: &LabName,
+    store: Option<&LabStore>,
+    step: Option<Status>,
+) -> Vec<LabQueue> {
+    let pickups = step == Some(Status::Pending);
+    let news = matches!(step, Some(Status::InTransit | Status::Delivered));
+    let named = match name {
+        LabName::Drivers => return vec![LabQueue::Drivers(Vec::new())],
+        LabName::Store(store) => Some(store),
+        LabName::Unnamed => store,
+    };
+    if let Some(store) = named {
+        let drivers = LabQueue::Drivers(vec![store.clone()]);
+        let own = LabQueue::Store(store.clone());
+        return match (pickups, news, client.driver) {
+            (true, _, _) => vec![drivers],
+            (_, true, _) => vec![own],
+            (_, _, true) => vec![drivers, own],
+            (_, _, false) => vec![own, drivers],
+        };
+    }
+    let joined = || client.stores.iter().cloned().map(LabQueue::Store);
+    let drivers = LabQueue::Drivers(if client.driver {
+        client.stores.clone()
+    } else {
+        Vec::new()
+    });
+    if pickups {
+        vec![drivers]
+    } else if news {
+        joined().collect()
+    } else if client.driver || client.stores.is_empty() {
+        vec![drivers]
+    } else {
+        joined().collect()
+    }
+}
+
+/// The sandbox, or the refusal of a hub that does not serve `/caps`.
+fn sandbox(hub: &HubState) -> Result<&Sandbox, Refusal> {
+    hub.caps
+        .as_ref()
+        .ok_or_else(|| Refusal::new(ErrorCode::Forbidden, "this hub does not serve /caps"))
+}
+
+/// A lab store's pickup: a real order of `caps.<store>` for the lab
+/// drivers, within the sandbox's limits (stores, open orders per store).
+/// A repeat of an order already recorded is a duplicate, as for vendors.
+pub(crate) async fn lab_pickup(
+    hub: &HubState,
+    notify: &impl Notify,
+    lab: LabPickup,
+) -> Result<Recorded, Refusal> {
+    let sandbox = sandbox(hub)?;
+    let vendor = lab.store.vendor_id();
+    sandbox
+        .admit_store(vendor)
+        .map_err(|full| Refusal::new(ErrorCode::Forbidden, full.to_string()))?;
+    if hub.store.order(vendor, &lab.pickup.order_id).await?.is_none() {
+        let limit = sandbox.limits.open_orders;
+        let open = hub
+            .store
+            .list_orders(&OrderListing {
+                party: Recipient::Vendor(vendor.clone()),
+                filter: StatusFilter::Open,
+                limit,
+                before: None,
+            })
+            .await?;
+        if open.orders.len() >= limit {
+            return Err(Refusal::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "lab store {:?} has {limit} open orders, the most the sandbox keeps at once: deliver some first",
+                    lab.store.name()
+                ),
+            ));
+        }
+    }
+    sandbox.note_extras(vendor, &lab.pickup.order_id, lab.extras);
+    submit_pickup(hub, notify, vendor, lab.pickup).await
+}
+
+/// A lab driver moves an order of a lab store (as the lab drivers).
+pub(crate) async fn lab_step(
+    hub: &HubState,
+    notify: &impl Notify,
+    step: &LabStep,
+    to: Status,
+) -> Result<Recorded, Refusal> {
+    sandbox(hub)?;
+    move_order(
+        hub,
+        notify,
+        &lab_drivers(),
+        step.store.vendor_id(),
+        &step.order_id,
+        to,
+    )
+    .await
+}
+
+/// Everything queued in `queues` (of `step`, if given), oldest first per queue.
+pub(crate) async fn lab_pending(
+    hub: &HubState,
+    queues: &[LabQueue],
+    step: Option<Status>,
+) -> Result<Vec<Message>, Refusal> {
+    sandbox(hub)?;
+    let mut out = Vec::new();
+    for queue in queues {
+        let messages = pending_for(hub, &queue.recipient()).await?;
+        out.extend(messages.into_iter().filter(|m| queue.holds(m, step)));
+    }
+    Ok(out)
+}
+
+/// Confirms what a lab client received, in the first of `queues` that
+/// holds it: the message with the hub's id, or (an order id, as the lab
+/// text sends) the oldest message about that order, of `step` if named.
+/// False when none holds it.
+pub(crate) async fn lab_confirm(
+    hub: &HubState,
+    queues: &[LabQueue],
+    confirmed: &Confirmed,
+    step: Option<Status>,
+) -> Result<bool, Refusal> {
+    sandbox(hub)?;
+    let order = match confirmed {
+        Confirmed::Message(id) => {
+            for queue in queues {
+                if confirm(hub, &queue.recipient(), id).await? {
+                    return Ok(true);
+                }
+            }
+            // An order id of the lab's own that looks like the hub's.
+            match OrderId::parse(id.as_str()) {
+                Ok(order) => order,
+                Err(_) => return Ok(false),
+            }
+        }
+        Confirmed::Order(order) => order.clone(),
+    };
+    for queue in queues {
+        let recipient = queue.recipient();
+        let found: Option<MessageId> = pending_for(hub, &recipient)
+            .await?
+            .into_iter()
+            .find(|m| m.order.order_id == order && queue.holds(m, step))
+            .map(|m| m.id);
+        if let Some(id) = found
+            && confirm(hub, &recipient, &id).await?
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn store(name: &str) -> LabStore {
+        LabStore::parse(name).unwrap()
+    }
+
+    #[test]
+    fn the_drivers_name_their_pool() {
+        let anyone = LabClient::default();
+        assert_eq!(
+            queues_for(&anyone, &LabName::Drivers, None, None),
+            [LabQueue::Drivers(vec![])]
+        );
+        assert_eq!(
+            queues_for(&anyone, &LabName::Unnamed, None, None),
+            [LabQueue::Drivers(vec![])],
+            "a socket that named nothing is a driver"
+        );
+    }
+
+    #[test]
+    fn a_named_store_means_its_news_or_its_pickups() {
+        let s = store("1-800-flowers");
+        let vendor = LabClient::default();
+        let name = LabName::Store(s.clone());
+        assert_eq!(
+            queues_for(&vendor, &name, None, Some(Status::Delivered)),
+            [LabQueue::Store(s.clone())]
+        );
+        assert_eq!(
+            queues_for(&vendor, &name, None, Some(Status::Pending)),
+            [LabQueue::Drivers(vec![s.clone()])]
+        );
+        assert_eq!(
+            queues_for(&vendor, &name, None, None),
+            [LabQueue::Store(s.clone()), LabQueue::Drivers(vec![s.clone()])]
+        );
+        let driver = LabClient {
+            driver: true,
+            stores: vec![],
+        };
+        assert_eq!(
+            queues_for(&driver, &name, None, None)[0],
+            LabQueue::Drivers(vec![s])
+        );
+    }
+
+    #[test]
+    fn an_unnamed_ask_uses_what_the_socket_joined() {
+        let a = store("a");
+        let vendor = LabClient {
+            driver: false,
+            stores: vec![a.clone()],
+        };
+        assert_eq!(
+            queues_for(&vendor, &LabName::Unnamed, None, None),
+            [LabQueue::Store(a.clone())]
+        );
+        let driver = LabClient {
+            driver: true,
+            stores: vec![a.clone()],
+        };
+        assert_eq!(
+            queues_for(&driver, &LabName::Unnamed, None, None),
+            [LabQueue::Drivers(vec![a])]
+        );
+    }
+}
