@@ -35,7 +35,9 @@ use tokio::sync::oneshot;
 use super::connect::{log_connected, log_disconnected, settle};
 use super::{Call, Courier, Session, order_ack};
 use crate::domain::{Identity, Message, Status};
-use crate::ops::caps::{LabClient, lab_confirm, lab_pending, lab_pickup, lab_step, queues_for};
+use crate::ops::caps::{
+    LabClient, confirm_queues, lab_confirm, lab_pending, lab_pickup, lab_step, queues_for,
+};
 use crate::protocol::caps::{
     ACCEPTED_NAMES, LabEvent, LabName, Style, lab_event, lab_message, parse_lab_confirm,
     parse_lab_join, parse_lab_pickup, parse_lab_queue_ask, parse_lab_step,
@@ -205,7 +207,8 @@ async fn handle<A: Adapter>(
         LabEvent::Received(implied) => {
             let confirm = call.request(|payload| parse_lab_confirm(payload, implied))?;
             let client = lab.said().client.clone();
-            let queues = queues_for(&client, &confirm.name, confirm.store.as_ref(), confirm.step);
+            let queues =
+                confirm_queues(&client, &confirm.name, confirm.store.as_ref(), confirm.step);
             let removed = lab_confirm(hub, &queues, &confirm.confirmed, confirm.step).await?;
             Ok(ok_envelope(&ReceivedAck { removed }))
         }

@@ -68,17 +68,17 @@ impl LabQueue {
     }
 }
 
-/// The queues a `getAll` or `received` means, most likely first:
+/// The queues a `getAll` reads:
 ///
 /// | the payload names | step | queues |
 /// |---|---|---|
 /// | the drivers (`driver`, `drivers`) | any | the drivers' pickups |
 /// | store S | `pickup` | the drivers' pickups of S |
 /// | store S | `in-transit`, `delivered` | S's news |
-/// | store S | none | S's news, then the drivers' pickups of S (the other way round for a driver) |
+/// | store S | none | a driver: the drivers' pickups of S; anyone else: S's news |
 /// | nobody | `pickup` | the drivers' pickups (of the stores a driver joined) |
 /// | nobody | `in-transit`, `delivered` | the news of the stores the socket joined |
-/// | nobody | none | a driver, or a socket that joined nothing: the drivers' pickups (of the stores it joined); else the news of the stores it joined |
+/// | nobody | none | a driver, or a socket that joined nothing: the drivers' pickups (of the stores a driver joined); else the news of the stores it joined |
 ///
 /// `store` is the store an echoed message names, when the payload names
 /// no client (`received` of a whole message).
@@ -97,29 +97,49 @@ pub(crate) fn queues_for(
     };
     if let Some(store) = named {
         let drivers = LabQueue::Drivers(vec![store.clone()]);
-        let own = LabQueue::Store(store.clone());
         return match (pickups, news, client.driver) {
-            (true, _, _) => vec![drivers],
-            (_, true, _) => vec![own],
-            (_, _, true) => vec![drivers, own],
-            (_, _, false) => vec![own, drivers],
+            (true, _, _) | (false, false, true) => vec![drivers],
+            _ => vec![LabQueue::Store(store.clone())],
         };
     }
-    let joined = || client.stores.iter().cloned().map(LabQueue::Store);
     let drivers = LabQueue::Drivers(if client.driver {
         client.stores.clone()
     } else {
         Vec::new()
     });
-    if pickups {
-        vec![drivers]
-    } else if news {
-        joined().collect()
-    } else if client.driver || client.stores.is_empty() {
+    let joined = || -> Vec<LabQueue> { client.stores.iter().cloned().map(LabQueue::Store).collect() };
+    if pickups || (!news && (client.driver || client.stores.is_empty())) {
         vec![drivers]
     } else {
-        joined().collect()
+        joined()
     }
+}
+
+/// The queues a `received` may mean: those of [`queues_for`], then, when
+/// the step is not named, the other side of the same stores (a message id
+/// is one message wherever it is; an order id is looked up in each).
+pub(crate) fn confirm_queues(
+    client: &LabClient,
+    name: &LabName,
+    store: Option<&LabStore>,
+    step: Option<Status>,
+) -> Vec<LabQueue> {
+    let mut queues = queues_for(client, name, store, step);
+    if step.is_none() {
+        let other: Vec<LabQueue> = queues
+            .iter()
+            .flat_map(|queue| match queue {
+                LabQueue::Drivers(stores) => stores.iter().cloned().map(LabQueue::Store).collect(),
+                LabQueue::Store(store) => vec![LabQueue::Drivers(vec![store.clone()])],
+            })
+            .collect();
+        for queue in other {
+            if !queues.contains(&queue) {
+                queues.push(queue);
+            }
+        }
+    }
+    queues
 }
 
 /// The sandbox, or the refusal of a hub that does not serve `/caps`.
@@ -167,7 +187,10 @@ pub(crate) async fn lab_pickup(
     submit_pickup(hub, notify, vendor, lab.pickup).await
 }
 
-/// A lab driver moves an order of a lab store (as the lab drivers).
+/// A lab driver moves an order of a lab store (as the lab drivers). The
+/// step shows the drivers got the pickup, so it confirms the order's
+/// pickup if it is still queued for them: Phase 2 drivers never send
+/// `received`, and their pickups would otherwise wait forever.
 pub(crate) async fn lab_step(
     hub: &HubState,
     notify: &impl Notify,
@@ -175,7 +198,7 @@ pub(crate) async fn lab_step(
     to: Status,
 ) -> Result<Recorded, Refusal> {
     sandbox(hub)?;
-    move_order(
+    let recorded = move_order(
         hub,
         notify,
         &lab_drivers(),
@@ -183,7 +206,15 @@ pub(crate) async fn lab_step(
         &step.order_id,
         to,
     )
-    .await
+    .await?;
+    let drivers = Recipient::Distributor(lab_drivers());
+    let pickups = pending_for(hub, &drivers).await?.into_iter().filter(|m| {
+        m.order.order_id == step.order_id && m.order.vendor_id == *step.store.vendor_id()
+    });
+    for pickup in pickups {
+        confirm(hub, &drivers, &pickup.id).await?;
+    }
+    Ok(recorded)
 }
 
 /// Everything queued in `queues` (of `step`, if given), oldest first per queue.
@@ -204,7 +235,9 @@ pub(crate) async fn lab_pending(
 /// Confirms what a lab client received, in the first of `queues` that
 /// holds it: the message with the hub's id, or (an order id, as the lab
 /// text sends) the oldest message about that order, of `step` if named.
-/// False when none holds it.
+/// Confirming a `delivered` also confirms that order's `in-transit` still
+/// queued there: the lab queues only `delivered` for its vendors, so its
+/// clients never confirm the step before. False when no queue holds it.
 pub(crate) async fn lab_confirm(
     hub: &HubState,
     queues: &[LabQueue],
@@ -212,33 +245,37 @@ pub(crate) async fn lab_confirm(
     step: Option<Status>,
 ) -> Result<bool, Refusal> {
     sandbox(hub)?;
-    let order = match confirmed {
-        Confirmed::Message(id) => {
-            for queue in queues {
-                if confirm(hub, &queue.recipient(), id).await? {
-                    return Ok(true);
-                }
-            }
-            // An order id of the lab's own that looks like the hub's.
-            match OrderId::parse(id.as_str()) {
-                Ok(order) => order,
-                Err(_) => return Ok(false),
-            }
-        }
-        Confirmed::Order(order) => order.clone(),
+    let (by_id, by_order): (Option<&MessageId>, Option<OrderId>) = match confirmed {
+        // An order id of the lab's own may look like one of the hub's.
+        Confirmed::Message(id) => (Some(id), OrderId::parse(id.as_str()).ok()),
+        Confirmed::Order(order) => (None, Some(order.clone())),
     };
     for queue in queues {
         let recipient = queue.recipient();
-        let found: Option<MessageId> = pending_for(hub, &recipient)
-            .await?
-            .into_iter()
-            .find(|m| m.order.order_id == order && queue.holds(m, step))
-            .map(|m| m.id);
-        if let Some(id) = found
-            && confirm(hub, &recipient, &id).await?
-        {
-            return Ok(true);
+        let queued = pending_for(hub, &recipient).await?;
+        let found = by_id
+            .and_then(|id| queued.iter().find(|m| m.id == *id))
+            .or_else(|| {
+                let order = by_order.as_ref()?;
+                queued
+                    .iter()
+                    .find(|m| m.order.order_id == *order && queue.holds(m, step))
+            });
+        let Some(message) = found else {
+            continue;
+        };
+        let removed = confirm(hub, &recipient, &message.id).await?;
+        if message.status() == Status::Delivered {
+            let before = queued.iter().filter(|m| {
+                m.order.order_id == message.order.order_id
+                    && m.order.vendor_id == message.order.vendor_id
+                    && m.status() == Status::InTransit
+            });
+            for earlier in before {
+                confirm(hub, &recipient, &earlier.id).await?;
+            }
         }
+        return Ok(removed);
     }
     Ok(false)
 }
@@ -281,6 +318,10 @@ mod tests {
         );
         assert_eq!(
             queues_for(&vendor, &name, None, None),
+            [LabQueue::Store(s.clone())]
+        );
+        assert_eq!(
+            confirm_queues(&vendor, &name, None, None),
             [LabQueue::Store(s.clone()), LabQueue::Drivers(vec![s.clone()])]
         );
         let driver = LabClient {
