@@ -14,7 +14,7 @@
 
 use super::{Notify, confirm, move_order, pending_for, submit_pickup};
 use crate::domain::{
-    LabStore, Message, MessageId, OrderId, Recipient, Status, StatusFilter, lab_drivers,
+    LabStore, Message, MessageId, OrderId, Recipient, Status, StatusFilter, VendorId, lab_drivers,
 };
 use crate::protocol::caps::{Confirmed, LabName, LabPickup, LabStep};
 use crate::protocol::{ErrorCode, Refusal};
@@ -149,9 +149,51 @@ fn sandbox(hub: &HubState) -> Result<&Sandbox, Refusal> {
         .ok_or_else(|| Refusal::new(ErrorCode::Forbidden, "this hub does not serve /caps"))
 }
 
-/// A lab store's pickup: a real order of `caps.<store>` for the lab
-/// drivers, within the sandbox's limits (stores, open orders per store).
-/// A repeat of an order already recorded is a duplicate, as for vendors.
+/// The sandbox's limits on a lab store's pickup, whichever door it came
+/// by (`/caps`, or a person on the vendor console or the HTTP API): the
+/// stores this hub takes, and the open orders of one store. A repeat of an
+/// order already recorded passes (it is a duplicate, as for vendors).
+pub(super) async fn check_lab_pickup(
+    hub: &HubState,
+    vendor: &VendorId,
+    order: &OrderId,
+) -> Result<(), Refusal> {
+    let sandbox = sandbox(hub)?;
+    sandbox
+        .admit_store(vendor)
+        .map_err(|full| Refusal::new(ErrorCode::Forbidden, full.to_string()))?;
+    if hub.store.order(vendor, order).await?.is_some() {
+        return Ok(());
+    }
+    let limit = sandbox.limits.open_orders;
+    let open = hub
+        .store
+        .list_orders(&OrderListing {
+            party: Recipient::Vendor(vendor.clone()),
+            filter: StatusFilter::Open,
+            limit,
+            before: None,
+        })
+        .await?;
+    if open.orders.len() >= limit {
+        let store = LabStore::from_vendor_id(vendor).map_or_else(
+            || vendor.to_string(),
+            |store| store.name().to_owned(),
+        );
+        return Err(Refusal::new(
+            ErrorCode::Forbidden,
+            format!(
+                "lab store {store:?} has {limit} open orders, the most the sandbox keeps at once: deliver some first"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A lab store's pickup from `/caps`: a real order of `caps.<store>` for
+/// the lab drivers (through [`submit_pickup`], which holds it to the
+/// sandbox's limits), with the payload's other fields noted for the
+/// messages about it.
 pub(crate) async fn lab_pickup(
     hub: &HubState,
     notify: &impl Notify,
@@ -159,30 +201,7 @@ pub(crate) async fn lab_pickup(
 ) -> Result<Recorded, Refusal> {
     let sandbox = sandbox(hub)?;
     let vendor = lab.store.vendor_id();
-    sandbox
-        .admit_store(vendor)
-        .map_err(|full| Refusal::new(ErrorCode::Forbidden, full.to_string()))?;
-    if hub.store.order(vendor, &lab.pickup.order_id).await?.is_none() {
-        let limit = sandbox.limits.open_orders;
-        let open = hub
-            .store
-            .list_orders(&OrderListing {
-                party: Recipient::Vendor(vendor.clone()),
-                filter: StatusFilter::Open,
-                limit,
-                before: None,
-            })
-            .await?;
-        if open.orders.len() >= limit {
-            return Err(Refusal::new(
-                ErrorCode::Forbidden,
-                format!(
-                    "lab store {:?} has {limit} open orders, the most the sandbox keeps at once: deliver some first",
-                    lab.store.name()
-                ),
-            ));
-        }
-    }
+    // Noted before the order is, so the first messages about it carry them.
     sandbox.note_extras(vendor, &lab.pickup.order_id, lab.extras);
     submit_pickup(hub, notify, vendor, lab.pickup).await
 }

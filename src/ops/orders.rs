@@ -23,6 +23,9 @@ pub(crate) async fn submit_pickup(
     pickup: Pickup,
 ) -> Result<Recorded, Refusal> {
     check_route(hub, vendor, &pickup.distributor_id)?;
+    if is_reserved(vendor.as_str()) {
+        super::caps::check_lab_pickup(hub, vendor, &pickup.order_id).await?;
+    }
     let recorded = hub.store.record_pickup(vendor, &pickup, Utc::now()).await?;
     tell_parties(hub, notify, &recorded).await;
     Ok(recorded)

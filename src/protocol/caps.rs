@@ -598,6 +598,7 @@ pub(crate) fn lab_message(
 mod tests {
     use super::*;
     use crate::domain::{Order, VendorId};
+    use chrono::Utc;
     use serde_json::json;
 
     #[test]

@@ -125,7 +125,9 @@ impl Sandbox {
             .cloned()
     }
 
-    /// Remembers the extra fields a lab client sent with an order's pickup.
+    /// Remembers the extra fields a lab client sent with an order's
+    /// pickup; the first pickup of an order is the one remembered (a
+    /// repeat is a duplicate, a pickup with other details is refused).
     pub(crate) fn note_extras(&self, store: &VendorId, order: &OrderId, extras: Map<String, Value>) {
         if extras.is_empty() || Value::Object(extras.clone()).to_string().len() > MAX_EXTRAS_BYTES
         {
@@ -133,9 +135,11 @@ impl Sandbox {
         }
         let key = (store.clone(), order.clone());
         let mut notes = lock(&self.notes);
-        if notes.extras.insert(key.clone(), extras).is_none() {
-            notes.order.push_back(key);
+        if notes.extras.contains_key(&key) {
+            return;
         }
+        notes.extras.insert(key.clone(), extras);
+        notes.order.push_back(key);
         while notes.order.len() > MAX_NOTED_ORDERS {
             if let Some(oldest) = notes.order.pop_front() {
                 notes.extras.remove(&oldest);

@@ -307,6 +307,10 @@ async fn the_sandbox_takes_so_many_stores_and_open_orders_and_no_more() {
     let second = client.ack("pickup", flat_pickup("second", "o-1")).await;
     let message = assert_error(&second, "forbidden");
     assert!(message.contains("at most 1 lab stores"), "{message}");
+    // The same limits hold for a lab store signed in on the vendor console.
+    let console = connect(&app, "/vendor", json!({ "vendorId": "caps.second" })).await;
+    let refused = console.ack("pickup", pickup("o-1", "caps.drivers")).await;
+    assert!(assert_error(&refused, "forbidden").contains("at most 1 lab stores"));
 }
 
 #[tokio::test]
