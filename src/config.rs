@@ -187,7 +187,7 @@ pub struct Config {
     )]
     pub caps_rate_burst: u32,
 
-    /// Lab stores `/caps` takes pickups for (counted since the hub started).
+    /// Lab stores with open orders the `/caps` sandbox keeps at once.
     #[arg(
         long,
         env = "PARCEL_HUB_CAPS_STORES",

@@ -149,6 +149,23 @@ fn sandbox(hub: &HubState) -> Result<&Sandbox, Refusal> {
         .ok_or_else(|| Refusal::new(ErrorCode::Forbidden, "this hub does not serve /caps"))
 }
 
+/// Counts a lab store's open orders as steps are taken (whichever door
+/// they came by): a pickup opens one, a delivery closes it.
+pub(super) fn count_open(hub: &HubState, message: &Message) {
+    let Some(sandbox) = &hub.caps else {
+        return;
+    };
+    let vendor = &message.order.vendor_id;
+    if LabStore::from_vendor_id(vendor).is_none() {
+        return;
+    }
+    match message.status() {
+        Status::Pending => sandbox.opened(vendor),
+        Status::Delivered => sandbox.closed(vendor),
+        Status::InTransit => {}
+    }
+}
+
 /// The sandbox's limits on a lab store's pickup, whichever door it came
 /// by (`/caps`, or a person on the vendor console or the HTTP API): the
 /// stores this hub takes, and the open orders of one store. A repeat of an

@@ -48,6 +48,7 @@ pub(crate) trait Notify: Sync {
 /// tells nobody.
 async fn tell_parties(hub: &HubState, notify: &impl Notify, recorded: &Recorded) {
     if let Some(message) = &recorded.queued {
+        caps::count_open(hub, message);
         hub.metrics.message_queued(&message.recipient);
         notify.deliver(message).await;
         notify.announce(&message.author(), &recorded.order).await;

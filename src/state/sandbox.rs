@@ -9,7 +9,7 @@
 //! does not have these notes: its messages then carry the standard lab
 //! fields and the asking client's style of names (see `protocol::caps`).
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -29,7 +29,7 @@ pub(crate) struct CapsLimits {
     /// Events per second all `/caps` sockets of this hub share (0: no limit).
     pub rate_per_second: u32,
     pub burst: u32,
-    /// Lab stores this hub takes pickups for, since it started.
+    /// Lab stores with open orders at once (as this hub counts them).
     pub stores: usize,
     /// Open orders one lab store may have at once (1 to 500).
     pub open_orders: usize,
@@ -37,7 +37,10 @@ pub(crate) struct CapsLimits {
 
 /// Why the sandbox did not take a new store.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("this hub's /caps sandbox takes pickups for at most {limit} lab stores")]
+#[error(
+    "this hub's /caps sandbox has {limit} lab stores with open orders, the most it keeps at once: \
+     deliver some first"
+)]
 pub(crate) struct TooManyStores {
     pub limit: usize,
 }
@@ -49,10 +52,16 @@ pub(crate) struct Sandbox {
     /// The one budget every `/caps` socket of this hub spends from: lab
     /// clients have no identity to give each a budget of its own.
     pub budget: Option<Arc<DefaultDirectRateLimiter>>,
-    /// The lab stores that sent a pickup since the hub started.
-    stores: Mutex<BTreeSet<VendorId>>,
+    /// The lab stores with open orders, and how many (as this hub saw
+    /// them opened and delivered; a restarted hub starts from none).
+    open: Mutex<HashMap<VendorId, usize>>,
+    /// The lab stores that sent a pickup lately, newest last (for the pages).
+    recent: Mutex<VecDeque<VendorId>>,
     notes: Mutex<Notes>,
 }
+
+/// Lab stores the pages offer at most.
+const RECENT_STORES: usize = 20;
 
 /// The per-store spellings and per-order extras, bounded.
 #[derive(Debug, Default)]
@@ -77,29 +86,50 @@ impl Sandbox {
         Self {
             limits,
             budget,
-            stores: Mutex::default(),
+            open: Mutex::default(),
+            recent: Mutex::default(),
             notes: Mutex::default(),
         }
     }
 
-    /// Takes `store` in (if it is new and there is room), or says why not.
+    /// Whether `store` may have one more open order: a store that has open
+    /// orders may, a new one only while fewer than the limit have.
     pub(crate) fn admit_store(&self, store: &VendorId) -> Result<(), TooManyStores> {
-        let mut stores = lock(&self.stores);
-        if stores.contains(store) {
-            return Ok(());
-        }
-        if stores.len() >= self.limits.stores {
-            return Err(TooManyStores {
+        let open = lock(&self.open);
+        if open.contains_key(store) || open.len() < self.limits.stores {
+            Ok(())
+        } else {
+            Err(TooManyStores {
                 limit: self.limits.stores,
-            });
+            })
         }
-        stores.insert(store.clone());
-        Ok(())
     }
 
-    /// The lab stores that sent a pickup since the hub started (for the pages).
+    /// A lab store's order was created.
+    pub(crate) fn opened(&self, store: &VendorId) {
+        *lock(&self.open).entry(store.clone()).or_default() += 1;
+        let mut recent = lock(&self.recent);
+        recent.retain(|s| s != store);
+        recent.push_back(store.clone());
+        if recent.len() > RECENT_STORES {
+            recent.pop_front();
+        }
+    }
+
+    /// A lab store's order was delivered.
+    pub(crate) fn closed(&self, store: &VendorId) {
+        let mut open = lock(&self.open);
+        if let Some(count) = open.get_mut(store) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(store);
+            }
+        }
+    }
+
+    /// The lab stores that sent a pickup lately, newest first (for the pages).
     pub(crate) fn stores(&self) -> Vec<VendorId> {
-        lock(&self.stores).iter().cloned().collect()
+        lock(&self.recent).iter().rev().cloned().collect()
     }
 
     /// Remembers that `store`'s clients call `step` by `name`.
@@ -171,17 +201,21 @@ mod tests {
     }
 
     #[test]
-    fn stores_are_taken_up_to_the_limit() {
+    fn stores_with_open_orders_are_taken_up_to_the_limit() {
         let s = sandbox(2);
         let id = |name: &str| VendorId::parse(name).unwrap();
-        assert!(s.admit_store(&id("caps.a")).is_ok());
-        assert!(s.admit_store(&id("caps.b")).is_ok());
-        assert!(s.admit_store(&id("caps.a")).is_ok(), "a known store stays");
+        for store in ["caps.a", "caps.b"] {
+            assert!(s.admit_store(&id(store)).is_ok());
+            s.opened(&id(store));
+        }
+        assert!(s.admit_store(&id("caps.a")).is_ok(), "a store with open orders stays");
         assert_eq!(
             s.admit_store(&id("caps.c")),
             Err(TooManyStores { limit: 2 })
         );
-        assert_eq!(s.stores().len(), 2);
+        s.closed(&id("caps.b"));
+        assert!(s.admit_store(&id("caps.c")).is_ok(), "b has none open now");
+        assert_eq!(s.stores(), [id("caps.b"), id("caps.a")], "newest first");
     }
 
     #[test]
