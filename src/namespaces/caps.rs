@@ -34,7 +34,7 @@ use tokio::sync::oneshot;
 
 use super::connect::{log_connected, log_disconnected, settle};
 use super::{Call, Courier, Session, order_ack};
-use crate::domain::{Identity, Message, Status};
+use crate::domain::{Identity, LabStore, Message, Status};
 use crate::ops::caps::{
     LabClient, confirm_queues, lab_confirm, lab_pending, lab_pickup, lab_step, queues_for,
 };
@@ -188,8 +188,7 @@ async fn handle<A: Adapter>(
                 sandbox.note_spelling(store.vendor_id(), Status::Pending, name);
             }
             // The store's news comes back to the socket that sent its pickups.
-            socket.join(rooms::lab_store(&store));
-            lab.said().client.names(&store);
+            enter_store(socket, &mut lab.said(), &store);
             let courier = Courier::for_sender(io, hub, socket);
             let recorded = lab_pickup(hub, &courier, pickup).await?;
             Ok(order_ack(&recorded))
@@ -222,8 +221,7 @@ async fn handle<A: Adapter>(
                         if ask.step != Some(Status::Pending) && !said.client.driver =>
                     {
                         // A store catching up hears its news live from now on.
-                        socket.join(rooms::lab_store(store));
-                        said.client.names(store);
+                        enter_store(socket, &mut said, store);
                     }
                     _ => {}
                 }
@@ -252,8 +250,7 @@ async fn handle<A: Adapter>(
             let mut said = lab.said();
             said.client.driver |= join.driver;
             for store in &join.stores {
-                socket.join(rooms::lab_store(store));
-                said.client.names(store);
+                enter_store(socket, &mut said, store);
             }
             let stores: Vec<&str> = join.stores.iter().map(|s| s.name()).collect();
             Ok(ok_envelope(
@@ -263,10 +260,24 @@ async fn handle<A: Adapter>(
     }
 }
 
+/// Stores one socket speaks for at most: past it, the oldest is left (a
+/// vendor that names a new store with every order stays small).
+const STORES_PER_SOCKET: usize = 32;
+
+/// Puts the socket in `store`'s room, and remembers that it speaks for it.
+fn enter_store<A: Adapter>(socket: &SocketRef<A>, said: &mut Said, store: &LabStore) {
+    socket.join(rooms::lab_store(store));
+    said.client.names(store);
+    while said.client.stores.len() > STORES_PER_SOCKET {
+        let oldest = said.client.stores.remove(0);
+        socket.leave(rooms::lab_store(&oldest));
+    }
+}
+
 /// A queued message as a lab client catches up on it: its store's
 /// spelling of the event if this hub heard one, else the client's style.
 fn shape<A: Adapter>(call: &Call<A>, message: &Message, style: Style) -> Option<(String, Value)> {
-    let store = crate::domain::LabStore::from_vendor_id(&message.order.vendor_id)?;
+    let store = LabStore::from_vendor_id(&message.order.vendor_id)?;
     let sandbox = call.hub().caps.as_ref()?;
     let step = message.status();
     let event = sandbox
