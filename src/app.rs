@@ -228,7 +228,11 @@ impl App {
              \x20 data        {data}\n",
             version = env!("CARGO_PKG_VERSION"),
             hub_id = self.hub.hub_id(),
-            caps = if self.hub.caps.is_some() { "  /caps" } else { "" },
+            caps = if self.hub.caps.is_some() {
+                "  /caps"
+            } else {
+                ""
+            },
             metrics = if config.metrics_public {
                 "open to anyone"
             } else {

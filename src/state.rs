@@ -16,8 +16,8 @@ use governor::Quota;
 
 use crate::activity::Activity;
 use crate::config::Credentials;
-use crate::metrics::Metrics;
 use crate::domain::{DistributorId, LabStore, VendorId, is_lab_drivers, is_reserved};
+use crate::metrics::Metrics;
 use crate::store::SharedStore;
 
 pub(crate) use sandbox::{CapsLimits, Sandbox};

@@ -138,7 +138,10 @@ impl<A: Adapter> Courier<'_, A> {
             return;
         };
         let Some(operators) = self.io.of(ns::CAPS) else {
-            tracing::error!(ns = ns::CAPS, "namespace is not registered; the message stays queued");
+            tracing::error!(
+                ns = ns::CAPS,
+                "namespace is not registered; the message stays queued"
+            );
             return;
         };
         let sender = self.sender.filter(|s| s.ns() == ns::CAPS);

@@ -60,7 +60,10 @@ impl LabQueue {
     fn holds(&self, message: &Message, step: Option<Status>) -> bool {
         let store_ok = match self {
             LabQueue::Drivers(stores) => {
-                stores.is_empty() || stores.iter().any(|s| *s.vendor_id() == message.order.vendor_id)
+                stores.is_empty()
+                    || stores
+                        .iter()
+                        .any(|s| *s.vendor_id() == message.order.vendor_id)
             }
             LabQueue::Store(_) => true,
         };
@@ -107,7 +110,8 @@ pub(crate) fn queues_for(
     } else {
         Vec::new()
     });
-    let joined = || -> Vec<LabQueue> { client.stores.iter().cloned().map(LabQueue::Store).collect() };
+    let joined =
+        || -> Vec<LabQueue> { client.stores.iter().cloned().map(LabQueue::Store).collect() };
     if pickups || (!news && (client.driver || client.stores.is_empty())) {
         vec![drivers]
     } else {
@@ -193,10 +197,8 @@ pub(super) async fn check_lab_pickup(
         })
         .await?;
     if open.orders.len() >= limit {
-        let store = LabStore::from_vendor_id(vendor).map_or_else(
-            || vendor.to_string(),
-            |store| store.name().to_owned(),
-        );
+        let store = LabStore::from_vendor_id(vendor)
+            .map_or_else(|| vendor.to_string(), |store| store.name().to_owned());
         return Err(Refusal::new(
             ErrorCode::Forbidden,
             format!(
@@ -358,7 +360,10 @@ mod tests {
         );
         assert_eq!(
             confirm_queues(&vendor, &name, None, None),
-            [LabQueue::Store(s.clone()), LabQueue::Drivers(vec![s.clone()])]
+            [
+                LabQueue::Store(s.clone()),
+                LabQueue::Drivers(vec![s.clone()])
+            ]
         );
         let driver = LabClient {
             driver: true,

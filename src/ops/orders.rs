@@ -5,8 +5,8 @@ use chrono::Utc;
 
 use super::{Notify, tell_parties};
 use crate::domain::{
-    DistributorId, LAB_DRIVERS, Order, OrderId, Pickup, Recipient, Status, VendorId, is_lab_drivers,
-    is_reserved,
+    DistributorId, LAB_DRIVERS, Order, OrderId, Pickup, Recipient, Status, VendorId,
+    is_lab_drivers, is_reserved,
 };
 use crate::protocol::{ErrorCode, OrdersRequest, Refusal};
 use crate::state::HubState;

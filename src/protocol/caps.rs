@@ -76,7 +76,11 @@ pub(crate) const SPELLINGS: &[(&str, LabEvent, &str)] = &[
         LabEvent::Received(Some(Status::Delivered)),
         "delivery-receipt",
     ),
-    ("getall", LabEvent::GetAll(None), "getAll, get-all, GET-ALL, getall"),
+    (
+        "getall",
+        LabEvent::GetAll(None),
+        "getAll, get-all, GET-ALL, getall",
+    ),
     ("getorders", LabEvent::GetAll(None), "get-orders"),
     (
         "catchuppickup",
@@ -231,7 +235,9 @@ impl<'a> Lab<'a> {
     fn layers(&self, order_first: bool) -> Vec<&'a Map<String, Value>> {
         let mut layers = Vec::with_capacity(4);
         let inner = [self.nested("order"), self.nested("payload")];
-        let payload_order = self.nested("payload").and_then(|p| p.get("order")?.as_object());
+        let payload_order = self
+            .nested("payload")
+            .and_then(|p| p.get("order")?.as_object());
         if order_first {
             layers.extend(inner.into_iter().flatten());
             layers.extend(payload_order);
@@ -346,12 +352,9 @@ pub(crate) fn parse_lab_pickup(value: &Value) -> Result<LabPickup, Refusal> {
         .order_id()?
         .ok_or_else(|| refused("the pickup names no order: send orderId (or orderID, id)"))?;
     let text = |keys: &[&str], field: &str| -> Result<String, Refusal> {
-        let raw = lab.text(keys, true, |_| true).ok_or_else(|| {
-            refused(format!(
-                "{field} is required (as {})",
-                keys.join(", ")
-            ))
-        })?;
+        let raw = lab
+            .text(keys, true, |_| true)
+            .ok_or_else(|| refused(format!("{field} is required (as {})", keys.join(", "))))?;
         let raw = raw.trim();
         if raw.chars().count() > super::MAX_TEXT_FIELD {
             return Err(refused(format!(
@@ -394,10 +397,14 @@ pub(crate) fn parse_lab_step(value: &Value) -> Result<LabStep, Refusal> {
     }
     let lab = Lab::of(value);
     let store = lab.store()?.ok_or_else(|| {
-        refused("the payload names no store: send back the pickup you received (or store and orderId)")
+        refused(
+            "the payload names no store: send back the pickup you received (or store and orderId)",
+        )
     })?;
     let order_id = lab.order_id()?.ok_or_else(|| {
-        refused("the payload names no order: send back the pickup you received (or store and orderId)")
+        refused(
+            "the payload names no order: send back the pickup you received (or store and orderId)",
+        )
     })?;
     Ok(LabStep { store, order_id })
 }
@@ -477,7 +484,9 @@ pub(crate) fn parse_lab_confirm(
     let confirmed = match message_id {
         Some(id) if id.starts_with("m-") => Confirmed::Message(MessageId::parse(&id)?),
         Some(id) => Confirmed::Order(OrderId::parse(&id).map_err(|InvalidValue(e)| {
-            refused(format!("messageId is neither a message id of this hub nor an order id: {e}"))
+            refused(format!(
+                "messageId is neither a message id of this hub nor an order id: {e}"
+            ))
         })?),
         None => match lab.order_id()? {
             Some(order) => Confirmed::Order(order),
@@ -659,8 +668,14 @@ mod tests {
         assert_eq!(p.pickup.order_id.as_str(), "42");
         assert_eq!(p.pickup.customer, "Jo");
         assert_eq!(p.extras.get("queueId"), Some(&json!("ACME Widgets")));
-        assert!(p.extras.contains_key("order"), "the lab's order rides along");
-        assert!(!p.extras.contains_key("messageId"), "the hub writes its own");
+        assert!(
+            p.extras.contains_key("order"),
+            "the lab's order rides along"
+        );
+        assert!(
+            !p.extras.contains_key("messageId"),
+            "the hub writes its own"
+        );
     }
 
     #[test]
@@ -716,8 +731,9 @@ mod tests {
 
     #[test]
     fn received_reads_a_message_id_or_an_order_id() {
-        let by_hub = parse_lab_confirm(&json!({ "queueId": "driver", "messageId": "m-0190" }), None)
-            .unwrap();
+        let by_hub =
+            parse_lab_confirm(&json!({ "queueId": "driver", "messageId": "m-0190" }), None)
+                .unwrap();
         assert_eq!(
             by_hub.confirmed,
             Confirmed::Message(MessageId::parse("m-0190").unwrap())
@@ -734,19 +750,23 @@ mod tests {
         );
         assert_eq!(by_order.step, Some(Status::Delivered));
         assert_eq!(by_order.store.unwrap().name(), "1-800-flowers");
-        let receipt =
-            parse_lab_confirm(&json!({ "store": "s", "orderId": "o-9" }), Some(Status::Delivered))
-                .unwrap();
+        let receipt = parse_lab_confirm(
+            &json!({ "store": "s", "orderId": "o-9" }),
+            Some(Status::Delivered),
+        )
+        .unwrap();
         assert_eq!(receipt.step, Some(Status::Delivered));
         assert!(parse_lab_confirm(&json!({ "clientId": "s" }), None).is_err());
     }
 
     #[test]
     fn join_reads_a_name_a_list_or_an_object() {
-        let names = |j: LabJoin| -> Vec<String> {
-            j.stores.iter().map(|s| s.name().to_owned()).collect()
-        };
-        assert_eq!(names(parse_lab_join(&json!("1-800-flowers")).unwrap()), ["1-800-flowers"]);
+        let names =
+            |j: LabJoin| -> Vec<String> { j.stores.iter().map(|s| s.name().to_owned()).collect() };
+        assert_eq!(
+            names(parse_lab_join(&json!("1-800-flowers")).unwrap()),
+            ["1-800-flowers"]
+        );
         assert_eq!(
             names(parse_lab_join(&json!({ "storeName": "One Piece" })).unwrap()),
             ["One Piece"]
@@ -780,7 +800,10 @@ mod tests {
         let message = Message::about(&order);
         let mut extras = Map::new();
         extras.insert("vendorId".into(), json!("ACME Widgets"));
-        extras.insert("order".into(), json!({ "id": "o-1", "store": "ACME Widgets" }));
+        extras.insert(
+            "order".into(),
+            json!({ "id": "o-1", "store": "ACME Widgets" }),
+        );
         let out = lab_message(&message, &store, "PICKUP", Some(&extras));
         assert_eq!(out["store"], json!("ACME Widgets"));
         assert_eq!(out["customer"], json!("Jamie Doe"));

@@ -81,7 +81,9 @@ impl Sandbox {
     pub(crate) fn new(limits: CapsLimits) -> Self {
         let budget = NonZeroU32::new(limits.rate_per_second).map(|rate| {
             let burst = NonZeroU32::new(limits.burst).unwrap_or(rate);
-            Arc::new(RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)))
+            Arc::new(RateLimiter::direct(
+                Quota::per_second(rate).allow_burst(burst),
+            ))
         });
         Self {
             limits,
@@ -158,9 +160,13 @@ impl Sandbox {
     /// Remembers the extra fields a lab client sent with an order's
     /// pickup; the first pickup of an order is the one remembered (a
     /// repeat is a duplicate, a pickup with other details is refused).
-    pub(crate) fn note_extras(&self, store: &VendorId, order: &OrderId, extras: Map<String, Value>) {
-        if extras.is_empty() || Value::Object(extras.clone()).to_string().len() > MAX_EXTRAS_BYTES
-        {
+    pub(crate) fn note_extras(
+        &self,
+        store: &VendorId,
+        order: &OrderId,
+        extras: Map<String, Value>,
+    ) {
+        if extras.is_empty() || Value::Object(extras.clone()).to_string().len() > MAX_EXTRAS_BYTES {
             return;
         }
         let key = (store.clone(), order.clone());
@@ -208,7 +214,10 @@ mod tests {
             assert!(s.admit_store(&id(store)).is_ok());
             s.opened(&id(store));
         }
-        assert!(s.admit_store(&id("caps.a")).is_ok(), "a store with open orders stays");
+        assert!(
+            s.admit_store(&id("caps.a")).is_ok(),
+            "a store with open orders stays"
+        );
         assert_eq!(
             s.admit_store(&id("caps.c")),
             Err(TooManyStores { limit: 2 })

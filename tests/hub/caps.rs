@@ -144,9 +144,17 @@ async fn events_keep_the_spelling_of_the_store_that_sent_them() {
         .await;
     let pickup = driver.expect("PICKUP").await;
     assert_eq!(pickup["event"], json!("PICKUP"));
-    assert_eq!(pickup["queueId"], json!("Flowers R Us"), "its extra fields ride along");
+    assert_eq!(
+        pickup["queueId"],
+        json!("Flowers R Us"),
+        "its extra fields ride along"
+    );
     assert_eq!(pickup["orderId"], json!("7"));
-    assert_eq!(pickup["order"]["id"], json!(7), "the lab's own order fields too");
+    assert_eq!(
+        pickup["order"]["id"],
+        json!(7),
+        "the lab's own order fields too"
+    );
     driver.emit("IN-TRANSIT", pickup.clone()).await;
     driver.emit("DELIVERY", pickup).await;
     vendor.expect("IN-TRANSIT").await;
@@ -202,7 +210,11 @@ async fn a_lab_store_is_not_the_configured_vendor_of_the_same_name() {
 
     let real = vendor(&app, "1-800-flowers").await;
     let mine = real.ack("orders", json!({ "status": "all" })).await;
-    assert_eq!(mine["orders"], json!([]), "the demo vendor has no lab order");
+    assert_eq!(
+        mine["orders"],
+        json!([]),
+        "the demo vendor has no lab order"
+    );
     // The real vendor's order of the same id is its own.
     let ack = real.ack("pickup", pickup("o-1", "north-hub")).await;
     assert_eq!(ack["duplicate"], json!(false));
@@ -231,7 +243,10 @@ async fn a_lab_client_cannot_reach_a_real_order_and_real_parties_cannot_reach_th
             json!({ "store": "acme-widgets", "orderId": "o-1" }),
         )
         .await;
-    assert_eq!(assert_error(&refused, "unknown_order"), "order o-1 does not exist");
+    assert_eq!(
+        assert_error(&refused, "unknown_order"),
+        "order o-1 does not exist"
+    );
     let real = shop.ack("orders", json!({ "status": "all" })).await;
     assert_eq!(real["orders"][0]["status"], json!("pending"));
 
@@ -298,15 +313,16 @@ async fn the_sandbox_takes_so_many_stores_and_open_orders_and_no_more() {
     let again = client.ack("pickup", flat_pickup("first", "o-1")).await;
     assert_eq!(again["duplicate"], json!(true));
     // Delivering one makes room.
-    client
-        .ack("in-transit", flat_pickup("first", "o-1"))
-        .await;
+    client.ack("in-transit", flat_pickup("first", "o-1")).await;
     assert_ok(&client.ack("delivered", flat_pickup("first", "o-1")).await);
     assert_ok(&client.ack("pickup", flat_pickup("first", "o-3")).await);
 
     let second = client.ack("pickup", flat_pickup("second", "o-1")).await;
     let message = assert_error(&second, "forbidden");
-    assert!(message.contains("1 lab stores with open orders"), "{message}");
+    assert!(
+        message.contains("1 lab stores with open orders"),
+        "{message}"
+    );
     // The same limits hold for a lab store signed in on the vendor console.
     let console = connect(&app, "/vendor", json!({ "vendorId": "caps.second" })).await;
     let refused = console.ack("pickup", pickup("o-1", "caps.drivers")).await;
