@@ -71,6 +71,8 @@ fn status_of(code: ErrorCode) -> StatusCode {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        // Every refusal is logged with its reason, whatever the door.
+        tracing::warn!(reason = %self, "HTTP request refused");
         match self {
             ApiError::Refused(refusal) => {
                 (status_of(refusal.code), Json(refusal.envelope())).into_response()
