@@ -147,7 +147,7 @@ impl<A: Adapter> Courier<'_, A> {
         let sender = self.sender.filter(|s| s.ns() == ns::CAPS);
         let (store, to, target) = match target {
             LabTarget::Store(store) => {
-                let room = crate::rooms::lab_store(&store);
+                let room = rooms::lab_store(&store);
                 let target = format!("room {room}");
                 let to = match sender {
                     Some(sender) => sender.to(room),
