@@ -7,6 +7,7 @@
 //! With nobody watching, no payload is copied. Every event in and out is
 //! also counted in the hub's [`Metrics`].
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
@@ -35,7 +36,9 @@ pub struct ActivityRecord {
     pub seq: u64,
     #[serde(serialize_with = "rfc3339")]
     pub at: DateTime<Utc>,
-    pub namespace: &'static str,
+    /// The namespace; for a refused connection, the name the client asked
+    /// for (which the hub may not serve).
+    pub namespace: Cow<'static, str>,
     pub direction: Direction,
     pub event: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -48,6 +51,9 @@ pub struct ActivityRecord {
     pub recipients: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<&'static str>,
+    /// Why, when the outcome is not `ok`: the refusal's sentence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub payload: Value,
 }
 
@@ -60,6 +66,8 @@ pub(crate) struct Incoming<'a> {
     pub identity: &'a str,
     /// `ok` or an error code.
     pub outcome: &'static str,
+    /// The refusal's sentence, when the outcome is an error code.
+    pub reason: Option<&'a str>,
     pub payload: &'a Value,
 }
 
@@ -72,9 +80,23 @@ pub(crate) struct Outgoing<'a> {
     pub target: &'a str,
     pub recipients: Option<usize>,
     pub outcome: &'static str,
+    /// Why the emit failed, when it did.
+    pub reason: Option<&'a str>,
     /// The queued message it carries, if any (logged, not in the feed).
     pub message_id: Option<&'a str>,
     pub payload: &'a Value,
+}
+
+/// A connection refused before it reached a namespace's handlers.
+#[derive(Debug)]
+pub(crate) struct RefusedConnection<'a> {
+    /// The namespace asked for, served or not.
+    pub namespace: Cow<'static, str>,
+    pub socket: &'a str,
+    /// `bad_auth`, `unauthorized`, or `invalid_namespace`.
+    pub code: &'static str,
+    pub reason: &'a str,
+    pub transport: &'a str,
 }
 
 /// The feed. Shared by every namespace; cheap when nobody listens.
@@ -118,7 +140,7 @@ fn lifecycle_record(
     ActivityRecord {
         seq: 0,
         at: Utc::now(),
-        namespace,
+        namespace: Cow::Borrowed(namespace),
         direction: Direction::In,
         event: event.to_owned(),
         socket: Some(socket.to_owned()),
@@ -126,6 +148,7 @@ fn lifecycle_record(
         target: None,
         recipients: None,
         outcome: Some("ok"),
+        reason: None,
         payload,
     }
 }
@@ -173,6 +196,7 @@ impl Activity {
                 sid = e.socket,
                 identity = e.identity,
                 outcome = e.outcome,
+                reason = e.reason,
                 "event in refused"
             );
         }
@@ -180,7 +204,7 @@ impl Activity {
             self.publish(ActivityRecord {
                 seq: 0,
                 at: Utc::now(),
-                namespace: e.namespace,
+                namespace: Cow::Borrowed(e.namespace),
                 direction: Direction::In,
                 event: e.event.to_owned(),
                 socket: Some(e.socket.to_owned()),
@@ -188,6 +212,7 @@ impl Activity {
                 target: None,
                 recipients: None,
                 outcome: Some(e.outcome),
+                reason: e.reason.map(str::to_owned),
                 payload: feed_payload(e.payload),
             });
         }
@@ -202,13 +227,14 @@ impl Activity {
             recipients = e.recipients,
             message_id = e.message_id,
             outcome = e.outcome,
+            reason = e.reason,
             "event out"
         );
         if self.watched() {
             self.publish(ActivityRecord {
                 seq: 0,
                 at: Utc::now(),
-                namespace: e.namespace,
+                namespace: Cow::Borrowed(e.namespace),
                 direction: Direction::Out,
                 event: e.event.to_owned(),
                 socket: None,
@@ -216,6 +242,7 @@ impl Activity {
                 target: Some(e.target.to_owned()),
                 recipients: e.recipients,
                 outcome: Some(e.outcome),
+                reason: e.reason.map(str::to_owned),
                 payload: feed_payload(e.payload),
             });
         }
@@ -259,6 +286,29 @@ impl Activity {
         }
     }
 
+    /// A connection the hub refused (`connect`, direction `in`): a
+    /// middleware's refusal, or a namespace the hub does not serve, whose
+    /// name (`namespace`) is the one the client asked for. Logged by the
+    /// caller, which knows the reason's context.
+    pub(crate) fn refused_connection(&self, refused: RefusedConnection<'_>) {
+        if self.watched() {
+            self.publish(ActivityRecord {
+                seq: 0,
+                at: Utc::now(),
+                namespace: refused.namespace,
+                direction: Direction::In,
+                event: event::CONNECT.to_owned(),
+                socket: Some(refused.socket.to_owned()),
+                identity: None,
+                target: None,
+                recipients: None,
+                outcome: Some(refused.code),
+                reason: Some(refused.reason.to_owned()),
+                payload: serde_json::json!({ "transport": refused.transport }),
+            });
+        }
+    }
+
     fn publish(&self, mut record: ActivityRecord) {
         record.seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         // No receiver left between the check and the send is not an error.
@@ -292,6 +342,7 @@ mod tests {
                 target: "broadcast",
                 recipients: Some(1),
                 outcome: "ok",
+                reason: None,
                 message_id: None,
                 payload: &payload,
             });

@@ -37,7 +37,7 @@ pub use crate::namespaces::sockets::{ClusterSocket, ListError};
 use crate::protocol::ns;
 use crate::scenario::Library;
 use crate::scenario::runner::{Launcher, LessonHub};
-use crate::state::{Hub, HubState, Limits};
+use crate::state::{CapsLimits, Hub, HubState, Limits, Sandbox};
 use crate::store::{RedisStore, SharedStore, SqliteStore};
 use crate::upkeep::Upkeep;
 use crate::web::{self, ClientScript};
@@ -103,7 +103,17 @@ impl App {
             burst: config.rate_burst,
         };
         let client = ClientScript::from_config(config.client_js.as_deref())?;
-        let state = |store: SharedStore| Arc::new(HubState::new(store, credentials, limits));
+        let sandbox = config.serves_caps(&credentials).then(|| {
+            Sandbox::new(CapsLimits {
+                rate_per_second: config.caps_rate_limit,
+                burst: config.caps_rate_burst,
+                stores: config.caps_stores,
+                open_orders: usize::from(config.caps_open_orders),
+            })
+        });
+        let state = |store: SharedStore| {
+            Arc::new(HubState::new(store, credentials, limits).with_caps(sandbox))
+        };
         let Some(url) = &config.redis else {
             let store = SqliteStore::open(&config.db, config.durability)
                 .with_context(|| format!("cannot open the database {}", config.db.display()))?;
@@ -212,18 +222,29 @@ impl App {
              listening on http://{addr}\n\
              hub id {hub_id}\n\
              \n  pages       http://{addr}/  (vendor, distributor, chat, inspector, learn)\n\
-             \x20 namespaces  /vendor  /distributor  /chat  /inspector  /admin  (Socket.IO path /socket.io/)\n\
+             \x20 namespaces  /vendor  /distributor  /chat  /inspector  /admin{caps}  (Socket.IO path /socket.io/)\n\
              \x20 health      http://{addr}/api/health  (/live, /ready)\n\
              \x20 metrics     http://{addr}/metrics  ({metrics})\n\
              \x20 data        {data}\n",
             version = env!("CARGO_PKG_VERSION"),
             hub_id = self.hub.hub_id(),
+            caps = if self.hub.caps.is_some() {
+                "  /caps"
+            } else {
+                ""
+            },
             metrics = if config.metrics_public {
                 "open to anyone"
             } else {
                 "admin token as Bearer"
             },
         );
+        if self.hub.caps.is_some() {
+            out.push_str(&format!(
+                "\n  CAPS lab    io(\"http://{addr}/caps\") runs your lab clients unchanged; no credentials:\n\
+                 \x20             anyone who reaches this address can send lab orders (README \"Bring your CAPS lab\")\n"
+            ));
+        }
         if self.hub.credentials.is_demo {
             out.push_str("\n  demo credentials (pass --credentials FILE for real ones):\n");
             for (id, token) in crate::config::DEMO_VENDORS {
@@ -274,7 +295,12 @@ async fn wire<A: HubAdapter>(
     subscriptions: Option<PubSubDriver>,
 ) -> anyhow::Result<Router> {
     hub.set_hub_id(io.config().server_id.to_string());
-    namespaces::register(io).await?;
+    namespaces::register(io, hub.caps.is_some()).await?;
+    if let Some(driver) = &subscriptions {
+        // Every namespace of the hub is subscribed; the ones socketioxide
+        // makes later (to refuse unknown names) stay on this hub.
+        driver.seal();
+    }
     let learn = web::learn::Learn::new(
         Library::from_dir(config.scenarios.clone()),
         Arc::new(LessonHubs::new(config)),
@@ -324,6 +350,7 @@ impl LessonHubs {
                 credentials: None,
                 redis: None,
                 rate_limit: 0,
+                caps_rate_limit: 0,
                 learn_sessions: 0,
                 retain_delivered: None,
                 cors_origin: Vec::new(),

@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -65,6 +66,8 @@ pub struct PubSubDriver {
     conn: ConnectionManager,
     /// Filled by `subscribe`, read by the push handler for every message.
     channels: Channels,
+    /// Set once every namespace of the hub is subscribed ([`Self::seal`]).
+    sealed: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for PubSubDriver {
@@ -81,6 +84,20 @@ impl std::fmt::Debug for PubSubDriver {
 }
 
 impl PubSubDriver {
+    /// Every namespace of the hub is subscribed: a namespace socketioxide
+    /// makes after this (the catch-all that refuses unknown names makes one
+    /// per name tried) stays on this hub, with no Redis channel, and
+    /// nothing is unsubscribed before the hub stops. So names tried by a
+    /// client cost Redis nothing, and cannot take a channel from the
+    /// hub's own namespaces.
+    pub(crate) fn seal(&self) {
+        self.sealed.store(true, Ordering::Release);
+    }
+
+    fn is_sealed(&self) -> bool {
+        self.sealed.load(Ordering::Acquire)
+    }
+
     /// The channel map; a panic elsewhere while holding it leaves it usable.
     fn channels(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, mpsc::Sender<ChanItem>>> {
         self.channels
@@ -148,6 +165,7 @@ pub(crate) async fn connect(url: &str) -> Result<Connection, RedisError> {
         driver: PubSubDriver {
             conn: conn.clone(),
             channels,
+            sealed: Arc::default(),
         },
         conn,
     })
@@ -170,6 +188,10 @@ impl Driver for PubSubDriver {
         size: usize,
     ) -> Result<MessageStream<ChanItem>, RedisError> {
         let (tx, rx) = mpsc::channel(size);
+        if self.is_sealed() {
+            tracing::debug!(%chan, "a namespace made after start-up stays on this hub");
+            return Ok(MessageStream::new(rx));
+        }
         // Listen before subscribing, so no message slips by in between.
         self.channels().insert(chan.clone(), tx);
         if let Err(e) = self.conn.clone().subscribe(&chan).await {
@@ -180,6 +202,9 @@ impl Driver for PubSubDriver {
     }
 
     async fn unsubscribe(&self, chan: String) -> Result<(), RedisError> {
+        if self.is_sealed() {
+            return Ok(());
+        }
         self.channels().remove(&chan);
         self.conn.clone().unsubscribe(chan).await
     }

@@ -161,6 +161,50 @@ pub struct Config {
     /// possible). Without it orders are kept forever. SQLite only.
     #[arg(long, env = "PARCEL_HUB_RETAIN_DELIVERED", value_name = "DAYS")]
     pub retain_delivered: Option<f64>,
+
+    /// Serve `/caps`, the namespace of learners' own CAPS lab clients (no
+    /// credentials), even with a credentials file; the demo set serves it
+    /// anyway.
+    #[arg(long, env = "PARCEL_HUB_CAPS")]
+    pub caps: bool,
+
+    /// Events per second all `/caps` sockets of this hub share (0 turns
+    /// the limit off).
+    #[arg(
+        long,
+        env = "PARCEL_HUB_CAPS_RATE_LIMIT",
+        value_name = "N",
+        default_value_t = 100
+    )]
+    pub caps_rate_limit: u32,
+
+    /// Burst size of the `/caps` rate limit.
+    #[arg(
+        long,
+        env = "PARCEL_HUB_CAPS_RATE_BURST",
+        value_name = "N",
+        default_value_t = 200
+    )]
+    pub caps_rate_burst: u32,
+
+    /// Lab stores with open orders the `/caps` sandbox keeps at once.
+    #[arg(
+        long,
+        env = "PARCEL_HUB_CAPS_STORES",
+        value_name = "N",
+        default_value_t = 100
+    )]
+    pub caps_stores: usize,
+
+    /// Open (pending or in-transit) orders one lab store may have at once.
+    #[arg(
+        long,
+        env = "PARCEL_HUB_CAPS_OPEN_ORDERS",
+        value_name = "N",
+        default_value_t = 500,
+        value_parser = clap::value_parser!(u16).range(1..=500)
+    )]
+    pub caps_open_orders: u16,
 }
 
 impl Default for Config {
@@ -203,6 +247,12 @@ impl Config {
             None if self.listen.ip().is_loopback() || self.demo => Ok(Credentials::demo()),
             None => Err(ConfigError::DemoOffLoopback(self.listen).into()),
         }
+    }
+
+    /// Whether `/caps` is served: with the demo credentials (a learner's
+    /// `cargo run`) or `--caps`, never otherwise.
+    pub(crate) fn serves_caps(&self, credentials: &Credentials) -> bool {
+        self.caps || credentials.is_demo
     }
 
     /// Settings for tests and embedding: the defaults, on any free loopback
@@ -335,8 +385,17 @@ impl Credentials {
         if file.admin_token.trim().is_empty() {
             return Err("admin_token must not be empty".into());
         }
+        let reserved = |table: &str, id: &str| {
+            format!(
+                "[{table}] {id}: ids starting with {} are reserved for the lab stores and drivers of /caps",
+                crate::domain::LAB_PREFIX
+            )
+        };
         let mut vendors = BTreeMap::new();
         for (id, token) in file.vendors {
+            if crate::domain::is_reserved(&id) {
+                return Err(reserved("vendors", &id));
+            }
             let vid = VendorId::parse(&id).map_err(|e| format!("[vendors] {id:?}: {e}"))?;
             if token.is_empty() {
                 return Err(format!("[vendors] {id}: the token must not be empty"));
@@ -345,6 +404,9 @@ impl Credentials {
         }
         let mut distributors = BTreeMap::new();
         for (id, token) in file.distributors {
+            if crate::domain::is_reserved(&id) {
+                return Err(reserved("distributors", &id));
+            }
             let did =
                 DistributorId::parse(&id).map_err(|e| format!("[distributors] {id:?}: {e}"))?;
             if token.is_empty() {
@@ -427,6 +489,16 @@ mod tests {
         let err = Credentials::load(&path).unwrap_err().to_string();
         assert!(
             err.contains("creds.toml") && err.contains("bad id"),
+            "{err}"
+        );
+        std::fs::write(
+            &path,
+            "admin_token = \"x\"\n[distributors]\n\"caps.drivers\" = \"t\"\n",
+        )
+        .unwrap();
+        let err = Credentials::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("caps.drivers") && err.contains("reserved"),
             "{err}"
         );
         std::fs::write(&path, "admin_token = \n").unwrap();

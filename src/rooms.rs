@@ -1,6 +1,6 @@
 //! Room names, built here and nowhere else.
 
-use crate::domain::{DistributorId, Recipient, RoomName, VendorId};
+use crate::domain::{DistributorId, LabStore, Recipient, RoomName, VendorId};
 
 /// Every socket of one vendor (in `/vendor`).
 pub(crate) fn vendor(id: &VendorId) -> String {
@@ -39,4 +39,10 @@ pub(crate) fn of_recipient(recipient: &Recipient) -> String {
         Recipient::Vendor(id) => vendor(id),
         Recipient::Distributor(id) => distributor(id),
     }
+}
+
+/// The room of a lab store (in `/caps`): its vendor clients, and every lab
+/// client that joined it.
+pub(crate) fn lab_store(store: &LabStore) -> String {
+    format!("store:{}", store.vendor_id())
 }

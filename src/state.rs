@@ -6,6 +6,8 @@
 //! the namespaces and the web all sit above it. Shared as [`Hub`]; cloning
 //! is shallow.
 
+mod sandbox;
+
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,9 +20,11 @@ use tokio::sync::RwLock;
 
 use crate::activity::Activity;
 use crate::config::Credentials;
-use crate::domain::ChatName;
+use crate::domain::{ChatName, DistributorId, LabStore, VendorId, is_lab_drivers, is_reserved};
 use crate::metrics::Metrics;
 use crate::store::SharedStore;
+
+pub(crate) use sandbox::{CapsLimits, Sandbox};
 
 /// Per-socket event budget (also each vendor's budget of API requests).
 #[derive(Debug, Clone, Copy)]
@@ -53,7 +57,16 @@ pub(crate) struct HubState {
     /// This hub's Socket.IO server id (the `hub` of sockets in a cluster).
     /// Set once the Socket.IO layer exists, which needs this state first.
     hub_id: OnceLock<String>,
+    /// The `/caps` sandbox, while `/caps` is served (the demo credentials
+    /// or `--caps`); `None` otherwise.
+    pub caps: Option<Sandbox>,
 }
+
+/// Why a sign-in on `/vendor` or `/distributor` (or over HTTP) was refused.
+pub(crate) const WRONG_VENDOR: &str = "unknown vendor or wrong token";
+pub(crate) const WRONG_DISTRIBUTOR: &str = "unknown distributor or wrong token";
+pub(crate) const LAB_CLOSED: &str =
+    "lab identities (caps.…) sign in only while this hub serves /caps";
 
 pub(crate) type Hub = Arc<HubState>;
 
@@ -71,6 +84,58 @@ impl HubState {
             chat: ChatState::default(),
             metrics,
             hub_id: OnceLock::new(),
+            caps: None,
+        }
+    }
+
+    /// The same state, serving `/caps` with `sandbox` (or not, with `None`).
+    pub(crate) fn with_caps(self, sandbox: Option<Sandbox>) -> Self {
+        Self {
+            caps: sandbox,
+            ..self
+        }
+    }
+
+    /// Whether `token` signs `vendor` in: a configured vendor with its
+    /// token; a lab store (`caps.…`) with any token or none, while `/caps`
+    /// is served (the sandbox has no credentials, so a person can watch a
+    /// lab store's orders on the vendor page). Otherwise the sentence of
+    /// the refusal.
+    pub(crate) fn vendor_sign_in(
+        &self,
+        vendor: &VendorId,
+        token: Option<&str>,
+    ) -> Result<(), &'static str> {
+        if is_reserved(vendor.as_str()) {
+            return match (&self.caps, LabStore::from_vendor_id(vendor)) {
+                (Some(_), Some(_)) => Ok(()),
+                (None, _) => Err(LAB_CLOSED),
+                (Some(_), None) => Err(WRONG_VENDOR),
+            };
+        }
+        match token {
+            Some(token) if self.credentials.vendor_token_ok(vendor, token) => Ok(()),
+            _ => Err(WRONG_VENDOR),
+        }
+    }
+
+    /// As [`Self::vendor_sign_in`], for distributors: the lab drivers
+    /// (`caps.drivers`) sign in with no token while `/caps` is served.
+    pub(crate) fn distributor_sign_in(
+        &self,
+        distributor: &DistributorId,
+        token: Option<&str>,
+    ) -> Result<(), &'static str> {
+        if is_reserved(distributor.as_str()) {
+            return match (&self.caps, is_lab_drivers(distributor)) {
+                (Some(_), true) => Ok(()),
+                (None, _) => Err(LAB_CLOSED),
+                (Some(_), false) => Err(WRONG_DISTRIBUTOR),
+            };
+        }
+        match token {
+            Some(token) if self.credentials.distributor_token_ok(distributor, token) => Ok(()),
+            _ => Err(WRONG_DISTRIBUTOR),
         }
     }
 

@@ -183,7 +183,7 @@ async fn metrics<A: Adapter>(State(state): State<OperateState<A>>, headers: Head
         }
     }
     let metrics = &state.hub.metrics;
-    for namespace in ns::ALL.iter().chain([&ns::ADMIN]) {
+    for namespace in ns::ALL.iter().chain([&ns::ADMIN, &ns::CAPS]) {
         if let Some(operators) = state.io.of(*namespace) {
             metrics.set_connected(namespace, operators.sockets().len());
         }

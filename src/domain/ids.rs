@@ -207,6 +207,9 @@ pub enum Identity {
     Inspector,
     /// The official Socket.IO Admin UI (`/admin`).
     Admin,
+    /// A learner's own CAPS lab client (`/caps`): no credentials, its
+    /// stores named in what it sends.
+    Caps,
 }
 
 impl fmt::Display for Identity {
@@ -217,6 +220,7 @@ impl fmt::Display for Identity {
             Identity::Chat(name) => write!(f, "chat {name}"),
             Identity::Inspector => f.write_str("inspector"),
             Identity::Admin => f.write_str("admin"),
+            Identity::Caps => f.write_str("caps lab client"),
         }
     }
 }

@@ -9,11 +9,13 @@
 
 mod chat;
 mod ids;
+mod lab;
 mod listing;
 mod order;
 
 pub use chat::{ChatMessage, ChatPost};
 pub use ids::{ChatName, DistributorId, Identity, MessageId, OrderId, RoomName, VendorId};
+pub use lab::{LAB_DRIVERS, LAB_PREFIX, LabStore, is_lab_drivers, is_reserved, lab_drivers};
 pub use listing::{OrderPosition, StatusFilter};
 pub use order::{
     HistoryEntry, Message, Order, Pickup, Recipient, Status, TransitionError, TransitionOutcome,

@@ -68,13 +68,15 @@ const FEATURES: [&str; 9] = [
     "ALL_EVENTS",
 ];
 
-/// Every namespace the UI is told about.
-const NAMESPACES: [&str; 5] = [
+/// Every namespace the UI is told about (`/caps` only while it is served:
+/// the others are skipped where they are not registered).
+const NAMESPACES: [&str; 6] = [
     ns::VENDOR,
     ns::DISTRIBUTOR,
     ns::CHAT,
     ns::INSPECTOR,
     ns::ADMIN,
+    ns::CAPS,
 ];
 
 /// The `/admin` state, registered beside the [`Hub`]: the session ids
@@ -592,10 +594,18 @@ async fn forward<A: Adapter>(
     rooms_of: &mut HashMap<(&'static str, String), BTreeSet<String>>,
     counts: &mut Aggregates,
 ) {
-    let namespace = record.namespace;
+    // A refused connection never made a socket the UI could show, and a
+    // namespace the hub does not serve is none of the UI's.
+    let Some(namespace) = NAMESPACES
+        .into_iter()
+        .find(|name| *name == record.namespace)
+    else {
+        return;
+    };
     let sid = record.socket.clone().unwrap_or_default();
     let at = record.at;
     match (record.direction, record.event.as_str()) {
+        (Direction::In, event::CONNECT) if record.outcome != Some("ok") => {}
         (Direction::In, event::CONNECT) => {
             counts.add(at, "rawConnection", None, 1);
             let Some(socket) = local_socket(io, namespace, &sid) else {

@@ -131,6 +131,11 @@ impl<A: Adapter> Call<A> {
         &self.socket
     }
 
+    /// The event's name, as the client spelled it.
+    pub(crate) fn event(&self) -> &str {
+        &self.event
+    }
+
     /// Whether the client sent an ack callback.
     pub(crate) fn wants_ack(&self) -> bool {
         self.wants_ack
@@ -157,9 +162,13 @@ impl<A: Adapter> Call<A> {
     /// Answers the client's callback (if it sent one) and reports the event
     /// to the log and the activity feed.
     pub(crate) fn answer(self, result: Result<Value, Refusal>) {
-        let (outcome, envelope) = match result {
-            Ok(envelope) => ("ok", envelope),
-            Err(refusal) => (refusal.code.as_str(), refusal.envelope()),
+        let (outcome, reason, envelope) = match result {
+            Ok(envelope) => ("ok", None, envelope),
+            Err(refusal) => (
+                refusal.code.as_str(),
+                Some(refusal.message.clone()),
+                refusal.envelope(),
+            ),
         };
         let namespace = namespace_of(&self.socket);
         self.hub.activity.incoming(Incoming {
@@ -168,6 +177,7 @@ impl<A: Adapter> Call<A> {
             socket: &self.socket.id.to_string(),
             identity: &self.session.label,
             outcome,
+            reason: reason.as_deref(),
             payload: &self.payload,
         });
         if let Err(e) = self.ack.send(&envelope) {
@@ -185,7 +195,7 @@ impl<A: Adapter> Call<A> {
 pub(crate) fn namespace_of<A: Adapter>(socket: &SocketRef<A>) -> &'static str {
     ns::ALL
         .iter()
-        .chain([&ns::ADMIN])
+        .chain([&ns::ADMIN, &ns::CAPS])
         .find(|name| **name == socket.ns())
         .copied()
         .unwrap_or(ns::INSPECTOR)

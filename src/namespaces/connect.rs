@@ -2,6 +2,7 @@
 //! settling the outcome (a [`Session`] for an accepted socket, a logged
 //! refusal otherwise), and the connection logs.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use governor::{DefaultDirectRateLimiter, RateLimiter};
@@ -12,6 +13,7 @@ use socketioxide::extract::SocketRef;
 use socketioxide::socket::DisconnectReason;
 
 use super::call::namespace_of;
+use crate::activity::RefusedConnection;
 use crate::domain::{Identity, InvalidValue, Recipient};
 use crate::protocol::{ConnectRefusal, Fields, Refusal};
 use crate::state::Hub;
@@ -38,10 +40,15 @@ impl std::fmt::Debug for Session {
 
 impl Session {
     fn new(identity: Identity, hub: &Hub) -> Self {
-        let limiter = hub
-            .limits
-            .quota()
-            .map(|quota| Arc::new(RateLimiter::direct(quota)));
+        let limiter = match (&identity, &hub.caps) {
+            // Lab clients have no identity of their own: every `/caps`
+            // socket spends from the sandbox's one budget.
+            (Identity::Caps, Some(sandbox)) => sandbox.budget.clone(),
+            _ => hub
+                .limits
+                .quota()
+                .map(|quota| Arc::new(RateLimiter::direct(quota))),
+        };
         Self {
             label: identity.to_string().into(),
             connected_at: chrono::Utc::now(),
@@ -75,17 +82,30 @@ fn auth_fields(auth: &Result<Value, ParserError>) -> Result<Fields<'_>, ConnectR
     Fields::of_optional(auth).map_err(|_| not_an_object())
 }
 
-/// Reads `{ <id field>, token }` from a handshake `auth`, or says what is missing.
-pub(crate) fn credentials_from_auth<T>(
+/// Reads `{ <id field>, token? }` from a handshake `auth` and signs the
+/// party in with `sign_in` (which knows that a lab identity, `caps.…`,
+/// needs no token); a configured identity without a token is `bad_auth`.
+pub(crate) fn party_from_auth<T>(
     auth: &Result<Value, ParserError>,
     field: &str,
     parse: impl FnOnce(&str) -> Result<T, InvalidValue>,
-) -> Result<(T, String), ConnectRefusal> {
+    id_of: impl Fn(&T) -> &str,
+    sign_in: impl FnOnce(&T, Option<&str>) -> Result<(), &'static str>,
+) -> Result<T, ConnectRefusal> {
     let fields = auth_fields(auth)?;
     let id = fields
         .required(field, parse)
         .map_err(|r| ConnectRefusal::BadAuth(r.message))?;
-    Ok((id, token_of(&fields)?))
+    let token = if crate::domain::is_reserved(id_of(&id)) {
+        fields
+            .optional("token", |raw| Ok(raw.to_owned()))
+            .ok()
+            .flatten()
+    } else {
+        Some(token_of(&fields)?)
+    };
+    sign_in(&id, token.as_deref()).map_err(|why| ConnectRefusal::Unauthorized(why.into()))?;
+    Ok(id)
 }
 
 /// Reads `{ token }` from a handshake `auth` (the inspector's admin token).
@@ -133,7 +153,15 @@ pub(crate) fn settle<A: Adapter, T: Clone + Send + Sync + 'static>(
         }
         Err(refusal) => {
             // The reason, never the token.
-            tracing::warn!(ns = namespace, reason = %refusal, "connection refused");
+            let reason = refusal.message();
+            tracing::warn!(ns = namespace, sid = %socket.id, code = refusal.code(), reason, "connection refused");
+            hub.activity.refused_connection(RefusedConnection {
+                namespace: Cow::Borrowed(namespace),
+                socket: &socket.id.to_string(),
+                code: refusal.code(),
+                reason: &reason,
+                transport: socket.transport_type().into(),
+            });
             Err(refusal)
         }
     }

@@ -4,6 +4,11 @@
 //! is reported to the log and the activity feed. [`Courier`] uses it to
 //! deliver freshly queued messages to their recipient's room, and the live
 //! `order` notices to the room of the party that took a step.
+//!
+//! A message for a lab store or for the lab drivers (`/caps`) also goes to
+//! the lab clients, in the lab's shape and spelling ([`lab_target`]): its
+//! vendor or distributor room in `/vendor` or `/distributor` is where a
+//! person watching the sandbox from the consoles hears of it.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -13,8 +18,9 @@ use socketioxide::extract::SocketRef;
 use socketioxide::operators::BroadcastOperators;
 
 use crate::activity::{Activity, Outgoing};
-use crate::domain::{Message, Order, Recipient};
+use crate::domain::{LabStore, Message, Order, Recipient, is_lab_drivers};
 use crate::ops::Notify;
+use crate::protocol::caps::{Style, lab_message};
 use crate::protocol::{MessageEnvelope, OrderNotice, OrderView, event, ns, status_event};
 use crate::rooms;
 use crate::state::HubState;
@@ -41,11 +47,11 @@ pub(crate) async fn emit<A: Adapter, T: Serialize + ?Sized>(
     // while an inspector watches.
     let watched = activity.watched();
     let recipients = watched.then(|| to.clone().sockets().len());
-    let outcome = match to.emit(out.event, data).await {
-        Ok(()) => "ok",
+    let (outcome, failure) = match to.emit(out.event, data).await {
+        Ok(()) => ("ok", None),
         Err(e) => {
             tracing::warn!(ns = out.namespace, event = out.event, target = out.target, error = %e, "emit failed");
-            "internal"
+            ("internal", Some(e.to_string()))
         }
     };
     let payload = if watched {
@@ -59,6 +65,7 @@ pub(crate) async fn emit<A: Adapter, T: Serialize + ?Sized>(
         target: out.target,
         recipients,
         outcome,
+        reason: failure.as_deref(),
         message_id: out.message_id,
         payload: &payload,
     });
@@ -75,11 +82,11 @@ pub(crate) fn emit_to_socket<A: Adapter, T: Serialize + ?Sized>(
     data: &T,
 ) {
     let target = format!("socket {}", socket.id);
-    let outcome = match socket.emit(event, data) {
-        Ok(()) => "ok",
+    let (outcome, failure) = match socket.emit(event, data) {
+        Ok(()) => ("ok", None),
         Err(e) => {
             tracing::warn!(ns = namespace, event, target, error = %e, "emit failed");
-            "internal"
+            ("internal", Some(e.to_string()))
         }
     };
     let payload = if activity.watched() {
@@ -93,6 +100,7 @@ pub(crate) fn emit_to_socket<A: Adapter, T: Serialize + ?Sized>(
         target: &target,
         recipients: Some(1),
         outcome,
+        reason: failure.as_deref(),
         message_id: None,
         payload: &payload,
     });
@@ -132,6 +140,79 @@ impl<'a, A: Adapter> Courier<'a, A> {
     }
 }
 
+/// Where a message for the sandbox goes in `/caps`, if it is one.
+#[derive(Debug)]
+enum LabTarget {
+    /// The lab store's room (its vendors, and whoever joined it).
+    Store(LabStore),
+    /// A pickup of this store for the lab drivers: every `/caps` socket
+    /// but the sender, as the lab's hub broadcasts it.
+    Drivers(LabStore),
+}
+
+/// The `/caps` target of a message, if it is about a lab store.
+fn lab_target(message: &Message) -> Option<LabTarget> {
+    match &message.recipient {
+        Recipient::Vendor(vendor) => LabStore::from_vendor_id(vendor).map(LabTarget::Store),
+        Recipient::Distributor(distributor) if is_lab_drivers(distributor) => {
+            LabStore::from_vendor_id(&message.order.vendor_id).map(LabTarget::Drivers)
+        }
+        Recipient::Distributor(_) => None,
+    }
+}
+
+impl<A: Adapter> Courier<'_, A> {
+    /// Emits a message about a lab store to `/caps`, in the lab's shape,
+    /// under the name that store's clients use for the step.
+    async fn deliver_to_lab(&self, message: &Message) {
+        let Some(sandbox) = &self.hub.caps else {
+            return;
+        };
+        let Some(target) = lab_target(message) else {
+            return;
+        };
+        let Some(operators) = self.io.of(ns::CAPS) else {
+            tracing::error!(
+                ns = ns::CAPS,
+                "namespace is not registered; the message stays queued"
+            );
+            return;
+        };
+        let sender = self.sender.filter(|s| s.ns() == ns::CAPS);
+        let (store, to, target) = match target {
+            LabTarget::Store(store) => {
+                let room = rooms::lab_store(&store);
+                let target = format!("room {room}");
+                let to = match sender {
+                    Some(sender) => sender.to(room),
+                    None => operators.to(room),
+                };
+                (store, to, target)
+            }
+            LabTarget::Drivers(store) => {
+                let to = match sender {
+                    Some(sender) => sender.broadcast(),
+                    None => operators,
+                };
+                (store, to, "broadcast".to_owned())
+            }
+        };
+        let step = message.status();
+        let name = sandbox
+            .spelling(store.vendor_id(), step)
+            .unwrap_or_else(|| Style::default().spell(step));
+        let extras = sandbox.extras(store.vendor_id(), &message.order.order_id);
+        let out = Out {
+            namespace: ns::CAPS,
+            target: &target,
+            event: &name,
+            message_id: Some(message.id.as_str()),
+        };
+        let payload = lab_message(message, &store, &name, extras.as_ref());
+        emit(&self.hub.activity, to, out, &payload).await;
+    }
+}
+
 /// The namespace where a party's sockets are.
 fn namespace_of(party: &Recipient) -> &'static str {
     match party {
@@ -168,6 +249,7 @@ impl<A: Adapter> Notify for Courier<'_, A> {
             &MessageEnvelope::from(message),
         )
         .await;
+        self.deliver_to_lab(message).await;
     }
 
     /// Emits `order { order }` to the party's room, except the socket

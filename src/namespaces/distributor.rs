@@ -6,7 +6,7 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 use socketioxide::socket::DisconnectReason;
 
-use super::connect::{credentials_from_auth, log_connected, log_disconnected, settle};
+use super::connect::{log_connected, log_disconnected, party_from_auth, settle};
 use super::{Call, Courier, Session, order_ack, orders, queue};
 use crate::domain::{DistributorId, Identity, Status};
 use crate::ops;
@@ -14,22 +14,19 @@ use crate::protocol::{ConnectRefusal, TransitionRequest, event, ns};
 use crate::rooms;
 use crate::state::Hub;
 
-/// Connect middleware: `{ distributorId, token }` must match the credentials.
+/// Connect middleware: `{ distributorId, token }` must match the credentials
+/// (the lab drivers, `caps.drivers`, need no token while `/caps` is served).
 pub(crate) async fn authenticate<A: Adapter>(
     socket: SocketRef<A>,
     TryData(auth): TryData<Value>,
     State(hub): State<Hub>,
 ) -> Result<(), ConnectRefusal> {
-    let result = credentials_from_auth(&auth, DistributorId::FIELD, DistributorId::parse).and_then(
-        |(distributor, token)| {
-            if hub.credentials.distributor_token_ok(&distributor, &token) {
-                Ok(distributor)
-            } else {
-                Err(ConnectRefusal::Unauthorized(
-                    "unknown distributor or wrong token".into(),
-                ))
-            }
-        },
+    let result = party_from_auth(
+        &auth,
+        DistributorId::FIELD,
+        DistributorId::parse,
+        DistributorId::as_str,
+        |distributor, token| hub.distributor_sign_in(distributor, token),
     );
     settle(
         &socket,

@@ -163,11 +163,16 @@ pub(crate) async fn snapshot<A: Adapter>(hub: &Hub, io: &SocketIo<A>) -> Result<
             depth: q.depth,
         })
         .collect();
-    let sockets = sockets(io, &ns::ALL).await.map_err(|e| {
+    // The hub's own namespaces, and `/caps` after them while it is served.
+    let listed: Vec<&'static str> = ns::ALL
+        .into_iter()
+        .chain(hub.caps.as_ref().map(|_| ns::CAPS))
+        .collect();
+    let sockets = sockets(io, &listed).await.map_err(|e| {
         tracing::error!(error = %e, "could not list the sockets");
         Refusal::new(ErrorCode::Internal, "the hub could not list its sockets")
     })?;
-    let namespaces = ns::ALL
+    let namespaces = listed
         .iter()
         .map(|&name| namespace_view(name, &sockets))
         .collect();

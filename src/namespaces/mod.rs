@@ -15,6 +15,10 @@
 //! - [`sockets`]: the sockets of every hub, for the inspector.
 //! - [`admin`]: the official Socket.IO Admin UI's namespace, fed like the
 //!   inspector.
+//! - [`caps`]: learners' own CAPS lab clients (`/caps`, served with the
+//!   demo credentials or `--caps`).
+//! - [`refused`]: every other namespace, refused as Socket.IO does, but
+//!   logged and shown in the feed.
 //!
 //! Rooms and handlers are set up in a middleware, not in `on_connect`,
 //! because socketioxide sends CONNECT to the client first and only then
@@ -25,6 +29,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod call;
+pub(crate) mod caps;
 pub(crate) mod chat;
 pub(crate) mod connect;
 pub(crate) mod courier;
@@ -32,6 +37,7 @@ pub(crate) mod distributor;
 pub(crate) mod inspector;
 pub(crate) mod orders;
 pub(crate) mod queue;
+pub(crate) mod refused;
 pub(crate) mod sockets;
 pub(crate) mod vendor;
 
@@ -56,8 +62,12 @@ pub(crate) struct RegisterError {
     pub cause: String,
 }
 
-/// Registers every namespace on `io`. There is deliberately no `/`.
-pub(crate) async fn register<A: HubAdapter>(io: &SocketIo<A>) -> Result<(), RegisterError> {
+/// Registers every namespace on `io` (`/caps` when `serve_caps`). There
+/// is deliberately no `/`: it, and any other name, reaches [`refused`].
+pub(crate) async fn register<A: HubAdapter>(
+    io: &SocketIo<A>,
+    serve_caps: bool,
+) -> Result<(), RegisterError> {
     let ready = |namespace: &'static str, init| async move {
         A::ready(init)
             .await
@@ -110,7 +120,25 @@ pub(crate) async fn register<A: HubAdapter>(io: &SocketIo<A>) -> Result<(), Regi
                 .with(admin::authenticate),
         ),
     )
-    .await
+    .await?;
+    if serve_caps {
+        ready(
+            ns::CAPS,
+            io.ns(
+                ns::CAPS,
+                caps::on_connect.with(caps::enter).with(caps::authenticate),
+            ),
+        )
+        .await?;
+    }
+    for pattern in refused::PATTERNS {
+        io.dyn_ns(pattern, refused::on_connect.with(refused::refuse))
+            .map_err(|e| RegisterError {
+                namespace: pattern,
+                cause: e.to_string(),
+            })?;
+    }
+    Ok(())
 }
 
 /// The ack of a write, over either door: `{ ok, order, messageId, duplicate }`.

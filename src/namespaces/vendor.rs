@@ -6,7 +6,7 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 use socketioxide::socket::DisconnectReason;
 
-use super::connect::{credentials_from_auth, log_connected, log_disconnected, settle};
+use super::connect::{log_connected, log_disconnected, party_from_auth, settle};
 use super::{Call, Courier, Session, order_ack, orders, queue};
 use crate::domain::{Identity, VendorId};
 use crate::ops;
@@ -14,22 +14,19 @@ use crate::protocol::{ConnectRefusal, event, ns, parse_pickup};
 use crate::rooms;
 use crate::state::Hub;
 
-/// Connect middleware: `{ vendorId, token }` must match the credentials.
+/// Connect middleware: `{ vendorId, token }` must match the credentials
+/// (a lab store, `caps.…`, needs no token while `/caps` is served).
 pub(crate) async fn authenticate<A: Adapter>(
     socket: SocketRef<A>,
     TryData(auth): TryData<Value>,
     State(hub): State<Hub>,
 ) -> Result<(), ConnectRefusal> {
-    let result = credentials_from_auth(&auth, VendorId::FIELD, VendorId::parse).and_then(
-        |(vendor, token)| {
-            if hub.credentials.vendor_token_ok(&vendor, &token) {
-                Ok(vendor)
-            } else {
-                Err(ConnectRefusal::Unauthorized(
-                    "unknown vendor or wrong token".into(),
-                ))
-            }
-        },
+    let result = party_from_auth(
+        &auth,
+        VendorId::FIELD,
+        VendorId::parse,
+        VendorId::as_str,
+        |vendor, token| hub.vendor_sign_in(vendor, token),
     );
     settle(&socket, &hub, ns::VENDOR, result, Identity::Vendor)
 }

@@ -1,6 +1,7 @@
 //! The hub's operations: submit a pickup, move an order, confirm a message,
 //! read a queue, look up an order, list a party's orders, count the queues,
-//! post and replay chat messages.
+//! post and replay chat messages; and the same for the `/caps` sandbox's
+//! lab clients ([`caps`]).
 //!
 //! Each one is a plain async function over the hub state and its store,
 //! with no Socket.IO or HTTP type in its signature. The namespace handlers
@@ -15,6 +16,7 @@
 //! parties' rooms), and the operation cannot forget it, whichever door it
 //! came in by.
 
+pub(crate) mod caps;
 pub(crate) mod chat;
 mod orders;
 mod queue;
@@ -48,6 +50,7 @@ pub(crate) trait Notify: Sync {
 /// tells nobody.
 async fn tell_parties(hub: &HubState, notify: &impl Notify, recorded: &Recorded) {
     if let Some(message) = &recorded.queued {
+        caps::count_open(hub, message);
         hub.metrics.message_queued(&message.recipient);
         notify.deliver(message).await;
         notify.announce(&message.author(), &recorded.order).await;

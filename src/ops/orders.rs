@@ -4,7 +4,10 @@
 use chrono::Utc;
 
 use super::{Notify, tell_parties};
-use crate::domain::{DistributorId, Order, OrderId, Pickup, Recipient, Status, VendorId};
+use crate::domain::{
+    DistributorId, LAB_DRIVERS, Order, OrderId, Pickup, Recipient, Status, VendorId,
+    is_lab_drivers, is_reserved,
+};
 use crate::protocol::{ErrorCode, OrdersRequest, Refusal};
 use crate::state::HubState;
 use crate::store::{OrderListing, OrderPage, Recorded};
@@ -19,15 +22,41 @@ pub(crate) async fn submit_pickup(
     vendor: &VendorId,
     pickup: Pickup,
 ) -> Result<Recorded, Refusal> {
-    if !hub.credentials.is_distributor(&pickup.distributor_id) {
-        return Err(Refusal::new(
-            ErrorCode::UnknownDistributor,
-            format!("distributor {} does not exist", pickup.distributor_id),
-        ));
+    check_route(hub, vendor, &pickup.distributor_id)?;
+    if is_reserved(vendor.as_str()) {
+        super::caps::check_lab_pickup(hub, vendor, &pickup.order_id).await?;
     }
     let recorded = hub.store.record_pickup(vendor, &pickup, Utc::now()).await?;
     tell_parties(hub, notify, &recorded).await;
     Ok(recorded)
+}
+
+/// Whether `vendor` may send a pickup to `distributor`: a configured
+/// vendor to a configured distributor, a lab store to the lab drivers, and
+/// never across (the sandbox is kept apart from real parties).
+fn check_route(
+    hub: &HubState,
+    vendor: &VendorId,
+    distributor: &DistributorId,
+) -> Result<(), Refusal> {
+    match (is_reserved(vendor.as_str()), is_lab_drivers(distributor)) {
+        (true, true) => Ok(()),
+        (true, false) => Err(Refusal::new(
+            ErrorCode::Forbidden,
+            format!(
+                "lab store {vendor} sends pickups to {LAB_DRIVERS} only: the sandbox is kept apart from real distributors"
+            ),
+        )),
+        (false, true) => Err(Refusal::new(
+            ErrorCode::UnknownDistributor,
+            format!("distributor {LAB_DRIVERS} takes the pickups of /caps lab stores only"),
+        )),
+        (false, false) if hub.credentials.is_distributor(distributor) => Ok(()),
+        (false, false) => Err(Refusal::new(
+            ErrorCode::UnknownDistributor,
+            format!("distributor {distributor} does not exist"),
+        )),
+    }
 }
 
 /// A distributor moves one of its orders to `to`; the news is queued for

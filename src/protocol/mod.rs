@@ -6,10 +6,13 @@
 //!
 //! - this file: namespaces, event names, error codes, refusals, envelopes;
 //! - [`parse`]: what clients send, read into domain values with clear errors;
+//! - [`caps`]: the CAPS lab's own spellings and payload shapes (`/caps`),
+//!   read into the same values, and the hub's messages in the lab's shape;
 //! - [`wire`]: what the hub sends, as structs with explicit field names,
 //!   built from domain values (the domain and the store never serialize
 //!   themselves onto the wire).
 
+pub(crate) mod caps;
 mod cursor;
 mod parse;
 mod wire;
@@ -38,6 +41,9 @@ pub mod ns {
     /// The official Socket.IO Admin UI's namespace (not in [`ALL`]: the
     /// inspector lists the hub's own namespaces).
     pub const ADMIN: &str = "/admin";
+    /// Learners' own CAPS lab clients (served with the demo credentials or
+    /// `--caps`; not in [`ALL`], the inspector lists it only when served).
+    pub const CAPS: &str = "/caps";
 
     /// Every namespace the hub serves, in the order the inspector lists them.
     pub const ALL: [&str; 4] = [VENDOR, DISTRIBUTOR, CHAT, INSPECTOR];
@@ -199,6 +205,33 @@ pub(crate) enum ConnectRefusal {
     #[error("name_taken: someone called {0} is already here")]
     NameTaken(String),
 }
+
+impl ConnectRefusal {
+    /// The code (`bad_auth`, `unauthorized`, `name_taken`), for logs and the feed.
+    pub(crate) fn code(&self) -> &'static str {
+        match self {
+            ConnectRefusal::BadAuth(_) => "bad_auth",
+            ConnectRefusal::Unauthorized(_) => "unauthorized",
+            ConnectRefusal::NameTaken(_) => "name_taken",
+        }
+    }
+
+    /// The sentence after the code.
+    pub(crate) fn message(&self) -> String {
+        match self {
+            ConnectRefusal::BadAuth(message) | ConnectRefusal::Unauthorized(message) => {
+                message.clone()
+            }
+            ConnectRefusal::NameTaken(name) => format!("someone called {name} is already here"),
+        }
+    }
+}
+
+/// The refusal of a namespace the hub does not serve: Socket.IO's own
+/// `connect_error` message, unchanged, so clients see what they always did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("Invalid namespace")]
+pub(crate) struct InvalidNamespace;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -71,6 +71,8 @@ fn status_of(code: ErrorCode) -> StatusCode {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        // Every refusal is logged with its reason, whatever the door.
+        tracing::warn!(reason = %self, "HTTP request refused");
         match self {
             ApiError::Refused(refusal) => {
                 (status_of(refusal.code), Json(refusal.envelope())).into_response()
@@ -178,7 +180,7 @@ fn authenticate_vendor<A: Adapter>(
         |id, token| {
             VendorId::parse(id)
                 .ok()
-                .filter(|vendor| state.hub.credentials.vendor_token_ok(vendor, token))
+                .filter(|vendor| state.hub.vendor_sign_in(vendor, Some(token)).is_ok())
         },
         |vendor| Recipient::Vendor(vendor.clone()),
     )
@@ -197,8 +199,8 @@ fn authenticate_distributor<A: Adapter>(
             DistributorId::parse(id).ok().filter(|distributor| {
                 state
                     .hub
-                    .credentials
-                    .distributor_token_ok(distributor, token)
+                    .distributor_sign_in(distributor, Some(token))
+                    .is_ok()
             })
         },
         |distributor| Recipient::Distributor(distributor.clone()),
@@ -273,6 +275,7 @@ pub(crate) async fn post_pickup<A: Adapter>(
         socket: "http",
         identity: &Identity::Vendor(vendor.clone()).to_string(),
         outcome: result.as_ref().map_or_else(|r| r.code.as_str(), |_| "ok"),
+        reason: result.as_ref().err().map(|r| r.message.as_str()),
         payload: &payload,
     });
     let recorded = result?;

@@ -14,7 +14,7 @@ use socketioxide::adapter::Adapter;
 
 use super::{ClientScript, WebState};
 use crate::config::{DEMO_ADMIN_TOKEN, DEMO_DISTRIBUTORS, DEMO_VENDORS};
-use crate::domain::{DistributorId, VendorId};
+use crate::domain::{DistributorId, LAB_DRIVERS, VendorId};
 
 /// What the shared layout (`base.html`) needs from every page.
 #[derive(Debug)]
@@ -85,6 +85,10 @@ pub(crate) struct SignIn {
     pub id_field: &'static str,
     /// The demo identities, while the demo set is in use.
     pub demo: Vec<Account>,
+    /// The lab identities a person may sign in as with no token, while
+    /// `/caps` is served (`None` otherwise): the lab stores that sent a
+    /// pickup since the hub started, or the lab drivers.
+    pub lab: Option<Vec<String>>,
 }
 
 /// A demo identity and its token, shown only while the demo set is in use.
@@ -109,6 +113,8 @@ pub(crate) struct IndexPage {
     pub vendors: Vec<Account>,
     pub distributors: Vec<Account>,
     pub admin_token: Option<&'static str>,
+    /// Whether `/caps` is served.
+    pub caps: bool,
 }
 
 /// `/vendor`: sign in, ask for pickups, follow the orders.
@@ -189,6 +195,7 @@ pub(crate) async fn index<A: Adapter>(State(state): State<WebState<A>>) -> Respo
         vendors: demo(&state, accounts(&DEMO_VENDORS)).unwrap_or_default(),
         distributors: demo(&state, accounts(&DEMO_DISTRIBUTORS)).unwrap_or_default(),
         admin_token: demo(&state, DEMO_ADMIN_TOKEN),
+        caps: state.hub.caps.is_some(),
     };
     render(&page, &state.client, StatusCode::OK)
 }
@@ -201,12 +208,21 @@ pub(crate) async fn vendor<A: Adapter>(State(state): State<WebState<A>>) -> Resp
             plural: "vendors",
             id_field: VendorId::FIELD,
             demo: demo(&state, accounts(&DEMO_VENDORS)).unwrap_or_default(),
+            lab: state.hub.caps.as_ref().map(|sandbox| {
+                sandbox
+                    .stores()
+                    .iter()
+                    .map(|id| id.as_str().to_owned())
+                    .collect()
+            }),
         },
+        // A lab store sends its pickups to the lab drivers only.
         distributors: state
             .hub
             .credentials
             .distributors()
             .map(|d| d.as_str().to_owned())
+            .chain(state.hub.caps.as_ref().map(|_| LAB_DRIVERS.to_owned()))
             .collect(),
     };
     render(&page, &state.client, StatusCode::OK)
@@ -220,6 +236,11 @@ pub(crate) async fn distributor<A: Adapter>(State(state): State<WebState<A>>) ->
             plural: "distributors",
             id_field: DistributorId::FIELD,
             demo: demo(&state, accounts(&DEMO_DISTRIBUTORS)).unwrap_or_default(),
+            lab: state
+                .hub
+                .caps
+                .as_ref()
+                .map(|_| vec![LAB_DRIVERS.to_owned()]),
         },
     };
     render(&page, &state.client, StatusCode::OK)

@@ -575,6 +575,29 @@ async function main() {
     await screenshot(inspector, 'inspector');
   });
 
+  await check('a CAPS lab client shows in the inspector, its refusals with their reason, and its store on the vendor console', async () => {
+    const { io } = await import('socket.io-client');
+    const lab = io(`${hub.base}/caps`, { transports: ['websocket'] });
+    try {
+      lab.emit('pickup', { store: 'Browser Blooms', orderId: 'lab-1', customer: 'Ada Lab', address: 'Lab Lane 1' });
+      lab.emit('pickup', { store: 'Browser Blooms', customer: 'No Order', address: 'Nowhere' });
+      await inspector.waitForSelector('#tree details[data-ns="/caps"] .sock strong:text-is("caps lab client")');
+      await inspector.waitForSelector('#activity tr[data-event="pickup"][data-ns="/caps"]');
+      const reason = await inspector.textContent('#activity tr[data-ns="/caps"] .outcome-bad .reason');
+      assert(reason.includes('the pickup names no order'), `the refusal row says ${reason}`);
+      await inspector.waitForSelector('#queues tr[data-owner="distributor:caps.drivers"]');
+      const console = await openPage('lab-store', '/vendor');
+      await console.click('.chip[data-id="caps.Browser_20Blooms"]');
+      await console.click('#signin-form button[type="submit"]');
+      await console.waitForSelector('#conn[data-state="connected"]');
+      await console.waitForSelector('#orders .order[data-order-id="lab-1"][data-vendor-id="caps.Browser_20Blooms"]');
+      await screenshot(console, 'vendor-lab-store');
+      await console.close();
+    } finally {
+      lab.close();
+    }
+  });
+
   const ROOMS = '03-rooms-join-and-leave';
   let learn;
 

@@ -233,7 +233,11 @@ async fn the_inspect_endpoint_needs_the_admin_token_and_shows_the_hub() {
         .iter()
         .filter_map(|ns| ns["name"].as_str())
         .collect();
-    assert_eq!(names, ["/vendor", "/distributor", "/chat", "/inspector"]);
+    // The demo hub serves /caps, listed last.
+    assert_eq!(
+        names,
+        ["/vendor", "/distributor", "/chat", "/inspector", "/caps"]
+    );
     let distributors = &snapshot["namespaces"][1];
     assert_eq!(
         distributors["sockets"][0]["identity"],

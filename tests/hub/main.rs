@@ -6,6 +6,7 @@ mod admin;
 mod api;
 mod bad_input;
 mod bench;
+mod caps;
 mod chat;
 mod chat_history;
 mod cli;

@@ -172,7 +172,13 @@
       el('td', {}, el('strong', { text: r.event })),
       el('td', { text: who }),
       el('td', { className: 'num', text: r.recipients === undefined || r.recipients === null ? '' : r.recipients }),
-      el('td', { className: outcome === 'ok' ? 'outcome-ok' : 'outcome-bad', text: outcome }),
+      el(
+        'td',
+        { className: outcome === 'ok' ? 'outcome-ok' : 'outcome-bad' },
+        outcome,
+        // Why a refusal was refused: the sentence the client got (or would have).
+        r.reason ? el('span', { className: 'reason', text: r.reason }) : null,
+      ),
       el('td', { className: 'payload' }, payload),
     );
   }
