@@ -10,6 +10,13 @@
 //! leaves reconnection to `ConnectionManager`), so a restarted Redis would
 //! cut the hubs apart for good.
 //!
+//! Broadcasts to the other hubs go out through one [`Publisher`] task per
+//! hub: `publish` queues the message and returns, and the task sends what
+//! is queued in one pipeline per round trip, in the order it was queued. A
+//! room's local sockets so hear a pickup without waiting for Redis, and a
+//! burst of pickups costs one round trip rather than one each (`bench w1
+//! --redis`, README "Performance").
+//!
 //! A [`Watchdog`] pings Redis every second, so the connection is re-made
 //! (and the hub hears broadcasts again) even when no client is sending
 //! anything, and logs once when Redis is lost and once when it is back.
@@ -68,6 +75,37 @@ pub struct PubSubDriver {
     channels: Channels,
     /// Set once every namespace of the hub is subscribed ([`Self::seal`]).
     sealed: Arc<AtomicBool>,
+    /// Broadcasts to the other hubs, in order ([`Publisher`]).
+    outbox: mpsc::Sender<(String, Vec<u8>)>,
+}
+
+/// Messages waiting for the publisher at most; `publish` waits for room past this.
+const OUTBOX: usize = 16_384;
+/// Messages sent in one pipeline at most.
+const PIPELINE: usize = 512;
+
+/// Sends the queued broadcasts to Redis, in order, one pipeline per round
+/// trip; ends when every [`PubSubDriver`] is dropped.
+struct Publisher {
+    conn: ConnectionManager,
+    inbox: mpsc::Receiver<(String, Vec<u8>)>,
+}
+
+impl Publisher {
+    async fn run(mut self) {
+        let mut batch = Vec::with_capacity(PIPELINE);
+        while self.inbox.recv_many(&mut batch, PIPELINE).await > 0 {
+            let mut pipe = redis::pipe();
+            for (chan, message) in batch.drain(..) {
+                pipe.cmd("PUBLISH").arg(chan).arg(message).ignore();
+            }
+            if let Err(e) = pipe.query_async::<()>(&mut self.conn).await {
+                // The watchdog says when Redis is gone and back; the other
+                // hubs' sockets catch up on what they missed with getAll.
+                tracing::warn!(error = %e, "could not publish broadcasts to the other hubs");
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for PubSubDriver {
@@ -161,11 +199,20 @@ pub(crate) async fn connect(url: &str) -> Result<Connection, RedisError> {
         })
         .set_automatic_resubscription();
     let conn = ConnectionManager::new_with_config(client, config).await?;
+    let (outbox, inbox) = mpsc::channel(OUTBOX);
+    tokio::spawn(
+        Publisher {
+            conn: conn.clone(),
+            inbox,
+        }
+        .run(),
+    );
     Ok(Connection {
         driver: PubSubDriver {
             conn: conn.clone(),
             channels,
             sealed: Arc::default(),
+            outbox,
         },
         conn,
     })
@@ -174,12 +221,12 @@ pub(crate) async fn connect(url: &str) -> Result<Connection, RedisError> {
 impl Driver for PubSubDriver {
     type Error = RedisError;
 
+    /// Queues the message for the [`Publisher`]: the caller does not wait
+    /// for Redis, and messages leave in the order they were queued.
     async fn publish(&self, chan: String, val: Vec<u8>) -> Result<(), RedisError> {
-        redis::cmd("PUBLISH")
-            .arg(chan)
-            .arg(val)
-            .query_async::<()>(&mut self.conn.clone())
-            .await
+        self.outbox.send((chan, val)).await.map_err(|_| {
+            RedisError::from((redis::ErrorKind::Client, "the hub's publisher has stopped"))
+        })
     }
 
     async fn subscribe(

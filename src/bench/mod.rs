@@ -9,12 +9,10 @@
 
 pub(crate) mod conn;
 pub(crate) mod relay;
+mod target;
 mod workloads;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use clap::{Args, FromArgMatches, Subcommand, ValueEnum};
 use serde::Serialize;
@@ -119,6 +117,19 @@ pub struct SharedArgs {
     /// Also write the (median) result as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Spawned hubs join a cluster on this Redis (under a key prefix of
+    /// their own, removed after the run); Redis's CPU time is reported
+    /// beside the hubs'. With --url, only Redis's CPU time is read.
+    #[arg(long, value_name = "URL", conflicts_with = "relay_only")]
+    pub redis: Option<String>,
+    /// Hubs to spawn on --redis: senders connect to the first, each room's
+    /// receiving sockets are spread over all of them; CPU and RSS are summed.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=8), conflicts_with = "url")]
+    pub hubs: u16,
+    /// With --redis: measure the cluster and one SQLite hub by turns; prints
+    /// both medians and their ratio.
+    #[arg(long, requires = "redis", conflicts_with_all = ["versus_relay", "url"])]
+    pub versus_sqlite: bool,
 }
 
 /// The distributor rooms (W1, W2, W3).
@@ -200,6 +211,9 @@ pub struct BenchArgs {
     pub connect_concurrency: usize,
     pub runs: usize,
     pub json: Option<PathBuf>,
+    pub redis: Option<String>,
+    pub hubs: u16,
+    pub versus_sqlite: bool,
     pub distributors: usize,
     pub sockets_per_distributor: usize,
     pub pickups: usize,
@@ -281,6 +295,9 @@ impl BenchArgs {
             connect_concurrency: shared.connect_concurrency,
             runs: shared.runs,
             json: shared.json,
+            redis: shared.redis,
+            hubs: shared.hubs,
+            versus_sqlite: shared.versus_sqlite,
             distributors: rooms.distributors,
             sockets_per_distributor: fleet.sockets_per_distributor,
             pickups: fan_out.pickups,
@@ -390,7 +407,15 @@ pub struct Report {
     pub acks_failed: u64,
     pub connect_ms: Percentiles,
     pub unexpected_to_sender: u64,
+    /// Hubs measured (their CPU and RSS are summed).
+    pub hubs: usize,
+    /// CPU seconds of the hubs, summed.
     pub hub_cpu_seconds: Option<f64>,
+    /// Hub CPU per delivered message, in microseconds.
+    pub hub_cpu_us_per_delivery: Option<f64>,
+    /// Redis's own CPU seconds during the run (a cluster run).
+    pub redis_cpu_seconds: Option<f64>,
+    /// Peak RSS of the hubs, summed.
     pub hub_peak_rss_mb: Option<f64>,
     pub rss_per_connection_kb: Option<f64>,
     pub hub_errors_logged: Option<u64>,
@@ -447,6 +472,8 @@ impl Report {
             ),
             ("to sender", self.unexpected_to_sender.to_string()),
             ("hub cpu", opt(self.hub_cpu_seconds, " s")),
+            ("cpu/delivery", opt(self.hub_cpu_us_per_delivery, " us")),
+            ("redis cpu", opt(self.redis_cpu_seconds, " s")),
             ("hub peak rss", opt(self.hub_peak_rss_mb, " MB")),
             ("rss/conn", opt(self.rss_per_connection_kb, " KB")),
             (
@@ -457,120 +484,11 @@ impl Report {
         if let Some(d) = &self.durability {
             rows.insert(1, ("durability", d.clone()));
         }
+        if self.hubs > 1 {
+            rows.insert(1, ("hubs", format!("{} (cpu and rss summed)", self.hubs)));
+        }
         rows.iter().map(|(k, v)| format!("{k:<14} {v}\n")).collect()
     }
-}
-
-/// CPU seconds (user + system) and peak RSS (MB) of a process, from /proc.
-pub(crate) fn process_stats(pid: u32) -> Option<(f64, f64, f64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let after = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    // Linux reports CPU time in USER_HZ, which is 100 on every mainstream kernel.
-    let cpu = ticks / 100.0;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb = |key: &str| -> Option<f64> {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
-    };
-    Some((cpu, kb("VmHWM:")? / 1024.0, kb("VmRSS:")?))
-}
-
-/// A hub or relay this run started; killed when dropped.
-#[derive(Debug)]
-pub(crate) struct Spawned {
-    child: Child,
-    pub url: String,
-    pub log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Spawned {
-    pub(crate) fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Lines of the hub's log at ERROR level so far.
-    pub(crate) fn errors_logged(&self) -> u64 {
-        std::fs::read_to_string(&self.log)
-            .map(|log| log.lines().filter(|l| l.contains("ERROR")).count() as u64)
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        if let Err(e) = self.child.kill() {
-            tracing::warn!(error = %e, "could not stop the spawned hub");
-        }
-        if let Err(e) = self.child.wait() {
-            tracing::warn!(error = %e, "could not reap the spawned hub");
-        }
-    }
-}
-
-/// Starts the hub (or the relay) on a free loopback port and waits for its address.
-pub(crate) fn spawn_target(args: &BenchArgs) -> anyhow::Result<Spawned> {
-    let dir = tempfile::tempdir()?;
-    let bin = match &args.hub_bin {
-        Some(bin) => bin.clone(),
-        None => std::env::current_exe()?,
-    };
-    let log = dir.path().join("hub.log");
-    let mut cmd = Command::new(bin);
-    if args.relay_only {
-        cmd.args(["bench", "relay", "--listen", "127.0.0.1:0"]);
-    } else {
-        let creds = dir.path().join("credentials.toml");
-        std::fs::write(&creds, bench_credentials(args.distributors))?;
-        cmd.args(["--listen", "127.0.0.1:0", "--rate-limit", "0", "--db"])
-            .arg(dir.path().join("bench.db"))
-            .arg("--credentials")
-            .arg(&creds)
-            .arg("--durability")
-            .arg(args.durability.name());
-    }
-    let mut child = cmd
-        .env("NO_COLOR", "1")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log)?)
-        .spawn()?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdout from the hub"))?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Some(url) = line.strip_prefix("listening on ") {
-                // The receiver may have given up waiting; nothing to do then.
-                let _gave_up = tx.send(url.trim().to_owned());
-            }
-        }
-    });
-    let url = match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(url) => url,
-        Err(_) => {
-            let _already_dead = child.kill();
-            let log = std::fs::read_to_string(&log).unwrap_or_default();
-            anyhow::bail!("the hub did not start within 30 s:\n{log}");
-        }
-    };
-    Ok(Spawned {
-        child,
-        url,
-        log,
-        _dir: dir,
-    })
 }
 
 /// Runs a `bench` subcommand.
@@ -603,6 +521,15 @@ pub async fn main(command: BenchCommand) -> anyhow::Result<i32> {
                 ..args.clone()
             },
         ]
+    } else if args.versus_sqlite {
+        vec![
+            args.clone(),
+            BenchArgs {
+                redis: None,
+                hubs: 1,
+                ..args.clone()
+            },
+        ]
     } else {
         vec![args.clone()]
     };
@@ -632,13 +559,20 @@ pub async fn main(command: BenchCommand) -> anyhow::Result<i32> {
         medians.push(median);
     }
     let json = match medians.as_slice() {
-        [hub, relay] => {
-            let ratio = metric(hub) / metric(relay);
+        [first, second] => {
+            let ratio = metric(first) / metric(second);
             crate::out!(
-                "parcel-hub / relay ({metric_name}, medians of {runs} runs each, taken by turns): {:.0} %",
+                "{} / {} ({metric_name}, medians of {runs} runs each, taken by turns): {:.0} %",
+                first.target,
+                second.target,
                 ratio * 100.0
             );
-            serde_json::json!({ "hub": hub, "relay": relay, "ratio": ratio })
+            let (a, b) = if args.versus_relay {
+                ("hub", "relay")
+            } else {
+                ("cluster", "sqlite")
+            };
+            serde_json::json!({ a: first, b: second, "ratio": ratio })
         }
         [only] => serde_json::to_value(only)?,
         _ => serde_json::Value::Null,

@@ -11,9 +11,9 @@ use std::sync::atomic::Ordering;
 use tokio::sync::watch;
 
 use super::conn::{Sender, Tally, elapsed_ns, spawn_receiver};
+use super::target::{Target, stats_of};
 use super::{
     BENCH_TOKEN, BENCH_VENDOR, BenchArgs, Percentiles, Report, Workload, bench_distributor,
-    process_stats, spawn_target,
 };
 
 /// A payload marker the receivers find without parsing JSON (see `conn::read_stamp`).
@@ -24,43 +24,11 @@ fn stamp(origin: Instant) -> String {
 /// How long deliveries may pause before the run counts what it has.
 const IDLE_LIMIT: Duration = Duration::from_secs(10);
 
-/// The hub (or relay) under test.
-struct Target {
-    url: String,
-    pid: Option<u32>,
-    spawned: Option<super::Spawned>,
-    name: String,
-}
-
-fn target(args: &BenchArgs) -> anyhow::Result<Target> {
-    let name = if args.relay_only {
-        "relay"
-    } else {
-        "parcel-hub"
-    }
-    .to_owned();
-    match &args.url {
-        Some(url) => Ok(Target {
-            url: url.clone(),
-            pid: args.pid,
-            spawned: None,
-            name,
-        }),
-        None => {
-            let spawned = spawn_target(args)?;
-            Ok(Target {
-                url: spawned.url.clone(),
-                pid: Some(spawned.pid()),
-                spawned: Some(spawned),
-                name,
-            })
-        }
-    }
-}
-
 /// Where receiving sockets connect, what they listen for, and what they share.
 struct Listeners<'a> {
-    url: &'a str,
+    /// Socket `i` connects to `target.url_for(i, spread)`.
+    target: &'a Target,
+    spread: usize,
     namespace: &'a str,
     event: &'a str,
     origin: Instant,
@@ -79,7 +47,8 @@ async fn connect_receivers(
     let attempts = (0..count).map(|i| {
         let auth = auth_of(i);
         let (tally, stop) = (to.tally.clone(), to.stop.clone());
-        let (url, namespace, event, origin) = (to.url, to.namespace, to.event, to.origin);
+        let url = to.target.url_for(i, to.spread);
+        let (namespace, event, origin) = (to.namespace, to.event, to.origin);
         async move {
             let started = Instant::now();
             let task = spawn_receiver(url, namespace, &auth, event, origin, tally, stop).await;
@@ -137,8 +106,8 @@ struct Deliveries<'a> {
     stop: &'a watch::Sender<bool>,
     receivers: Vec<Receiver>,
     sender: &'a Sender,
-    /// The hub's pid, to read its CPU time and RSS once the workload is done.
-    pid: Option<u32>,
+    /// The hubs' pids, to read their CPU time and RSS once the workload is done.
+    pids: &'a [u32],
 }
 
 impl Deliveries<'_> {
@@ -158,7 +127,7 @@ impl Deliveries<'_> {
         report.acks_ok = ok;
         report.acks_failed = failed;
         let (delivered, last) = wait_for(self.tally, report.expected).await;
-        let stats = self.pid.and_then(process_stats);
+        let stats = stats_of(self.pids);
         report.delivered = delivered;
         let span = last.saturating_sub(self.start);
         report.seconds = span as f64 / 1e9;
@@ -241,10 +210,13 @@ fn per_second(count: u64, ns: u64) -> f64 {
 
 /// Runs one workload and measures it.
 pub async fn run_workload(workload: Workload, args: &BenchArgs) -> anyhow::Result<Report> {
-    let target = target(args)?;
+    let run_id = format!("r{}", chrono::Utc::now().timestamp_millis());
+    let mut target = Target::start(args, &run_id).await?;
     let origin = Instant::now();
-    let before = target.pid.and_then(process_stats);
-    let url = target.url.as_str();
+    let before = target.stats();
+    let redis_before = target.redis_cpu().await;
+    let url = target.urls[0].clone();
+    let url = url.as_str();
     let mut report = Report {
         workload,
         target: target.name.clone(),
@@ -260,17 +232,20 @@ pub async fn run_workload(workload: Workload, args: &BenchArgs) -> anyhow::Resul
         acks_failed: 0,
         connect_ms: Percentiles::default(),
         unexpected_to_sender: 0,
+        hubs: target.urls.len(),
         hub_cpu_seconds: None,
+        hub_cpu_us_per_delivery: None,
+        redis_cpu_seconds: None,
         hub_peak_rss_mb: None,
         rss_per_connection_kb: None,
         hub_errors_logged: None,
     };
-    let run_id = format!("r{}", chrono::Utc::now().timestamp_millis());
     let tally = Arc::new(Tally::default());
     let (stop, stop_rx) = watch::channel(false);
     // Distributor sockets spread over the bench distributors' rooms.
     let distributors = Listeners {
-        url,
+        target: &target,
+        spread: args.distributors.max(1),
         namespace: "/distributor",
         event: "pickup",
         origin,
@@ -329,12 +304,12 @@ pub async fn run_workload(workload: Workload, args: &BenchArgs) -> anyhow::Resul
                 stop: &stop,
                 receivers: tasks,
                 sender: &vendor,
-                pid: target.pid,
+                pids: &target.pids,
             };
             end = run.settle(&mut report, sent).await;
         }
         Workload::W3 => {
-            let idle_before = target.pid.and_then(process_stats);
+            let idle_before = target.stats();
             let (tasks, mut times) = connect_distributors(args.idle).await?;
             report.sockets = tasks.len();
             report.expected = args.idle as u64;
@@ -345,7 +320,7 @@ pub async fn run_workload(workload: Workload, args: &BenchArgs) -> anyhow::Resul
             // Let the hub finish every handshake's bookkeeping before reading RSS.
             tokio::time::sleep(Duration::from_secs(1)).await;
             if let (Some((_, _, rss_before)), Some((_, _, rss_after))) =
-                (idle_before, target.pid.and_then(process_stats))
+                (idle_before, target.stats())
             {
                 report.rss_per_connection_kb =
                     Some((rss_after - rss_before) / args.idle.max(1) as f64);
@@ -357,7 +332,8 @@ pub async fn run_workload(workload: Workload, args: &BenchArgs) -> anyhow::Resul
                 Sender::connect(url, "/chat", &json!({ "name": "sender" }), "chat message").await?;
             let others = args.chat_sockets.saturating_sub(1);
             let to = Listeners {
-                url,
+                target: &target,
+                spread: 1,
                 namespace: "/chat",
                 event: "chat message",
                 origin,
@@ -390,21 +366,29 @@ pub async fn run_workload(workload: Workload, args: &BenchArgs) -> anyhow::Resul
                 stop: &stop,
                 receivers: tasks,
                 sender: &sender,
-                pid: target.pid,
+                pids: &target.pids,
             };
             end = run.settle(&mut report, sent).await;
         }
     };
 
-    if let (Some(pid), Some((cpu_before, _, _))) = (target.pid, before)
-        && let Some((cpu_after, peak, _)) = end.or_else(|| process_stats(pid))
+    if let Some((cpu_before, _, _)) = before
+        && let Some((cpu_after, peak, _)) = end.or_else(|| target.stats())
     {
-        report.hub_cpu_seconds = Some(((cpu_after - cpu_before) * 100.0).round() / 100.0);
+        let cpu = cpu_after - cpu_before;
+        report.hub_cpu_seconds = Some((cpu * 100.0).round() / 100.0);
         report.hub_peak_rss_mb = Some((peak * 10.0).round() / 10.0);
+        #[allow(clippy::cast_precision_loss)]
+        if report.delivered > 0 {
+            let us = cpu * 1e6 / report.delivered as f64;
+            report.hub_cpu_us_per_delivery = Some((us * 100.0).round() / 100.0);
+        }
     }
-    if let Some(spawned) = &target.spawned {
-        report.hub_errors_logged = Some(spawned.errors_logged());
+    if let (Some(before), Some(after)) = (redis_before, target.redis_cpu().await) {
+        report.redis_cpu_seconds = Some(((after - before) * 100.0).round() / 100.0);
     }
+    report.hub_errors_logged = target.errors_logged();
+    target.finish().await;
     Ok(report)
 }
 
