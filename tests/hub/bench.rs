@@ -110,3 +110,70 @@ fn versus_relay_takes_turns_and_prints_the_ratio() {
         "{stdout}"
     );
 }
+
+/// Keys a cluster run left under its prefix in Redis (none: the run removes them).
+fn bench_keys_left(url: &str) -> Vec<String> {
+    let mut redis = redis::Client::open(url)
+        .and_then(|c| c.get_connection())
+        .expect("Redis answers");
+    redis::cmd("KEYS")
+        .arg("parcel-hub-bench-*")
+        .query(&mut redis)
+        .expect("KEYS answers")
+}
+
+/// `--redis` spawns the hub as a node of a cluster and reads Redis's own
+/// CPU time beside the hub's; `--hubs 2` spreads each room's sockets over
+/// two hubs, so every pickup crosses from the vendor's hub to the other,
+/// and sums the hubs' CPU and memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(redis_tests),
+    ignore = "set PARCEL_HUB_TEST_REDIS to run the cluster benches"
+)]
+async fn w1_and_w4_run_on_one_hub_and_on_two_hubs_behind_redis() {
+    let url = crate::helpers::test_redis();
+    let one = run(&format!(
+        "w1 --redis {url} --distributors 3 --sockets-per-distributor 4 --pickups 60 --window 10"
+    ))
+    .await;
+    assert_complete(&one);
+    assert_eq!((one.target.as_str(), one.hubs), ("parcel-hub on Redis", 1));
+    assert!(one.redis_cpu_seconds.is_some(), "{one:?}");
+
+    let two = run(&format!(
+        "w1 --redis {url} --hubs 2 --distributors 3 --sockets-per-distributor 4 --pickups 60 --window 10"
+    ))
+    .await;
+    assert_complete(&two);
+    assert_eq!(
+        (two.target.as_str(), two.hubs),
+        ("2 parcel-hubs on Redis", 2)
+    );
+    assert_eq!(two.expected, 60 * 4);
+    assert!(two.redis_cpu_seconds.is_some() && two.hub_cpu_us_per_delivery.is_some());
+
+    // W4 across two hubs: the chat's receivers alternate between the hubs.
+    let chat = run(&format!(
+        "w4 --redis {url} --hubs 2 --chat-sockets 20 --messages 30 --window 5"
+    ))
+    .await;
+    assert_complete(&chat);
+    assert_eq!(chat.expected, 30 * 19);
+    // (Only this test runs cluster benches, so no other run's keys are there.)
+    assert!(
+        bench_keys_left(&url).is_empty(),
+        "the runs remove their keys"
+    );
+}
+
+/// Two hubs need somewhere to share their rooms: `--hubs 2` without
+/// `--redis` is refused with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hubs_without_redis_are_refused() {
+    let (workload, args) = args("w1 --hubs 2 --pickups 10");
+    let e = run_workload(workload, &args)
+        .await
+        .expect_err("refused without --redis");
+    assert!(e.to_string().contains("--hubs 2 needs --redis"), "{e}");
+}
