@@ -13,7 +13,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +25,7 @@ use socketioxide::layer::SocketIoLayer;
 use socketioxide::{SocketIo, SocketIoBuilder};
 use socketioxide_redis::{RedisAdapterConfig, RedisAdapterCtr};
 use tokio::net::TcpListener;
+use tracing::Instrument;
 
 use crate::cluster::{self, ClusterAdapter, HubAdapter, PubSubDriver, Watchdog};
 use crate::config::{Config, ConfigError};
@@ -36,7 +36,7 @@ use crate::namespaces::sockets;
 pub use crate::namespaces::sockets::{ClusterSocket, ListError};
 use crate::protocol::ns;
 use crate::scenario::Library;
-use crate::scenario::runner::{Launcher, LessonHub};
+use crate::scenario::runner::{HubSpec, Launcher, LessonHub};
 use crate::state::{CapsLimits, Hub, HubState, Limits, Sandbox};
 use crate::store::{RedisStore, SharedStore, SqliteStore};
 use crate::upkeep::Upkeep;
@@ -185,12 +185,17 @@ impl App {
             }
         });
         axum::serve(listener, self.router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down: closing every socket");
-                // Upgraded WebSocket tasks escape axum's graceful drain; close them here.
-                io.close().await;
-            })
+            .with_graceful_shutdown(
+                async move {
+                    shutdown.await;
+                    tracing::info!("shutting down: closing every socket");
+                    // Upgraded WebSocket tasks escape axum's graceful drain; close them here.
+                    io.close().await;
+                }
+                // axum runs this on a task of its own: keep the caller's
+                // span (a lesson hub's `lesson{run=..}`) on its lines.
+                .in_current_span(),
+            )
             .await
             .context("the HTTP server failed")?;
         // The store answers in order, so once this ping returns every
@@ -361,27 +366,37 @@ impl LessonHubs {
 }
 
 impl Launcher for LessonHubs {
-    fn launch(&self, db: PathBuf) -> BoxFuture<'static, anyhow::Result<LessonHub>> {
+    fn launch(&self, spec: HubSpec) -> BoxFuture<'static, anyhow::Result<LessonHub>> {
         let config = Config {
-            db,
+            db: spec.db,
             ..self.base.clone()
         };
-        Box::pin(async move {
-            let app = App::build(&config).await?;
-            let activity = app.hub.activity.subscribe();
-            let listener = TcpListener::bind(config.listen).await?;
-            let url = format!("http://{}", listener.local_addr()?);
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let task = tokio::spawn(app.serve(listener, async move {
-                // Either a stop request or the run being dropped ends the hub.
-                let _either_way = stopped.await;
-            }));
-            Ok(LessonHub {
-                url,
-                activity,
-                stop,
-                task,
-            })
-        })
+        // Every line the lesson's hub logs (opening, serving, shutting
+        // down) names the lesson, so the main hub's log tells them apart.
+        let span = tracing::info_span!("lesson", run = %spec.tag);
+        let serving = span.clone();
+        Box::pin(
+            async move {
+                let app = App::build(&config).await?;
+                let activity = app.hub.activity.subscribe();
+                let listener = TcpListener::bind(config.listen).await?;
+                let url = format!("http://{}", listener.local_addr()?);
+                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                let task = tokio::spawn(
+                    app.serve(listener, async move {
+                        // Either a stop request or the run being dropped ends the hub.
+                        let _either_way = stopped.await;
+                    })
+                    .instrument(serving),
+                );
+                Ok(LessonHub {
+                    url,
+                    activity,
+                    stop,
+                    task,
+                })
+            }
+            .instrument(span),
+        )
     }
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Subcommand;
+use serde_json::Value;
 
 use super::runner::{Launcher, Run, StepReport, Target};
 use super::{Library, ScenarioFile};
@@ -28,8 +29,14 @@ pub enum ScenarioCommand {
         #[arg(long)]
         step: bool,
         /// Use the hub at this URL instead of a private in-process one.
+        /// Runs can be repeated: the ids the lesson creates there get a
+        /// suffix of their own, and what it queued is confirmed at the end.
         #[arg(long, value_name = "URL")]
         url: Option<String>,
+        /// Show the log lines of the lesson's hub too (they are hidden so
+        /// that the lesson reads in one piece; `RUST_LOG` also shows them).
+        #[arg(long, short)]
+        verbose: bool,
         /// A folder of scenario files instead of the built-in lessons.
         #[arg(long, env = "PARCEL_HUB_SCENARIOS", value_name = "DIR")]
         dir: Option<PathBuf>,
@@ -94,12 +101,20 @@ pub async fn main(command: ScenarioCommand, launcher: Arc<dyn Launcher>) -> anyh
             step,
             url,
             dir,
+            verbose,
         } => {
             let file = Library::from_dir(dir).find(&which)?;
             let target = url.map_or(Target::InProcess(launcher), Target::Url);
-            let passed = play(&file, target, step).await?;
+            let passed = play(&file, target, step, verbose).await?;
             Ok(if passed { 0 } else { 1 })
         }
+    }
+}
+
+impl ScenarioCommand {
+    /// Whether the hub's log lines should be shown (`run --verbose`).
+    pub fn verbose(&self) -> bool {
+        matches!(self, ScenarioCommand::Run { verbose: true, .. })
     }
 }
 
@@ -114,8 +129,14 @@ async fn wait_for_enter() {
     }
 }
 
-/// Plays a scenario in the terminal; true when every step passed.
-pub async fn play(file: &ScenarioFile, target: Target, interactive: bool) -> anyhow::Result<bool> {
+/// Plays a scenario in the terminal; true when every step passed. The
+/// hub's own log lines show only when `verbose`.
+pub async fn play(
+    file: &ScenarioFile,
+    target: Target,
+    interactive: bool,
+    verbose: bool,
+) -> anyhow::Result<bool> {
     let paint = Paint::detect();
     let scenario = &file.scenario;
     crate::out!(
@@ -126,8 +147,14 @@ pub async fn play(file: &ScenarioFile, target: Target, interactive: bool) -> any
     if let Some(reading) = &scenario.reading {
         crate::out!("{}", paint.dim(&format!("From the readings: {reading}")));
     }
+    let in_process = matches!(target, Target::InProcess(_));
     let mut run = Run::start(scenario.clone(), target).await?;
-    crate::out!("{}", paint.dim(&format!("hub: {}", run.url())));
+    let logs = if verbose || !in_process {
+        ""
+    } else {
+        " (its log lines are hidden; --verbose shows them)"
+    };
+    crate::out!("{}", paint.dim(&format!("hub: {}{logs}", run.url())));
     let total = scenario.steps.len();
     let mut passed_steps = 0;
     let mut failure = None;
@@ -182,21 +209,118 @@ pub async fn play(file: &ScenarioFile, target: Target, interactive: bool) -> any
     }
 }
 
-/// A payload in one short line: queued envelopes by what they are about,
-/// anything else as JSON cut to fit.
-fn brief(payload: &serde_json::Value) -> String {
-    let order = &payload["order"];
-    if let (Some(id), Some(status)) = (order["orderId"].as_str(), order["status"].as_str()) {
-        let message = payload["messageId"].as_str().unwrap_or("");
-        let kind = payload["event"].as_str().unwrap_or("order");
-        return format!("{kind} of order {id}, now {status} {message}");
+/// Text cut to `max` characters, with an ellipsis when cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
     }
-    let text = payload.to_string();
-    if text.chars().count() <= 140 {
-        return text;
-    }
-    let cut: String = text.chars().take(140).collect();
+    let cut: String = text.chars().take(max).collect();
     format!("{cut}…")
+}
+
+/// An order as its id and status: `o-1001 (pending)`.
+fn order_brief(order: &Value) -> Option<String> {
+    let id = order["orderId"].as_str()?;
+    match order["status"].as_str() {
+        Some(status) => Some(format!("{id} ({status})")),
+        None => Some(id.to_owned()),
+    }
+}
+
+/// The fields a learner looks for, in the order they are shown; `at` and
+/// the ids of queued messages change on every run and come last or not at all.
+const KEY_FIELDS: [&str; 12] = [
+    "from", "text", "room", "name", "users", "members", "online", "offset", "store", "orderId",
+    "customer", "status",
+];
+const HIDDEN_FIELDS: [&str; 3] = ["at", "messageId", "event"];
+
+/// A JSON object with its key fields first and the noise left out.
+fn fields_brief(object: &serde_json::Map<String, Value>, skip: &[&str]) -> Vec<String> {
+    let shown = |key: &str| !HIDDEN_FIELDS.contains(&key) && !skip.contains(&key);
+    let mut parts: Vec<String> = KEY_FIELDS
+        .iter()
+        .filter(|key| shown(key))
+        .filter_map(|key| object.get(*key).map(|v| format!("{key}: {v}")))
+        .collect();
+    parts.extend(
+        object
+            .iter()
+            .filter(|(key, _)| shown(key) && !KEY_FIELDS.contains(&key.as_str()))
+            .map(|(key, value)| format!("{key}: {}", cut(&value.to_string(), 60))),
+    );
+    parts
+}
+
+/// An event's payload in one line: a queued envelope by the order it
+/// carries, anything else by its key fields.
+fn event_brief(payload: &Value) -> String {
+    let Some(object) = payload.as_object() else {
+        return cut(&payload.to_string(), 140);
+    };
+    let mut parts = Vec::new();
+    if let Some(order) = object.get("order").and_then(order_brief) {
+        parts.push(format!("order {order}"));
+    }
+    // A /caps envelope repeats the lab's own fields beside the order.
+    let skip = ["order", "orderId", "status"];
+    let skip: &[&str] = if parts.is_empty() { &[] } else { &skip };
+    parts.extend(fields_brief(object, skip));
+    cut(&parts.join(", "), 160)
+}
+
+/// An ack in one line, its point first: `ok` or the error code and its
+/// message, `duplicate`, the order and its status, what is queued or removed.
+fn ack_brief(ack: &Value) -> String {
+    if ack["ok"] == Value::Bool(false) {
+        let code = ack["error"]["code"].as_str().unwrap_or("error");
+        let message = ack["error"]["message"].as_str().unwrap_or("");
+        return format!("error {code}: {message}");
+    }
+    let Some(object) = ack.as_object() else {
+        return cut(&ack.to_string(), 140);
+    };
+    let mut parts = vec!["ok".to_owned()];
+    for key in ["duplicate", "removed"] {
+        if let Some(value) = object.get(key) {
+            parts.push(format!("{key}: {value}"));
+        }
+    }
+    if let Some(order) = object.get("order").and_then(order_brief) {
+        parts.push(format!("order {order}"));
+    }
+    let list = |items: &Value, one: &dyn Fn(&Value) -> String| -> String {
+        let items = items.as_array().map(Vec::as_slice).unwrap_or_default();
+        let shown: Vec<String> = items.iter().map(one).collect();
+        format!("[{}]", shown.join("; "))
+    };
+    if let Some(messages) = object.get("messages") {
+        let one = |m: &Value| {
+            let event = m["event"].as_str().unwrap_or("message");
+            let order = order_brief(&m["order"]).unwrap_or_default();
+            format!("{event} {order}")
+        };
+        parts.push(format!("messages: {}", list(messages, &one)));
+    }
+    if let Some(orders) = object.get("orders") {
+        let one = |o: &Value| order_brief(o).unwrap_or_default();
+        parts.push(format!("orders: {}", list(orders, &one)));
+    }
+    if let Some(history) = object.get("history") {
+        let one = |m: &Value| event_brief(m);
+        parts.push(format!("history: {}", list(history, &one)));
+    }
+    let done = [
+        "ok",
+        "duplicate",
+        "removed",
+        "order",
+        "messages",
+        "orders",
+        "history",
+    ];
+    parts.extend(fields_brief(object, &done));
+    cut(&parts.join(", "), 200)
 }
 
 fn print_report(paint: Paint, report: &StepReport) {
@@ -205,7 +329,7 @@ fn print_report(paint: Paint, report: &StepReport) {
         crate::out!("  {}", paint.red(e));
     }
     if let Some(ack) = &report.ack {
-        crate::out!("  ack: {}", brief(ack));
+        crate::out!("  ack: {}", ack_brief(ack));
     }
     if let Some(refusal) = &report.connect_error {
         crate::out!("  connect_error: {refusal}");
@@ -236,7 +360,7 @@ fn print_report(paint: Paint, report: &StepReport) {
                 "  {} ← {:?} {}",
                 paint.bold(&label),
                 got.event,
-                brief(&got.payload)
+                event_brief(&got.payload)
             );
         }
     }

@@ -32,8 +32,21 @@ pub(crate) const DEFAULT_QUIET: Duration = Duration::from_millis(300);
 
 /// Starts private hubs for lessons.
 pub trait Launcher: Send + Sync + Debug {
-    /// Starts a hub on loopback with its database at `db` (created if new).
-    fn launch(&self, db: PathBuf) -> BoxFuture<'static, anyhow::Result<LessonHub>>;
+    /// Starts a hub on loopback as `spec` says.
+    fn launch(&self, spec: HubSpec) -> BoxFuture<'static, anyhow::Result<LessonHub>>;
+}
+
+/// What a lesson's private hub is to be.
+#[derive(Debug, Clone)]
+pub struct HubSpec {
+    /// Its SQLite database (created if new; unused with `redis`).
+    pub db: PathBuf,
+    /// Names the lesson in the hub's log lines (`lesson{run=..}`), so a
+    /// lesson hub's `shutting down` is never read as the main hub's.
+    pub tag: String,
+    /// A Redis URL and key prefix: the hub joins a cluster there instead
+    /// of using SQLite.
+    pub redis: Option<(String, String)>,
 }
 
 /// A private hub running in this process, and how to stop it.
@@ -147,6 +160,9 @@ pub struct Run {
     /// The last message id per (actor, event), for `received`.
     last_message: HashMap<(String, String), Value>,
     next_step: usize,
+    /// A few characters naming this run: in its hubs' log lines, and
+    /// (against a hub at a URL) on the ids it creates there.
+    run_id: String,
 }
 
 impl std::fmt::Debug for Run {
@@ -172,6 +188,12 @@ impl LessonHub {
     }
 }
 
+/// Six characters, fresh for every run.
+fn new_run_id() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    id[..6].to_owned()
+}
+
 /// Does `actual` contain everything in `expected`? Objects: every expected
 /// key (a key `a.b` means nested `a` then `b`); arrays: same length, each
 /// element contained; anything else: equal.
@@ -195,10 +217,17 @@ impl Run {
     /// Prepares a run; an in-process hub starts now.
     pub async fn start(scenario: Scenario, target: Target) -> anyhow::Result<Self> {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let run_id = new_run_id();
         let (dir, hub, url) = match &target {
             Target::InProcess(launcher) => {
                 let dir = tempfile::tempdir()?;
-                let hub = launcher.launch(dir.path().join("scenario.db")).await?;
+                let hub = launcher
+                    .launch(HubSpec {
+                        db: dir.path().join("scenario.db"),
+                        tag: run_id.clone(),
+                        redis: None,
+                    })
+                    .await?;
                 let url = hub.url.clone();
                 (Some(dir), Some(hub), url)
             }
@@ -215,11 +244,18 @@ impl Run {
             events_rx,
             last_message: HashMap::new(),
             next_step: 0,
+            run_id,
         })
     }
 
     pub fn scenario(&self) -> &Scenario {
         &self.scenario
+    }
+
+    /// The few characters that name this run (in its hubs' logs, and on
+    /// the ids it creates in a hub at a URL).
+    pub fn run_id(&self) -> &str {
+        &self.run_id
     }
 
     /// The hub's base URL.
@@ -410,7 +446,12 @@ impl Run {
                     .as_ref()
                     .map(|d| d.path().join("scenario.db"))
                     .ok_or("the in-process hub has no database")?;
-                let hub = launcher.launch(db).await.map_err(|e| e.to_string())?;
+                let spec = HubSpec {
+                    db,
+                    tag: self.run_id.clone(),
+                    redis: None,
+                };
+                let hub = launcher.launch(spec).await.map_err(|e| e.to_string())?;
                 self.url = hub.url.clone();
                 self.hub = Some(hub);
                 Ok((None, None))

@@ -143,8 +143,10 @@ pub(crate) async fn start<A: Adapter>(
     let run = Run::start(file.scenario.clone(), target)
         .await
         .map_err(LearnError::HubStart)?;
+    let run_id = run.run_id().to_owned();
     let session = sessions.insert(&file.slug, run)?;
-    tracing::info!(scenario = %file.slug, open = sessions.len(), "lesson session started");
+    // `run` names the lesson hub's own lines (`lesson{run=..}`) in this log.
+    tracing::info!(scenario = %file.slug, run = %run_id, open = sessions.len(), "lesson session started");
     let started = Started {
         session,
         scenario: &file.slug,
