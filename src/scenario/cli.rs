@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::Subcommand;
 use serde_json::Value;
 
-use super::runner::{Launcher, Run, StepReport, Target};
+use super::runner::{CleanUp, Launcher, Run, StepReport, Target};
 use super::{Library, ScenarioFile};
 
 /// The `scenario` subcommands.
@@ -155,6 +155,15 @@ pub async fn play(
         " (its log lines are hidden; --verbose shows them)"
     };
     crate::out!("{}", paint.dim(&format!("hub: {}{logs}", run.url())));
+    if !in_process {
+        crate::out!(
+            "{}",
+            paint.dim(&format!(
+                "ids made fresh for this run: order ids, chat rooms and lab stores end in -{}",
+                run.run_id()
+            ))
+        );
+    }
     let total = scenario.steps.len();
     let mut passed_steps = 0;
     let mut failure = None;
@@ -191,7 +200,9 @@ pub async fn play(
             break;
         }
     }
-    run.finish().await;
+    if let Some(clean_up) = run.finish().await {
+        print_clean_up(paint, &clean_up);
+    }
     crate::out!();
     match failure {
         None => {
@@ -321,6 +332,34 @@ fn ack_brief(ack: &Value) -> String {
     ];
     parts.extend(fields_brief(object, &done));
     cut(&parts.join(", "), 200)
+}
+
+/// What a run against a hub at a URL confirmed, and what stays there.
+fn print_clean_up(paint: Paint, done: &CleanUp) {
+    crate::out!("\n{}", paint.cyan("── Cleaning up ──"));
+    crate::out!(
+        "confirmed {} queued message{} of this run (received), so no queue keeps any of it",
+        done.confirmed,
+        if done.confirmed == 1 { "" } else { "s" }
+    );
+    if !done.orders.is_empty() {
+        let orders: Vec<String> = done
+            .orders
+            .iter()
+            .map(|(id, status)| format!("{id} ({status})"))
+            .collect();
+        crate::out!(
+            "stays: the orders {}: orders are records, listed on the hub's pages \
+             (delivered ones are removed after --retain-delivered days)",
+            orders.join(", ")
+        );
+    }
+    if done.chat {
+        crate::out!("stays: the chat messages, in the chat's history (the newest 1,000 are kept)");
+    }
+    for problem in &done.problems {
+        crate::out!("  {}", paint.red(problem));
+    }
 }
 
 fn print_report(paint: Paint, report: &StepReport) {

@@ -140,6 +140,14 @@ impl StepReport {
     }
 }
 
+/// Why an actor is not connected.
+enum Unconnected {
+    /// The hub answered with a `connect_error` (what lessons check).
+    Refused(String),
+    /// The hub could not be reached, or did not answer.
+    Failed(String),
+}
+
 /// One actor's live connection.
 struct Live {
     client: Arc<Client>,
@@ -163,6 +171,9 @@ pub struct Run {
     /// A few characters naming this run: in its hubs' log lines, and
     /// (against a hub at a URL) on the ids it creates there.
     run_id: String,
+    /// The orders this run created, with their last known status (for
+    /// the clean-up note of a run against a hub at a URL).
+    orders: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Run {
@@ -185,6 +196,142 @@ impl LessonHub {
             Ok(Err(e)) => tracing::warn!(error = %e, "scenario hub task failed"),
             Err(_) => tracing::warn!("scenario hub did not stop within 10 s"),
         }
+    }
+}
+
+/// What a run against a hub at a URL did to leave nothing behind.
+#[derive(Debug, Clone, Default)]
+pub struct CleanUp {
+    /// Queued messages about this run's orders, confirmed at the end.
+    pub confirmed: usize,
+    /// The orders the run created, with their last status: orders are
+    /// records, so they stay.
+    pub orders: Vec<(String, String)>,
+    /// Whether the scenario chatted (chat messages stay in the history).
+    pub chat: bool,
+    /// Identities whose queue could not be read, and why.
+    pub problems: Vec<String>,
+}
+
+/// Connects as one identity and confirms every queued message about an
+/// order whose id ends with `suffix`; answers how many were removed.
+async fn confirm_run_messages(
+    url: &str,
+    namespace: &str,
+    auth: Option<&Value>,
+    suffix: &str,
+) -> Result<usize, String> {
+    let client = Client::connect(url, namespace, auth, EXPECT_TIMEOUT)
+        .await
+        .map_err(|e| format!("cannot read the queue of {namespace} {auth:?}: {e}"))?;
+    let mut confirmed = 0;
+    let result = async {
+        // `getAll` may answer in pages (`more`): read until a page holds
+        // nothing of this run or nothing more is queued.
+        loop {
+            let ack = client
+                .emit_with_ack(
+                    crate::protocol::event::GET_ALL,
+                    &serde_json::json!({}),
+                    EXPECT_TIMEOUT,
+                )
+                .await
+                .map_err(|e| format!("getAll on {namespace}: {e}"))?;
+            let mine: Vec<Value> = ack["messages"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .filter(|m| {
+                    m["order"]["orderId"]
+                        .as_str()
+                        .is_some_and(|id| id.ends_with(suffix))
+                })
+                .filter_map(|m| m.get("messageId").cloned())
+                .collect();
+            for id in &mine {
+                let answer = client
+                    .emit_with_ack(
+                        crate::protocol::event::RECEIVED,
+                        &serde_json::json!({ "messageId": id }),
+                        EXPECT_TIMEOUT,
+                    )
+                    .await
+                    .map_err(|e| format!("received on {namespace}: {e}"))?;
+                if answer["removed"] == Value::Bool(true) {
+                    confirmed += 1;
+                }
+            }
+            if mine.is_empty() || ack["more"] != Value::Bool(true) {
+                return Ok(confirmed);
+            }
+        }
+    }
+    .await;
+    client.disconnect();
+    result
+}
+
+/// Gives the ids a scenario creates in a hub (orders, chat rooms, lab
+/// stores) the run's `suffix`, so a run against a shared hub meets
+/// nothing an earlier run left there.
+fn fresh_ids(scenario: &mut Scenario, suffix: &str) {
+    for actor in &mut scenario.actors {
+        if let Some(auth) = &mut actor.auth {
+            fresh_value(auth, suffix);
+        }
+    }
+    for step in &mut scenario.steps {
+        match &mut step.action {
+            Action::Emit { event, payload, .. } => {
+                if let Some(payload) = payload {
+                    // The lab's `join` names its store as a bare string.
+                    if event == crate::protocol::event::JOIN && payload.is_string() {
+                        suffix_id(payload, suffix);
+                    }
+                    fresh_value(payload, suffix);
+                }
+            }
+            Action::Join { room, .. } | Action::Leave { room, .. } => room.push_str(suffix),
+            _ => {}
+        }
+        for e in &mut step.expect {
+            for value in [&mut e.with, &mut e.ack].into_iter().flatten() {
+                fresh_value(value, suffix);
+            }
+        }
+    }
+}
+
+/// Suffixes the ids under the keys that name things a run creates:
+/// `orderId`, `room`, `store`/`stores`, and a lab store's `vendorId` (`caps.…`).
+fn fresh_value(value: &mut Value, suffix: &str) {
+    match value {
+        Value::Object(fields) => {
+            for (key, v) in fields.iter_mut() {
+                let last = key.rsplit('.').next().unwrap_or(key);
+                match last {
+                    "orderId" | "room" | "store" => suffix_id(v, suffix),
+                    "stores" => v
+                        .as_array_mut()
+                        .into_iter()
+                        .flatten()
+                        .for_each(|s| suffix_id(s, suffix)),
+                    "vendorId" if v.as_str().is_some_and(|id| id.starts_with("caps.")) => {
+                        suffix_id(v, suffix);
+                    }
+                    _ => fresh_value(v, suffix),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| fresh_value(v, suffix)),
+        _ => {}
+    }
+}
+
+fn suffix_id(value: &mut Value, suffix: &str) {
+    if let Value::String(id) = value {
+        id.push_str(suffix);
     }
 }
 
@@ -215,7 +362,7 @@ pub fn contains(actual: &Value, expected: &Value) -> bool {
 
 impl Run {
     /// Prepares a run; an in-process hub starts now.
-    pub async fn start(scenario: Scenario, target: Target) -> anyhow::Result<Self> {
+    pub async fn start(mut scenario: Scenario, target: Target) -> anyhow::Result<Self> {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let run_id = new_run_id();
         let (dir, hub, url) = match &target {
@@ -231,7 +378,11 @@ impl Run {
                 let url = hub.url.clone();
                 (Some(dir), Some(hub), url)
             }
-            Target::Url(url) => (None, None, url.trim_end_matches('/').to_owned()),
+            Target::Url(url) => {
+                // A shared hub keeps what every run made: this run's ids are its own.
+                fresh_ids(&mut scenario, &format!("-{run_id}"));
+                (None, None, url.trim_end_matches('/').to_owned())
+            }
         };
         Ok(Self {
             scenario,
@@ -245,6 +396,7 @@ impl Run {
             last_message: HashMap::new(),
             next_step: 0,
             run_id,
+            orders: Vec::new(),
         })
     }
 
@@ -288,27 +440,67 @@ impl Run {
         reports
     }
 
-    /// Disconnects every actor and stops an in-process hub.
-    pub async fn finish(mut self) {
+    /// Disconnects every actor and stops an in-process hub. Against a hub
+    /// at a URL it first confirms what this run left queued there, and
+    /// says what stays.
+    pub async fn finish(mut self) -> Option<CleanUp> {
         for live in self.live.values() {
             live.client.disconnect();
         }
         self.live.clear();
+        let clean_up = match self.target {
+            Target::Url(_) => Some(self.clean_up().await),
+            Target::InProcess(_) => None,
+        };
         if let Some(hub) = self.hub.take() {
             hub.shut().await;
         }
         drop(self.dir.take());
+        clean_up
+    }
+
+    /// Confirms, for every vendor and distributor identity of the
+    /// scenario, the queued messages about this run's orders.
+    async fn clean_up(&mut self) -> CleanUp {
+        let suffix = format!("-{}", self.run_id);
+        let mut done = CleanUp {
+            orders: self.orders.clone(),
+            chat: self
+                .scenario
+                .actors
+                .iter()
+                .any(|a| a.namespace == crate::protocol::ns::CHAT),
+            ..CleanUp::default()
+        };
+        let mut identities: Vec<(&str, Option<&Value>)> = Vec::new();
+        for actor in &self.scenario.actors {
+            let queued = [
+                crate::protocol::ns::VENDOR,
+                crate::protocol::ns::DISTRIBUTOR,
+            ];
+            let who = (actor.namespace.as_str(), actor.auth.as_ref());
+            if queued.contains(&who.0) && !identities.contains(&who) {
+                identities.push(who);
+            }
+        }
+        for (namespace, auth) in identities {
+            match confirm_run_messages(&self.url, namespace, auth, &suffix).await {
+                Ok(confirmed) => done.confirmed += confirmed,
+                Err(e) => done.problems.push(e),
+            }
+        }
+        done
     }
 
     fn actor(&self, name: &str) -> Option<&super::Actor> {
         self.scenario.actors.iter().find(|a| a.name == name)
     }
 
-    async fn connect(&mut self, name: &str) -> Result<(), String> {
+    async fn connect(&mut self, name: &str) -> Result<(), Unconnected> {
         let actor = self
             .actor(name)
             .cloned()
-            .ok_or_else(|| format!("unknown actor {name}"))?;
+            .ok_or_else(|| Unconnected::Failed(format!("unknown actor {name}")))?;
         if let Some(old) = self.live.remove(name) {
             old.client.disconnect();
         }
@@ -320,8 +512,8 @@ impl Run {
         )
         .await
         .map_err(|e| match e {
-            ClientError::Refused(message) => message,
-            other => format!("{name} could not connect: {other}"),
+            ClientError::Refused(message) => Unconnected::Refused(message),
+            other => Unconnected::Failed(format!("{name} could not connect: {other}")),
         })?;
         let client = Arc::new(client);
         let forward = client.clone();
@@ -352,6 +544,27 @@ impl Run {
             .map_err(|e| format!("{actor} emitted {event:?}: {e}"))
     }
 
+    /// Keeps the last status of an order this run created (in a hub at a
+    /// URL, where it stays after the run).
+    fn note_order(&mut self, order: &Value) {
+        let (Some(id), Some(status)) = (order["orderId"].as_str(), order["status"].as_str()) else {
+            return;
+        };
+        if !id.ends_with(&format!("-{}", self.run_id)) {
+            return;
+        }
+        // Two vendors may use one order id.
+        let id = match order["vendorId"].as_str() {
+            Some(vendor) => format!("{id} of {vendor}"),
+            None => id.to_owned(),
+        };
+        let id = id.as_str();
+        match self.orders.iter_mut().find(|(known, _)| known == id) {
+            Some(entry) => status.clone_into(&mut entry.1),
+            None => self.orders.push((id.to_owned(), status.to_owned())),
+        }
+    }
+
     /// Remembers message ids an actor has seen, for `received`.
     fn remember(&mut self, actor: &str, envelope: &Value) {
         if let (Some(event), Some(id)) = (
@@ -369,8 +582,11 @@ impl Run {
             Action::Connect { actors } => {
                 let mut refusal = None;
                 for name in actors.names() {
-                    if let Err(message) = self.connect(name).await {
-                        refusal = Some(message);
+                    match self.connect(name).await {
+                        Ok(()) => {}
+                        Err(Unconnected::Refused(message)) => refusal = Some(message),
+                        // Not the hub's answer: the step itself failed.
+                        Err(Unconnected::Failed(why)) => return Err(why),
                     }
                 }
                 Ok((None, refusal))
@@ -490,6 +706,10 @@ impl Run {
         let received = self.collect(&step.expect, step.quiet_ms).await;
         for (actor, event) in &received {
             self.remember(actor, &event.payload);
+            self.note_order(&event.payload["order"]);
+        }
+        if let Some(ack) = &report.ack {
+            self.note_order(&ack["order"]);
         }
         report.checks = step
             .expect

@@ -151,3 +151,47 @@ fn a_workload_keeps_the_defaults_of_the_options_it_does_not_take() {
     );
     assert!(Cli::try_parse_from(["parcel-hub", "bench", "w1", "--idle", "3"]).is_err());
 }
+
+/// `scenario run N` as a learner sees it, with the private hub's port
+/// (different on every run) written as PORT.
+fn lesson_output(number: &str) -> Vec<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_parcel-hub"))
+        .args(["scenario", "run", number])
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run parcel-hub");
+    let stdout = String::from_utf8(out.stdout).expect("UTF-8");
+    assert!(out.status.success(), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.is_empty(),
+        "no hub log line without --verbose: {stderr}"
+    );
+    stdout
+        .lines()
+        .map(|line| match line.find("127.0.0.1:") {
+            Some(at) => {
+                let port_end = line[at + 10..]
+                    .find(|c: char| !c.is_ascii_digit())
+                    .map_or(line.len(), |n| at + 10 + n);
+                format!("{}PORT{}", &line[..at], &line[port_end..])
+            }
+            None => line.to_owned(),
+        })
+        .collect()
+}
+
+fn assert_lines(number: &str, expected: &str) {
+    let got = lesson_output(number);
+    let want: Vec<&str> = expected.lines().collect();
+    for (i, (got, want)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(got, want, "line {} of lesson {number}", i + 1);
+    }
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "lines of lesson {number}:\n{}",
+        got.join("\n")
+    );
+}

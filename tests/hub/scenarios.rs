@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use parcel_hub::Config;
 use parcel_hub::app::LessonHubs;
-use parcel_hub::scenario::runner::{Run, Target};
+use parcel_hub::scenario::runner::{CleanUp, Run, Target};
 use parcel_hub::scenario::{self, Library, Scenario};
 
 /// Private hubs as `parcel-hub scenario run` starts them.
@@ -13,14 +13,25 @@ fn in_process() -> Target {
 }
 
 async fn play(scenario: Scenario, target: Target) -> Result<usize, String> {
+    play_and_clean_up(scenario, target)
+        .await
+        .map(|(steps, _)| steps)
+}
+
+/// Plays every step; answers how many ran and, against a hub at a URL,
+/// what the run cleaned up there.
+async fn play_and_clean_up(
+    scenario: Scenario,
+    target: Target,
+) -> Result<(usize, Option<CleanUp>), String> {
     let mut run = Run::start(scenario, target)
         .await
         .map_err(|e| e.to_string())?;
     let reports = run.run_all().await;
-    run.finish().await;
+    let clean_up = run.finish().await;
     match reports.iter().find_map(|r| r.failure()) {
         Some(failure) => Err(failure),
-        None => Ok(reports.len()),
+        None => Ok((reports.len(), clean_up)),
     }
 }
 
@@ -85,5 +96,53 @@ async fn restart_is_refused_for_a_hub_at_a_url() {
     assert!(
         failure.contains("restart needs the in-process hub"),
         "{failure}"
+    );
+}
+
+/// The hub's non-empty queues, as the inspector's snapshot lists them.
+async fn queues(app: &crate::helpers::TestApp) -> serde_json::Value {
+    let snapshot: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/api/inspect", app.url()))
+        .header("authorization", "Bearer demo-admin")
+        .send()
+        .await
+        .expect("GET /api/inspect")
+        .json()
+        .await
+        .expect("a JSON snapshot");
+    snapshot["queues"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_run_can_be_repeated_and_leaves_no_queued_message_behind() {
+    let app = crate::helpers::spawn_app().await;
+    // Lessons that queue pickups and statuses, confirm some, leave others,
+    // reuse one order id on purpose (10) and make lab orders (13).
+    for number in ["8", "9", "10", "13"] {
+        let file = Library::BuiltIn.find(number).unwrap();
+        for round in 1..=2 {
+            let (steps, clean_up) =
+                play_and_clean_up(file.scenario.clone(), Target::Url(app.url()))
+                    .await
+                    .unwrap_or_else(|failure| panic!("{} run {round}: {failure}", file.slug));
+            assert_eq!(
+                steps,
+                file.scenario.steps.len(),
+                "{} run {round}",
+                file.slug
+            );
+            let clean_up = clean_up.expect("a run at a URL cleans up");
+            assert!(clean_up.problems.is_empty(), "{:?}", clean_up.problems);
+            assert!(
+                !clean_up.orders.is_empty(),
+                "{} names the orders that stay",
+                file.slug
+            );
+        }
+    }
+    assert_eq!(
+        queues(&app).await,
+        serde_json::json!([]),
+        "nothing stays queued"
     );
 }
