@@ -382,21 +382,23 @@ fn print_report(paint: Paint, report: &StepReport) {
     for actor in &report.actors {
         let name = format!("{:<width$}", actor.actor);
         let state = if actor.connected { "" } else { " (offline)" };
-        if actor.received.is_empty() {
+        if actor.received.is_empty() && actor.listed.is_empty() {
             crate::out!(
                 "  {} {}",
                 paint.bold(&name),
                 paint.dim(&format!("nothing{state}"))
             );
         }
-        for (i, got) in actor.received.iter().enumerate() {
+        let pushed = actor.received.iter().map(|got| ("←", got));
+        let listed = actor.listed.iter().map(|got| ("⇐ getAll lists", got));
+        for (i, (how, got)) in pushed.chain(listed).enumerate() {
             let label = if i == 0 {
                 name.clone()
             } else {
                 " ".repeat(width)
             };
             crate::out!(
-                "  {} ← {:?} {}",
+                "  {} {how} {:?} {}",
                 paint.bold(&label),
                 got.event,
                 event_brief(&got.payload)

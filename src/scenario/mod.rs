@@ -153,6 +153,9 @@ pub struct Expectation {
     /// The connection was refused with a message starting with this.
     #[serde(default)]
     pub connect_error: Option<String>,
+    /// The actor is connected once the action is done (the hub let it in).
+    #[serde(default)]
+    pub connected: bool,
 }
 
 /// Why a scenario file cannot be used.
@@ -260,13 +263,14 @@ impl Scenario {
                     e.not_receives.is_some(),
                     e.ack.is_some(),
                     e.connect_error.is_some(),
+                    e.connected,
                 ]
                 .iter()
                 .filter(|k| **k)
                 .count();
                 if kinds != 1 {
                     return Err(format!(
-                        "step {n}: each expectation needs exactly one of receives, nothing, not_receives, ack, connect_error"
+                        "step {n}: each expectation needs exactly one of receives, nothing, not_receives, ack, connect_error, connected"
                     ));
                 }
                 let needs_actor = e.ack.is_none();

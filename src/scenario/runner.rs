@@ -89,6 +89,8 @@ pub struct ActorView {
     pub namespace: String,
     pub connected: bool,
     pub received: Vec<ReceivedEvent>,
+    /// What its `getAll` listed in this step (queued for it, not pushed).
+    pub listed: Vec<ReceivedEvent>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -711,11 +713,16 @@ impl Run {
         if let Some(ack) = &report.ack {
             self.note_order(&ack["order"]);
         }
+        let connected: Vec<&str> = self.live.keys().map(String::as_str).collect();
         report.checks = step
             .expect
             .iter()
-            .map(|e| check(e, &report, &received))
+            .map(|e| check(e, &report, &received, &connected))
             .collect();
+        let listed = match (&step.action, &report.ack) {
+            (Action::GetAll { actor }, Some(ack)) => Some((actor.clone(), ack["messages"].clone())),
+            _ => None,
+        };
         report.actors = self
             .scenario
             .actors
@@ -732,6 +739,20 @@ impl Run {
                         payload: r.payload.clone(),
                     })
                     .collect(),
+                listed: listed
+                    .as_ref()
+                    .filter(|(who, _)| *who == a.name)
+                    .and_then(|(_, messages)| messages.as_array())
+                    .map(|messages| {
+                        messages
+                            .iter()
+                            .map(|m| ReceivedEvent {
+                                event: m["event"].as_str().unwrap_or("message").to_owned(),
+                                payload: m.clone(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             })
             .collect();
         if let Some(hub) = &mut self.hub {
@@ -784,7 +805,12 @@ impl Run {
     }
 }
 
-fn check(e: &Expectation, report: &StepReport, got: &[(String, Received)]) -> Check {
+fn check(
+    e: &Expectation,
+    report: &StepReport,
+    got: &[(String, Received)],
+    connected: &[&str],
+) -> Check {
     let actor = e.actor.as_deref().unwrap_or("");
     let of_actor = || got.iter().filter(move |(a, _)| a == actor).map(|(_, r)| r);
     let summary = |events: Vec<&Received>| -> String {
@@ -840,6 +866,17 @@ fn check(e: &Expectation, report: &StepReport, got: &[(String, Received)]) -> Ch
                 None => "there was no ack".into(),
             }),
             expected: format!("the ack contains {want}"),
+        };
+    }
+    if e.connected {
+        let passed = connected.contains(&actor);
+        return Check {
+            passed,
+            detail: (!passed).then(|| match &report.connect_error {
+                Some(m) => format!("the hub refused it: {m:?}"),
+                None => "it is not connected".into(),
+            }),
+            expected: format!("{actor} is connected"),
         };
     }
     if let Some(prefix) = &e.connect_error {

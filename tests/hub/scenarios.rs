@@ -146,3 +146,37 @@ async fn a_url_run_can_be_repeated_and_leaves_no_queued_message_behind() {
         "nothing stays queued"
     );
 }
+
+#[tokio::test]
+async fn a_step_shows_the_event_before_what_it_caused_and_refusals_too() {
+    let chat = Library::BuiltIn.find("1").unwrap();
+    let mut run = Run::start(chat.scenario, in_process()).await.unwrap();
+    let reports = run.run_all().await;
+    run.finish().await;
+    let said: Vec<(String, String)> = reports[2]
+        .activity
+        .iter()
+        .map(|r| {
+            let direction = serde_json::to_value(r.direction).unwrap();
+            (direction.as_str().unwrap().to_owned(), r.event.clone())
+        })
+        .collect();
+    let pair = |d: &str, e: &str| (d.to_owned(), e.to_owned());
+    assert_eq!(
+        said,
+        [pair("in", "chat message"), pair("out", "chat message")],
+        "cause, then effect"
+    );
+
+    let middleware = Library::BuiltIn.find("5").unwrap();
+    let mut run = Run::start(middleware.scenario, in_process()).await.unwrap();
+    let first = run.step().await.unwrap();
+    run.finish().await;
+    let refused = first
+        .activity
+        .iter()
+        .find(|r| r.event == "connect")
+        .expect("the refused connect is in the step's activity");
+    assert_eq!(refused.outcome, Some("bad_auth"));
+    assert_eq!(refused.reason.as_deref(), Some("distributorId is required"));
+}
