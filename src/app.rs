@@ -337,6 +337,34 @@ fn redis_address(url: &str) -> String {
         .unwrap_or_else(|_| "(an invalid URL)".into())
 }
 
+/// Deletes every key under `prefix:` (a lesson's, made of letters,
+/// digits and dashes only, so it needs no glob escaping).
+async fn delete_keys(url: &str, prefix: &str) -> redis::RedisResult<()> {
+    let client = redis::Client::open(url)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}:*"))
+            .arg("COUNT")
+            .arg(500)
+            .query_async(&mut conn)
+            .await?;
+        if !keys.is_empty() {
+            redis::cmd("DEL")
+                .arg(&keys)
+                .query_async::<()>(&mut conn)
+                .await?;
+        }
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
+    }
+}
+
 /// Starts the private hubs of lessons (`/learn`, `scenario run`): the
 /// settings of the hub that serves them, on loopback, alone (SQLite, never
 /// the cluster), with the demo credentials, no rate limit (a learner's
@@ -345,6 +373,9 @@ fn redis_address(url: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct LessonHubs {
     base: Config,
+    /// The Redis of the hub that serves them, if any: only lessons with
+    /// several hubs use it, each run under a key prefix of its own.
+    redis: Option<String>,
 }
 
 impl LessonHubs {
@@ -361,14 +392,33 @@ impl LessonHubs {
                 cors_origin: Vec::new(),
                 ..parent.clone()
             },
+            redis: parent.redis.clone(),
         }
     }
 }
 
 impl Launcher for LessonHubs {
+    fn redis(&self) -> Option<String> {
+        self.redis.clone()
+    }
+
+    fn clear_redis(&self, url: String, prefix: String) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            if let Err(e) = delete_keys(&url, &prefix).await {
+                tracing::warn!(prefix, error = %e, "could not delete a lesson's Redis keys");
+            }
+        })
+    }
+
     fn launch(&self, spec: HubSpec) -> BoxFuture<'static, anyhow::Result<LessonHub>> {
+        let (redis, redis_prefix) = match spec.redis {
+            Some((url, prefix)) => (Some(url), prefix),
+            None => (None, self.base.redis_prefix.clone()),
+        };
         let config = Config {
             db: spec.db,
+            redis,
+            redis_prefix,
             ..self.base.clone()
         };
         // Every line the lesson's hub logs (opening, serving, shutting

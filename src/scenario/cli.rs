@@ -92,6 +92,14 @@ pub async fn main(command: ScenarioCommand, launcher: Arc<dyn Launcher>) -> anyh
                     paint.dim(&format!("({})", file.slug))
                 );
                 crate::out!("     {}", file.scenario.teaches);
+                if file.scenario.needs_redis() {
+                    crate::out!(
+                        "     {}",
+                        paint.dim(
+                            "needs Redis: parcel-hub --redis redis://127.0.0.1:6379 scenario run N"
+                        )
+                    );
+                }
             }
             crate::out!("\nRun one with: parcel-hub scenario run NUMBER [--step]");
             Ok(0)
@@ -104,6 +112,15 @@ pub async fn main(command: ScenarioCommand, launcher: Arc<dyn Launcher>) -> anyh
             verbose,
         } => {
             let file = Library::from_dir(dir).find(&which)?;
+            if file.scenario.needs_redis() && launcher.redis().is_none() {
+                anyhow::bail!(
+                    "lesson {n} runs {hubs} hubs that share one Redis, and none was given; \
+                     start Redis and give its URL: `parcel-hub --redis redis://127.0.0.1:6379 scenario run {n}` \
+                     (or set PARCEL_HUB_REDIS=redis://127.0.0.1:6379)",
+                    n = file.number,
+                    hubs = file.scenario.hubs,
+                );
+            }
             let target = url.map_or(Target::InProcess(launcher), Target::Url);
             let passed = play(&file, target, step, verbose).await?;
             Ok(if passed { 0 } else { 1 })

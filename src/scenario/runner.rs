@@ -34,6 +34,17 @@ pub(crate) const DEFAULT_QUIET: Duration = Duration::from_millis(300);
 pub trait Launcher: Send + Sync + Debug {
     /// Starts a hub on loopback as `spec` says.
     fn launch(&self, spec: HubSpec) -> BoxFuture<'static, anyhow::Result<LessonHub>>;
+
+    /// The Redis URL lessons with several hubs may share, if any.
+    fn redis(&self) -> Option<String> {
+        None
+    }
+
+    /// Deletes the keys a lesson's hubs wrote under `prefix` in the Redis
+    /// at `url`, once they have stopped.
+    fn clear_redis(&self, _url: String, _prefix: String) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// What a lesson's private hub is to be.
@@ -161,8 +172,10 @@ pub struct Run {
     target: Target,
     /// The database directory of an in-process hub; removed when the run ends.
     dir: Option<tempfile::TempDir>,
-    hub: Option<LessonHub>,
-    url: String,
+    /// The in-process hubs (one, or as many as the scenario's `hubs`).
+    hubs: Vec<LessonHub>,
+    /// Their base URLs, or the one URL given; actor `hub = N` uses the Nth.
+    urls: Vec<String>,
     live: HashMap<String, Live>,
     /// Every event from every actor, tagged with the actor's name.
     events_tx: mpsc::UnboundedSender<(String, Received)>,
@@ -173,6 +186,8 @@ pub struct Run {
     /// A few characters naming this run: in its hubs' log lines, and
     /// (against a hub at a URL) on the ids it creates there.
     run_id: String,
+    /// The greatest chat offset each actor has seen, for `"$last-offset"`.
+    offsets: HashMap<String, u64>,
     /// The orders this run created, with their last known status (for
     /// the clean-up note of a run against a hub at a URL).
     orders: Vec<(String, String)>,
@@ -182,7 +197,7 @@ impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Run")
             .field("title", &self.scenario.title)
-            .field("url", &self.url)
+            .field("urls", &self.urls)
             .field("next_step", &self.next_step)
             .finish_non_exhaustive()
     }
@@ -199,6 +214,70 @@ impl LessonHub {
             Err(_) => tracing::warn!("scenario hub did not stop within 10 s"),
         }
     }
+}
+
+/// The placeholder for "the greatest chat offset this actor has seen".
+pub const LAST_OFFSET: &str = "$last-offset";
+
+/// Why a lesson with several hubs cannot run here.
+#[derive(Debug, thiserror::Error)]
+pub enum NeedsRedis {
+    /// No Redis was given to the runner.
+    #[error(
+        "this lesson runs {0} hubs that share one Redis, and none was given: \
+         start it as `parcel-hub --redis redis://127.0.0.1:6379 scenario run N` \
+         (or set PARCEL_HUB_REDIS); on /learn, start the hub itself with --redis"
+    )]
+    NoRedis(usize),
+    /// A hub at a URL is only one hub.
+    #[error(
+        "this lesson runs {0} hubs that share one Redis, so it cannot play against one hub \
+         at a URL: leave out --url and give a Redis (`parcel-hub --redis redis://127.0.0.1:6379 scenario run N`)"
+    )]
+    NotAtUrl(usize),
+}
+
+/// The Redis key prefix of one run's hubs.
+fn redis_prefix(run_id: &str) -> String {
+    format!("parcel-hub-lesson-{run_id}")
+}
+
+/// Starts the hubs of a scenario: one on SQLite, or several sharing the
+/// launcher's Redis under a key prefix of this run's own.
+async fn launch_all(
+    launcher: &dyn Launcher,
+    scenario: &Scenario,
+    dir: &std::path::Path,
+    run_id: &str,
+) -> anyhow::Result<Vec<LessonHub>> {
+    let redis = if scenario.hubs > 1 {
+        let url = launcher.redis().ok_or(NeedsRedis::NoRedis(scenario.hubs))?;
+        Some((url, redis_prefix(run_id)))
+    } else {
+        None
+    };
+    let mut hubs = Vec::new();
+    for n in 1..=scenario.hubs.max(1) {
+        let spec = HubSpec {
+            db: dir.join(format!("scenario-{n}.db")),
+            tag: if scenario.hubs > 1 {
+                format!("{run_id}/hub{n}")
+            } else {
+                run_id.to_owned()
+            },
+            redis: redis.clone(),
+        };
+        match launcher.launch(spec).await {
+            Ok(hub) => hubs.push(hub),
+            Err(e) => {
+                for hub in hubs {
+                    hub.shut().await;
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(hubs)
 }
 
 /// What a run against a hub at a URL did to leave nothing behind.
@@ -367,37 +446,35 @@ impl Run {
     pub async fn start(mut scenario: Scenario, target: Target) -> anyhow::Result<Self> {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let run_id = new_run_id();
-        let (dir, hub, url) = match &target {
+        let (dir, hubs, urls) = match &target {
             Target::InProcess(launcher) => {
                 let dir = tempfile::tempdir()?;
-                let hub = launcher
-                    .launch(HubSpec {
-                        db: dir.path().join("scenario.db"),
-                        tag: run_id.clone(),
-                        redis: None,
-                    })
-                    .await?;
-                let url = hub.url.clone();
-                (Some(dir), Some(hub), url)
+                let hubs = launch_all(launcher.as_ref(), &scenario, dir.path(), &run_id).await?;
+                let urls = hubs.iter().map(|h| h.url.clone()).collect();
+                (Some(dir), hubs, urls)
             }
             Target::Url(url) => {
+                if scenario.hubs > 1 {
+                    return Err(NeedsRedis::NotAtUrl(scenario.hubs).into());
+                }
                 // A shared hub keeps what every run made: this run's ids are its own.
                 fresh_ids(&mut scenario, &format!("-{run_id}"));
-                (None, None, url.trim_end_matches('/').to_owned())
+                (None, Vec::new(), vec![url.trim_end_matches('/').to_owned()])
             }
         };
         Ok(Self {
             scenario,
             target,
             dir,
-            hub,
-            url,
+            hubs,
+            urls,
             live: HashMap::new(),
             events_tx,
             events_rx,
             last_message: HashMap::new(),
             next_step: 0,
             run_id,
+            offsets: HashMap::new(),
             orders: Vec::new(),
         })
     }
@@ -412,9 +489,14 @@ impl Run {
         &self.run_id
     }
 
-    /// The hub's base URL.
+    /// The (first) hub's base URL.
     pub fn url(&self) -> &str {
-        &self.url
+        self.urls.first().map_or("", String::as_str)
+    }
+
+    /// Every hub's base URL, in the order actors' `hub` numbers them.
+    pub fn urls(&self) -> &[String] {
+        &self.urls
     }
 
     /// The 0-based index of the next step, or `None` when all have run.
@@ -454,8 +536,16 @@ impl Run {
             Target::Url(_) => Some(self.clean_up().await),
             Target::InProcess(_) => None,
         };
-        if let Some(hub) = self.hub.take() {
+        for hub in self.hubs.drain(..) {
             hub.shut().await;
+        }
+        if let (Target::InProcess(launcher), true) = (&self.target, self.scenario.needs_redis()) {
+            launcher
+                .clear_redis(
+                    launcher.redis().unwrap_or_default(),
+                    redis_prefix(&self.run_id),
+                )
+                .await;
         }
         drop(self.dir.take());
         clean_up
@@ -486,7 +576,7 @@ impl Run {
             }
         }
         for (namespace, auth) in identities {
-            match confirm_run_messages(&self.url, namespace, auth, &suffix).await {
+            match confirm_run_messages(self.url(), namespace, auth, &suffix).await {
                 Ok(confirmed) => done.confirmed += confirmed,
                 Err(e) => done.problems.push(e),
             }
@@ -506,17 +596,23 @@ impl Run {
         if let Some(old) = self.live.remove(name) {
             old.client.disconnect();
         }
-        let client = Client::connect(
-            &self.url,
-            &actor.namespace,
-            actor.auth.as_ref(),
-            EXPECT_TIMEOUT,
-        )
-        .await
-        .map_err(|e| match e {
-            ClientError::Refused(message) => Unconnected::Refused(message),
-            other => Unconnected::Failed(format!("{name} could not connect: {other}")),
-        })?;
+        let url = self
+            .urls
+            .get(actor.hub.saturating_sub(1))
+            .cloned()
+            .ok_or_else(|| {
+                Unconnected::Failed(format!("{name}'s hub {} is not running", actor.hub))
+            })?;
+        let auth = actor.auth.clone().map(|mut auth| {
+            self.fill_in(name, &mut auth);
+            auth
+        });
+        let client = Client::connect(&url, &actor.namespace, auth.as_ref(), EXPECT_TIMEOUT)
+            .await
+            .map_err(|e| match e {
+                ClientError::Refused(message) => Unconnected::Refused(message),
+                other => Unconnected::Failed(format!("{name} could not connect: {other}")),
+            })?;
         let client = Arc::new(client);
         let forward = client.clone();
         let tx = self.events_tx.clone();
@@ -544,6 +640,32 @@ impl Run {
             .emit_with_ack(event, payload, EXPECT_TIMEOUT)
             .await
             .map_err(|e| format!("{actor} emitted {event:?}: {e}"))
+    }
+
+    /// Replaces the placeholder `"$last-offset"` (anywhere in `value`) with
+    /// the greatest chat offset `actor` has seen, or 0.
+    fn fill_in(&self, actor: &str, value: &mut Value) {
+        match value {
+            Value::String(text) if text == LAST_OFFSET => {
+                *value = Value::from(self.offsets.get(actor).copied().unwrap_or(0));
+            }
+            Value::Object(fields) => fields.values_mut().for_each(|v| self.fill_in(actor, v)),
+            Value::Array(items) => items.iter_mut().for_each(|v| self.fill_in(actor, v)),
+            _ => {}
+        }
+    }
+
+    /// Notes the chat offsets in what `actor` got (a message, or an ack
+    /// with `offset` or a `history`).
+    fn note_offsets(&mut self, actor: &str, value: &Value) {
+        let mut seen: Vec<u64> = value["offset"].as_u64().into_iter().collect();
+        if let Some(history) = value["history"].as_array() {
+            seen.extend(history.iter().filter_map(|m| m["offset"].as_u64()));
+        }
+        if let Some(greatest) = seen.into_iter().max() {
+            let known = self.offsets.entry(actor.to_owned()).or_insert(0);
+            *known = (*known).max(greatest);
+        }
     }
 
     /// Keeps the last status of an order this run created (in a hub at a
@@ -607,7 +729,8 @@ impl Run {
                 payload,
                 ack,
             } => {
-                let payload = payload.clone().unwrap_or(Value::Null);
+                let mut payload = payload.clone().unwrap_or(Value::Null);
+                self.fill_in(actor, &mut payload);
                 if *ack {
                     Ok((Some(self.ack(actor, event, &payload).await?), None))
                 } else {
@@ -656,22 +779,18 @@ impl Run {
                     live.client.disconnect();
                 }
                 self.live.clear();
-                if let Some(hub) = self.hub.take() {
+                for hub in self.hubs.drain(..) {
                     hub.shut().await;
                 }
-                let db = self
+                let dir = self
                     .dir
                     .as_ref()
-                    .map(|d| d.path().join("scenario.db"))
                     .ok_or("the in-process hub has no database")?;
-                let spec = HubSpec {
-                    db,
-                    tag: self.run_id.clone(),
-                    redis: None,
-                };
-                let hub = launcher.launch(spec).await.map_err(|e| e.to_string())?;
-                self.url = hub.url.clone();
-                self.hub = Some(hub);
+                let hubs = launch_all(launcher.as_ref(), &self.scenario, dir.path(), &self.run_id)
+                    .await
+                    .map_err(|e| format!("{e:#}"))?;
+                self.urls = hubs.iter().map(|h| h.url.clone()).collect();
+                self.hubs = hubs;
                 Ok((None, None))
             }
         }
@@ -681,7 +800,7 @@ impl Run {
         let step = self.scenario.steps[index].clone();
         // Whatever arrived between steps belongs to no step.
         while self.events_rx.try_recv().is_ok() {}
-        if let Some(hub) = &mut self.hub {
+        for hub in &mut self.hubs {
             while hub.activity.try_recv().is_ok() {}
         }
         let mut report = StepReport {
@@ -709,9 +828,13 @@ impl Run {
         for (actor, event) in &received {
             self.remember(actor, &event.payload);
             self.note_order(&event.payload["order"]);
+            self.note_offsets(actor, &event.payload);
         }
         if let Some(ack) = &report.ack {
             self.note_order(&ack["order"]);
+            if let Some(actor) = step.action.actor_names().first() {
+                self.note_offsets(actor, ack);
+            }
         }
         let connected: Vec<&str> = self.live.keys().map(String::as_str).collect();
         report.checks = step
@@ -755,10 +878,14 @@ impl Run {
                     .unwrap_or_default(),
             })
             .collect();
-        if let Some(hub) = &mut self.hub {
+        for hub in &mut self.hubs {
             while let Ok(record) = hub.activity.try_recv() {
                 report.activity.push(record);
             }
+        }
+        // Several hubs: one story, in the order things happened.
+        if self.hubs.len() > 1 {
+            report.activity.sort_by_key(|r| r.at);
         }
         report
     }

@@ -329,3 +329,20 @@ The second tap.
 PASS 10-retries-and-duplicates: 6/6 steps"#,
     );
 }
+
+#[test]
+fn a_lesson_that_needs_redis_says_how_to_give_one() {
+    let out = Command::new(env!("CARGO_BIN_EXE_parcel-hub"))
+        .args(["scenario", "run", "15"])
+        .env_remove("PARCEL_HUB_REDIS")
+        .output()
+        .expect("run parcel-hub");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("parcel-hub --redis redis://127.0.0.1:6379 scenario run 15"),
+        "{stderr}"
+    );
+    let list = run(&["scenario", "list"]);
+    assert!(list.contains("needs Redis"), "{list}");
+}
