@@ -364,14 +364,16 @@ fn fresh_ids(scenario: &mut Scenario, suffix: &str) {
     }
     for step in &mut scenario.steps {
         match &mut step.action {
-            Action::Emit { event, payload, .. } => {
-                if let Some(payload) = payload {
-                    // The lab's `join` names its store as a bare string.
-                    if event == crate::protocol::event::JOIN && payload.is_string() {
-                        suffix_id(payload, suffix);
-                    }
-                    fresh_value(payload, suffix);
+            Action::Emit {
+                event,
+                payload: Some(payload),
+                ..
+            } => {
+                // The lab's `join` names its store as a bare string.
+                if event == crate::protocol::event::JOIN && payload.is_string() {
+                    suffix_id(payload, suffix);
                 }
+                fresh_value(payload, suffix);
             }
             Action::Join { room, .. } | Action::Leave { room, .. } => room.push_str(suffix),
             _ => {}
