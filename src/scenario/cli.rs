@@ -171,7 +171,11 @@ pub async fn play(
     } else {
         " (its log lines are hidden; --verbose shows them)"
     };
-    crate::out!("{}", paint.dim(&format!("hub: {}{logs}", run.url())));
+    let hubs = match run.urls() {
+        [one] => format!("hub: {one}"),
+        many => format!("hubs: {}", many.join(", ")),
+    };
+    crate::out!("{}", paint.dim(&format!("{hubs}{logs}")));
     if !in_process {
         crate::out!(
             "{}",

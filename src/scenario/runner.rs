@@ -302,9 +302,14 @@ async fn confirm_run_messages(
     auth: Option<&Value>,
     suffix: &str,
 ) -> Result<usize, String> {
+    // Who, without the token: a token is never printed.
+    let who = auth
+        .and_then(|a| a.get("vendorId").or_else(|| a.get("distributorId")))
+        .and_then(Value::as_str)
+        .unwrap_or("(no id)");
     let client = Client::connect(url, namespace, auth, EXPECT_TIMEOUT)
         .await
-        .map_err(|e| format!("cannot read the queue of {namespace} {auth:?}: {e}"))?;
+        .map_err(|e| format!("cannot read the queue of {who} on {namespace}: {e}"))?;
     let mut confirmed = 0;
     let result = async {
         // `getAll` may answer in pages (`more`): read until a page holds
