@@ -81,6 +81,8 @@
     if ('removed' in ack) parts.push(`removed: ${ack.removed}`);
     if (ack.order && ack.order.orderId) parts.push(`order ${ack.order.orderId} (${ack.order.status})`);
     if (Array.isArray(ack.messages)) parts.push(`${ack.messages.length} queued message${ack.messages.length === 1 ? '' : 's'} listed`);
+    if (Array.isArray(ack.history)) parts.push(`${ack.history.length} message${ack.history.length === 1 ? '' : 's'} in its history`);
+    for (const key of ['room', 'members', 'offset', 'stores']) if (key in ack) parts.push(`${key}: ${brief(ack[key], 80)}`);
     return parts.join(' · ');
   }
 
