@@ -8,6 +8,8 @@
 //! also counted in the hub's [`Metrics`].
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
@@ -17,6 +19,47 @@ use tokio::sync::broadcast;
 
 use crate::metrics::Metrics;
 use crate::protocol::{event, rfc3339};
+
+tokio::task_local! {
+    /// The feed records of what an incoming event caused (its emits),
+    /// held until the event's own record is out: a watcher reads the
+    /// cause before its effects, as the log of a step should.
+    static EFFECTS: RefCell<Effects>;
+}
+
+/// Where the feed records of a handled event's emits go.
+#[derive(Debug)]
+enum Effects {
+    /// The event is not recorded yet: hold them.
+    Held(Vec<ActivityRecord>),
+    /// The event is recorded: publish at once.
+    Released,
+}
+
+/// Runs the handling of one incoming event so that the feed shows the
+/// event (published by [`Activity::incoming`]) before what it caused.
+/// Records still held when `handling` ends (an event never answered)
+/// are published then.
+pub(crate) async fn cause_first<F: Future>(activity: &Activity, handling: F) -> F::Output {
+    let (output, held) = EFFECTS
+        .scope(RefCell::new(Effects::Held(Vec::new())), async {
+            let output = handling.await;
+            (output, release())
+        })
+        .await;
+    held.into_iter().for_each(|record| activity.send(record));
+    output
+}
+
+/// Stops holding in this task; answers what was held.
+fn release() -> Vec<ActivityRecord> {
+    EFFECTS
+        .try_with(|effects| match effects.replace(Effects::Released) {
+            Effects::Held(records) => records,
+            Effects::Released => Vec::new(),
+        })
+        .unwrap_or_default()
+}
 
 /// Payloads in the feed are cut to this many bytes.
 pub(crate) const MAX_FEED_PAYLOAD: usize = 2 * 1024;
@@ -200,8 +243,10 @@ impl Activity {
                 "event in refused"
             );
         }
+        // What the event caused waits no longer, whether watched or not.
+        let effects = release();
         if self.watched() {
-            self.publish(ActivityRecord {
+            self.send(ActivityRecord {
                 seq: 0,
                 at: Utc::now(),
                 namespace: Cow::Borrowed(e.namespace),
@@ -216,6 +261,7 @@ impl Activity {
                 payload: feed_payload(e.payload),
             });
         }
+        effects.into_iter().for_each(|record| self.send(record));
     }
 
     pub(crate) fn outgoing(&self, e: Outgoing<'_>) {
@@ -309,7 +355,25 @@ impl Activity {
         }
     }
 
-    fn publish(&self, mut record: ActivityRecord) {
+    /// Publishes a record, or holds it while the event that caused it is
+    /// not recorded yet (see [`cause_first`]).
+    fn publish(&self, record: ActivityRecord) {
+        let holding = EFFECTS
+            .try_with(|effects| matches!(*effects.borrow(), Effects::Held(_)))
+            .unwrap_or(false);
+        if holding {
+            // Checked just above, in this same task.
+            let _held = EFFECTS.try_with(|effects| {
+                if let Effects::Held(records) = &mut *effects.borrow_mut() {
+                    records.push(record);
+                }
+            });
+            return;
+        }
+        self.send(record);
+    }
+
+    fn send(&self, mut record: ActivityRecord) {
         record.seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         // No receiver left between the check and the send is not an error.
         let _nobody_listening = self.feed.send(record);
@@ -328,6 +392,39 @@ mod tests {
         assert!(cut.to_string().len() < MAX_FEED_PAYLOAD + 100);
         let small = serde_json::json!({"a": 1});
         assert_eq!(feed_payload(&small), small);
+    }
+
+    #[tokio::test]
+    async fn an_event_is_fed_before_the_emits_it_caused() {
+        let a = Activity::new();
+        let mut rx = a.subscribe();
+        let payload = serde_json::json!({});
+        cause_first(&a, async {
+            a.outgoing(Outgoing {
+                namespace: "/chat",
+                event: "chat message",
+                target: "broadcast",
+                recipients: Some(1),
+                outcome: "ok",
+                reason: None,
+                message_id: None,
+                payload: &payload,
+            });
+            a.incoming(Incoming {
+                namespace: "/chat",
+                event: "chat message",
+                socket: "s1",
+                identity: "chat alice",
+                outcome: "ok",
+                reason: None,
+                payload: &payload,
+            });
+        })
+        .await;
+        let first = rx.recv().await.unwrap();
+        assert_eq!((first.direction, first.seq), (Direction::In, 1));
+        let second = rx.recv().await.unwrap();
+        assert_eq!((second.direction, second.seq), (Direction::Out, 2));
     }
 
     #[tokio::test]

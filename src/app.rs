@@ -13,7 +13,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +25,7 @@ use socketioxide::layer::SocketIoLayer;
 use socketioxide::{SocketIo, SocketIoBuilder};
 use socketioxide_redis::{RedisAdapterConfig, RedisAdapterCtr};
 use tokio::net::TcpListener;
+use tracing::Instrument;
 
 use crate::cluster::{self, ClusterAdapter, HubAdapter, PubSubDriver, Watchdog};
 use crate::config::{Config, ConfigError};
@@ -36,7 +36,7 @@ use crate::namespaces::sockets;
 pub use crate::namespaces::sockets::{ClusterSocket, ListError};
 use crate::protocol::ns;
 use crate::scenario::Library;
-use crate::scenario::runner::{Launcher, LessonHub};
+use crate::scenario::runner::{HubSpec, Launcher, LessonHub};
 use crate::state::{CapsLimits, Hub, HubState, Limits, Sandbox};
 use crate::store::{RedisStore, SharedStore, SqliteStore};
 use crate::upkeep::Upkeep;
@@ -185,12 +185,17 @@ impl App {
             }
         });
         axum::serve(listener, self.router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down: closing every socket");
-                // Upgraded WebSocket tasks escape axum's graceful drain; close them here.
-                io.close().await;
-            })
+            .with_graceful_shutdown(
+                async move {
+                    shutdown.await;
+                    tracing::info!("shutting down: closing every socket");
+                    // Upgraded WebSocket tasks escape axum's graceful drain; close them here.
+                    io.close().await;
+                }
+                // axum runs this on a task of its own: keep the caller's
+                // span (a lesson hub's `lesson{run=..}`) on its lines.
+                .in_current_span(),
+            )
             .await
             .context("the HTTP server failed")?;
         // The store answers in order, so once this ping returns every
@@ -332,6 +337,34 @@ fn redis_address(url: &str) -> String {
         .unwrap_or_else(|_| "(an invalid URL)".into())
 }
 
+/// Deletes every key under `prefix:` (a lesson's, made of letters,
+/// digits and dashes only, so it needs no glob escaping).
+async fn delete_keys(url: &str, prefix: &str) -> redis::RedisResult<()> {
+    let client = redis::Client::open(url)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}:*"))
+            .arg("COUNT")
+            .arg(500)
+            .query_async(&mut conn)
+            .await?;
+        if !keys.is_empty() {
+            redis::cmd("DEL")
+                .arg(&keys)
+                .query_async::<()>(&mut conn)
+                .await?;
+        }
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
+    }
+}
+
 /// Starts the private hubs of lessons (`/learn`, `scenario run`): the
 /// settings of the hub that serves them, on loopback, alone (SQLite, never
 /// the cluster), with the demo credentials, no rate limit (a learner's
@@ -340,6 +373,9 @@ fn redis_address(url: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct LessonHubs {
     base: Config,
+    /// The Redis of the hub that serves them, if any: only lessons with
+    /// several hubs use it, each run under a key prefix of its own.
+    redis: Option<String>,
 }
 
 impl LessonHubs {
@@ -356,32 +392,61 @@ impl LessonHubs {
                 cors_origin: Vec::new(),
                 ..parent.clone()
             },
+            redis: parent.redis.clone(),
         }
     }
 }
 
 impl Launcher for LessonHubs {
-    fn launch(&self, db: PathBuf) -> BoxFuture<'static, anyhow::Result<LessonHub>> {
+    fn redis(&self) -> Option<String> {
+        self.redis.clone()
+    }
+
+    fn clear_redis(&self, url: String, prefix: String) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            if let Err(e) = delete_keys(&url, &prefix).await {
+                tracing::warn!(prefix, error = %e, "could not delete a lesson's Redis keys");
+            }
+        })
+    }
+
+    fn launch(&self, spec: HubSpec) -> BoxFuture<'static, anyhow::Result<LessonHub>> {
+        let (redis, redis_prefix) = match spec.redis {
+            Some((url, prefix)) => (Some(url), prefix),
+            None => (None, self.base.redis_prefix.clone()),
+        };
         let config = Config {
-            db,
+            db: spec.db,
+            redis,
+            redis_prefix,
             ..self.base.clone()
         };
-        Box::pin(async move {
-            let app = App::build(&config).await?;
-            let activity = app.hub.activity.subscribe();
-            let listener = TcpListener::bind(config.listen).await?;
-            let url = format!("http://{}", listener.local_addr()?);
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let task = tokio::spawn(app.serve(listener, async move {
-                // Either a stop request or the run being dropped ends the hub.
-                let _either_way = stopped.await;
-            }));
-            Ok(LessonHub {
-                url,
-                activity,
-                stop,
-                task,
-            })
-        })
+        // Every line the lesson's hub logs (opening, serving, shutting
+        // down) names the lesson, so the main hub's log tells them apart.
+        let span = tracing::info_span!("lesson", run = %spec.tag);
+        let serving = span.clone();
+        Box::pin(
+            async move {
+                let app = App::build(&config).await?;
+                let activity = app.hub.activity.subscribe();
+                let listener = TcpListener::bind(config.listen).await?;
+                let url = format!("http://{}", listener.local_addr()?);
+                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                let task = tokio::spawn(
+                    app.serve(listener, async move {
+                        // Either a stop request or the run being dropped ends the hub.
+                        let _either_way = stopped.await;
+                    })
+                    .instrument(serving),
+                );
+                Ok(LessonHub {
+                    url,
+                    activity,
+                    stop,
+                    task,
+                })
+            }
+            .instrument(span),
+        )
     }
 }

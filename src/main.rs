@@ -23,8 +23,14 @@ async fn run() -> anyhow::Result<u8> {
     let Cli { config, command } = Cli::parse();
     match command {
         Some(Command::Scenario { command }) => {
-            // The learner reads the runner's own output; hub logs only when asked (RUST_LOG).
-            let _logs = telemetry::init_with("warn");
+            // The learner reads the runner's own output, in one piece: the
+            // lesson hub's lines only when asked (`--verbose` or RUST_LOG).
+            let filter = if command.verbose() {
+                telemetry::DEFAULT_FILTER
+            } else {
+                "off"
+            };
+            let _logs = telemetry::init_with(filter);
             let launcher = Arc::new(LessonHubs::new(&config));
             let code = parcel_hub::scenario::cli::main(command, launcher).await?;
             return Ok(exit_code(code));

@@ -20,8 +20,11 @@
 //! extractor skips the handler silently, with no ack and no log, where a
 //! `Call` answers `invalid_payload`.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
+
+use futures_util::future::BoxFuture;
 
 use serde_json::Value;
 use socketioxide::adapter::Adapter;
@@ -30,7 +33,7 @@ use socketioxide::handler::FromMessageParts;
 use socketioxide::socket::Socket;
 
 use super::Session;
-use crate::activity::Incoming;
+use crate::activity::{self, Incoming};
 use crate::domain::Recipient;
 use crate::protocol::{ErrorCode, Refusal, ns};
 use crate::state::Hub;
@@ -188,6 +191,23 @@ impl<A: Adapter> Call<A> {
                 .metrics
                 .ack_duration(namespace, &self.event, self.arrived.elapsed());
         }
+    }
+}
+
+/// `handler`, with its feed records in cause-then-effect order: the event
+/// first, then the emits it caused (see [`activity::cause_first`]).
+/// Register every `Call` handler through it.
+pub(crate) fn cause_first<A, F, Fut>(
+    handler: F,
+) -> impl FnOnce(Call<A>) -> BoxFuture<'static, ()> + Clone + Send + Sync + 'static
+where
+    A: Adapter,
+    F: FnOnce(Call<A>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    move |call: Call<A>| {
+        let hub = call.hub.clone();
+        Box::pin(async move { activity::cause_first(&hub.activity, handler(call)).await })
     }
 }
 

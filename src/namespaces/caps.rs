@@ -153,7 +153,12 @@ pub(crate) async fn on_disconnect<A: Adapter>(
 }
 
 /// Every event of a lab client, in its socket's order.
-pub(crate) async fn on_event<A: Adapter>(call: Call<A>, mut turn: Turn, io: SocketIo<A>) {
+pub(crate) async fn on_event<A: Adapter>(call: Call<A>, turn: Turn, io: SocketIo<A>) {
+    let hub = call.hub().clone();
+    crate::activity::cause_first(&hub.activity, on_lab_event(call, turn, io)).await;
+}
+
+async fn on_lab_event<A: Adapter>(call: Call<A>, mut turn: Turn, io: SocketIo<A>) {
     turn.wait().await;
     let name = call.event().to_owned();
     let result = match lab_event(&name) {

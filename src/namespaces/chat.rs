@@ -6,6 +6,7 @@
 //! with its offset, before it is relayed ([`ops::chat`]); a socket that
 //! reconnects with `auth.offset` is first handed what it missed.
 
+use crate::activity::cause_first;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -77,12 +78,41 @@ pub(crate) async fn enter<A: Adapter>(
     if offset.is_none() {
         socket.join(rooms::chat_everyone());
     }
-    socket.on(event::CHAT_MESSAGE, on_chat_message::<A>);
-    socket.on(event::JOIN, on_join::<A>);
-    socket.on(event::LEAVE, on_leave::<A>);
-    socket.on(event::TYPING, on_typing::<A>);
-    socket.on(event::STOP_TYPING, on_stop_typing::<A>);
-    socket.on_fallback(super::call::on_unknown_event::<A>);
+    // Each handler runs under `cause_first`: the feed shows the event
+    // before the relays it caused.
+    socket.on(
+        event::CHAT_MESSAGE,
+        |call: Call<A>, name: Extension<ChatName>| {
+            let hub = call.hub().clone();
+            async move { cause_first(&hub.activity, on_chat_message(call, name)).await }
+        },
+    );
+    socket.on(
+        event::JOIN,
+        |call: Call<A>, io: SocketIo<A>, name: Extension<ChatName>| {
+            let hub = call.hub().clone();
+            async move { cause_first(&hub.activity, on_join(call, io, name)).await }
+        },
+    );
+    socket.on(
+        event::LEAVE,
+        |call: Call<A>, io: SocketIo<A>, name: Extension<ChatName>| {
+            let hub = call.hub().clone();
+            async move { cause_first(&hub.activity, on_leave(call, io, name)).await }
+        },
+    );
+    socket.on(event::TYPING, |call: Call<A>, name: Extension<ChatName>| {
+        let hub = call.hub().clone();
+        async move { cause_first(&hub.activity, on_typing(call, name)).await }
+    });
+    socket.on(
+        event::STOP_TYPING,
+        |call: Call<A>, name: Extension<ChatName>| {
+            let hub = call.hub().clone();
+            async move { cause_first(&hub.activity, on_stop_typing(call, name)).await }
+        },
+    );
+    socket.on_fallback(super::call::cause_first(super::call::on_unknown_event::<A>));
     socket.on_disconnect(on_disconnect::<A>);
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! `/distributor`: delivery companies take pickups and move orders along.
 
+use super::call::cause_first;
+use crate::activity;
 use serde_json::Value;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
@@ -45,12 +47,28 @@ pub(crate) async fn enter<A: Adapter>(
     Extension(distributor): Extension<DistributorId>,
 ) -> Result<(), ConnectRefusal> {
     socket.join(rooms::distributor(&distributor));
-    socket.on(event::IN_TRANSIT, on_in_transit::<A>);
-    socket.on(event::DELIVERED, on_delivered::<A>);
-    socket.on(event::RECEIVED, queue::on_received::<A>);
-    socket.on(event::GET_ALL, queue::on_get_all::<A>);
-    socket.on(event::ORDERS, orders::on_orders::<A>);
-    socket.on_fallback(super::call::on_unknown_event::<A>);
+    socket.on(
+        event::IN_TRANSIT,
+        |call: Call<A>, io: SocketIo<A>, distributor: Extension<DistributorId>| {
+            let hub = call.hub().clone();
+            async move {
+                activity::cause_first(&hub.activity, on_in_transit(call, io, distributor)).await
+            }
+        },
+    );
+    socket.on(
+        event::DELIVERED,
+        |call: Call<A>, io: SocketIo<A>, distributor: Extension<DistributorId>| {
+            let hub = call.hub().clone();
+            async move {
+                activity::cause_first(&hub.activity, on_delivered(call, io, distributor)).await
+            }
+        },
+    );
+    socket.on(event::RECEIVED, cause_first(queue::on_received::<A>));
+    socket.on(event::GET_ALL, cause_first(queue::on_get_all::<A>));
+    socket.on(event::ORDERS, cause_first(orders::on_orders::<A>));
+    socket.on_fallback(cause_first(super::call::on_unknown_event::<A>));
     socket.on_disconnect(on_disconnect::<A>);
     Ok(())
 }

@@ -9,6 +9,7 @@
 //! In a cluster each hub feeds its own inspector sockets: the activity of
 //! that hub, and snapshots that list the sockets of every hub.
 
+use super::call::cause_first;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -115,7 +116,7 @@ pub(crate) async fn authenticate<A: Adapter>(
 /// Connect middleware, after `authenticate`: registers the handlers before
 /// the client hears CONNECT (see [`super`] for why).
 pub(crate) async fn enter<A: Adapter>(socket: SocketRef<A>) -> Result<(), ConnectRefusal> {
-    socket.on_fallback(super::call::on_unknown_event::<A>);
+    socket.on_fallback(cause_first(super::call::on_unknown_event::<A>));
     socket.on_disconnect(on_disconnect::<A>);
     Ok(())
 }

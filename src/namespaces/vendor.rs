@@ -1,5 +1,7 @@
 //! `/vendor`: shops ask for pickups and hear back about their orders.
 
+use super::call::cause_first;
+use crate::activity;
 use serde_json::Value;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
@@ -39,11 +41,17 @@ pub(crate) async fn enter<A: Adapter>(
     Extension(vendor): Extension<VendorId>,
 ) -> Result<(), ConnectRefusal> {
     socket.join(rooms::vendor(&vendor));
-    socket.on(event::PICKUP, on_pickup::<A>);
-    socket.on(event::RECEIVED, queue::on_received::<A>);
-    socket.on(event::GET_ALL, queue::on_get_all::<A>);
-    socket.on(event::ORDERS, orders::on_orders::<A>);
-    socket.on_fallback(super::call::on_unknown_event::<A>);
+    socket.on(
+        event::PICKUP,
+        |call: Call<A>, io: SocketIo<A>, vendor: Extension<VendorId>| {
+            let hub = call.hub().clone();
+            async move { activity::cause_first(&hub.activity, on_pickup(call, io, vendor)).await }
+        },
+    );
+    socket.on(event::RECEIVED, cause_first(queue::on_received::<A>));
+    socket.on(event::GET_ALL, cause_first(queue::on_get_all::<A>));
+    socket.on(event::ORDERS, cause_first(orders::on_orders::<A>));
+    socket.on_fallback(cause_first(super::call::on_unknown_event::<A>));
     socket.on_disconnect(on_disconnect::<A>);
     Ok(())
 }

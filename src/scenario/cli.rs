@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Subcommand;
+use serde_json::Value;
 
-use super::runner::{Launcher, Run, StepReport, Target};
+use super::runner::{CleanUp, Launcher, Run, StepReport, Target};
 use super::{Library, ScenarioFile};
 
 /// The `scenario` subcommands.
@@ -28,8 +29,14 @@ pub enum ScenarioCommand {
         #[arg(long)]
         step: bool,
         /// Use the hub at this URL instead of a private in-process one.
+        /// Runs can be repeated: the ids the lesson creates there get a
+        /// suffix of their own, and what it queued is confirmed at the end.
         #[arg(long, value_name = "URL")]
         url: Option<String>,
+        /// Show the log lines of the lesson's hub too (they are hidden so
+        /// that the lesson reads in one piece; `RUST_LOG` also shows them).
+        #[arg(long, short)]
+        verbose: bool,
         /// A folder of scenario files instead of the built-in lessons.
         #[arg(long, env = "PARCEL_HUB_SCENARIOS", value_name = "DIR")]
         dir: Option<PathBuf>,
@@ -85,6 +92,14 @@ pub async fn main(command: ScenarioCommand, launcher: Arc<dyn Launcher>) -> anyh
                     paint.dim(&format!("({})", file.slug))
                 );
                 crate::out!("     {}", file.scenario.teaches);
+                if file.scenario.needs_redis() {
+                    crate::out!(
+                        "     {}",
+                        paint.dim(
+                            "needs Redis: parcel-hub --redis redis://127.0.0.1:6379 scenario run N"
+                        )
+                    );
+                }
             }
             crate::out!("\nRun one with: parcel-hub scenario run NUMBER [--step]");
             Ok(0)
@@ -94,12 +109,29 @@ pub async fn main(command: ScenarioCommand, launcher: Arc<dyn Launcher>) -> anyh
             step,
             url,
             dir,
+            verbose,
         } => {
             let file = Library::from_dir(dir).find(&which)?;
+            if file.scenario.needs_redis() && launcher.redis().is_none() {
+                anyhow::bail!(
+                    "lesson {n} runs {hubs} hubs that share one Redis, and none was given; \
+                     start Redis and give its URL: `parcel-hub --redis redis://127.0.0.1:6379 scenario run {n}` \
+                     (or set PARCEL_HUB_REDIS=redis://127.0.0.1:6379)",
+                    n = file.number,
+                    hubs = file.scenario.hubs,
+                );
+            }
             let target = url.map_or(Target::InProcess(launcher), Target::Url);
-            let passed = play(&file, target, step).await?;
+            let passed = play(&file, target, step, verbose).await?;
             Ok(if passed { 0 } else { 1 })
         }
+    }
+}
+
+impl ScenarioCommand {
+    /// Whether the hub's log lines should be shown (`run --verbose`).
+    pub fn verbose(&self) -> bool {
+        matches!(self, ScenarioCommand::Run { verbose: true, .. })
     }
 }
 
@@ -114,8 +146,14 @@ async fn wait_for_enter() {
     }
 }
 
-/// Plays a scenario in the terminal; true when every step passed.
-pub async fn play(file: &ScenarioFile, target: Target, interactive: bool) -> anyhow::Result<bool> {
+/// Plays a scenario in the terminal; true when every step passed. The
+/// hub's own log lines show only when `verbose`.
+pub async fn play(
+    file: &ScenarioFile,
+    target: Target,
+    interactive: bool,
+    verbose: bool,
+) -> anyhow::Result<bool> {
     let paint = Paint::detect();
     let scenario = &file.scenario;
     crate::out!(
@@ -126,8 +164,27 @@ pub async fn play(file: &ScenarioFile, target: Target, interactive: bool) -> any
     if let Some(reading) = &scenario.reading {
         crate::out!("{}", paint.dim(&format!("From the readings: {reading}")));
     }
+    let in_process = matches!(target, Target::InProcess(_));
     let mut run = Run::start(scenario.clone(), target).await?;
-    crate::out!("{}", paint.dim(&format!("hub: {}", run.url())));
+    let logs = if verbose || !in_process {
+        ""
+    } else {
+        " (its log lines are hidden; --verbose shows them)"
+    };
+    let hubs = match run.urls() {
+        [one] => format!("hub: {one}"),
+        many => format!("hubs: {}", many.join(", ")),
+    };
+    crate::out!("{}", paint.dim(&format!("{hubs}{logs}")));
+    if !in_process {
+        crate::out!(
+            "{}",
+            paint.dim(&format!(
+                "ids made fresh for this run: order ids, chat rooms and lab stores end in -{}",
+                run.run_id()
+            ))
+        );
+    }
     let total = scenario.steps.len();
     let mut passed_steps = 0;
     let mut failure = None;
@@ -164,7 +221,9 @@ pub async fn play(file: &ScenarioFile, target: Target, interactive: bool) -> any
             break;
         }
     }
-    run.finish().await;
+    if let Some(clean_up) = run.finish().await {
+        print_clean_up(paint, &clean_up);
+    }
     crate::out!();
     match failure {
         None => {
@@ -182,21 +241,146 @@ pub async fn play(file: &ScenarioFile, target: Target, interactive: bool) -> any
     }
 }
 
-/// A payload in one short line: queued envelopes by what they are about,
-/// anything else as JSON cut to fit.
-fn brief(payload: &serde_json::Value) -> String {
-    let order = &payload["order"];
-    if let (Some(id), Some(status)) = (order["orderId"].as_str(), order["status"].as_str()) {
-        let message = payload["messageId"].as_str().unwrap_or("");
-        let kind = payload["event"].as_str().unwrap_or("order");
-        return format!("{kind} of order {id}, now {status} {message}");
+/// Text cut to `max` characters, with an ellipsis when cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
     }
-    let text = payload.to_string();
-    if text.chars().count() <= 140 {
-        return text;
-    }
-    let cut: String = text.chars().take(140).collect();
+    let cut: String = text.chars().take(max).collect();
     format!("{cut}…")
+}
+
+/// An order as its id and status: `o-1001 (pending)`.
+fn order_brief(order: &Value) -> Option<String> {
+    let id = order["orderId"].as_str()?;
+    match order["status"].as_str() {
+        Some(status) => Some(format!("{id} ({status})")),
+        None => Some(id.to_owned()),
+    }
+}
+
+/// The fields a learner looks for, in the order they are shown; `at` and
+/// the ids of queued messages change on every run and come last or not at all.
+const KEY_FIELDS: [&str; 12] = [
+    "from", "text", "room", "name", "users", "members", "online", "offset", "store", "orderId",
+    "customer", "status",
+];
+const HIDDEN_FIELDS: [&str; 3] = ["at", "messageId", "event"];
+
+/// A JSON object with its key fields first and the noise left out.
+fn fields_brief(object: &serde_json::Map<String, Value>, skip: &[&str]) -> Vec<String> {
+    let shown = |key: &str| !HIDDEN_FIELDS.contains(&key) && !skip.contains(&key);
+    let mut parts: Vec<String> = KEY_FIELDS
+        .iter()
+        .filter(|key| shown(key))
+        .filter_map(|key| object.get(*key).map(|v| format!("{key}: {v}")))
+        .collect();
+    parts.extend(
+        object
+            .iter()
+            .filter(|(key, _)| shown(key) && !KEY_FIELDS.contains(&key.as_str()))
+            .map(|(key, value)| format!("{key}: {}", cut(&value.to_string(), 60))),
+    );
+    parts
+}
+
+/// An event's payload in one line: a queued envelope by the order it
+/// carries, anything else by its key fields.
+fn event_brief(payload: &Value) -> String {
+    let Some(object) = payload.as_object() else {
+        return cut(&payload.to_string(), 140);
+    };
+    let mut parts = Vec::new();
+    if let Some(order) = object.get("order").and_then(order_brief) {
+        parts.push(format!("order {order}"));
+    }
+    // A /caps envelope repeats the lab's own fields beside the order.
+    let skip = ["order", "orderId", "status"];
+    let skip: &[&str] = if parts.is_empty() { &[] } else { &skip };
+    parts.extend(fields_brief(object, skip));
+    cut(&parts.join(", "), 160)
+}
+
+/// An ack in one line, its point first: `ok` or the error code and its
+/// message, `duplicate`, the order and its status, what is queued or removed.
+fn ack_brief(ack: &Value) -> String {
+    if ack["ok"] == Value::Bool(false) {
+        let code = ack["error"]["code"].as_str().unwrap_or("error");
+        let message = ack["error"]["message"].as_str().unwrap_or("");
+        return format!("error {code}: {message}");
+    }
+    let Some(object) = ack.as_object() else {
+        return cut(&ack.to_string(), 140);
+    };
+    let mut parts = vec!["ok".to_owned()];
+    for key in ["duplicate", "removed"] {
+        if let Some(value) = object.get(key) {
+            parts.push(format!("{key}: {value}"));
+        }
+    }
+    if let Some(order) = object.get("order").and_then(order_brief) {
+        parts.push(format!("order {order}"));
+    }
+    let list = |items: &Value, one: &dyn Fn(&Value) -> String| -> String {
+        let items = items.as_array().map(Vec::as_slice).unwrap_or_default();
+        let shown: Vec<String> = items.iter().map(one).collect();
+        format!("[{}]", shown.join("; "))
+    };
+    if let Some(messages) = object.get("messages") {
+        let one = |m: &Value| {
+            let event = m["event"].as_str().unwrap_or("message");
+            let order = order_brief(&m["order"]).unwrap_or_default();
+            format!("{event} {order}")
+        };
+        parts.push(format!("messages: {}", list(messages, &one)));
+    }
+    if let Some(orders) = object.get("orders") {
+        let one = |o: &Value| order_brief(o).unwrap_or_default();
+        parts.push(format!("orders: {}", list(orders, &one)));
+    }
+    if let Some(history) = object.get("history") {
+        let one = |m: &Value| event_brief(m);
+        parts.push(format!("history: {}", list(history, &one)));
+    }
+    let done = [
+        "ok",
+        "duplicate",
+        "removed",
+        "order",
+        "messages",
+        "orders",
+        "history",
+    ];
+    parts.extend(fields_brief(object, &done));
+    cut(&parts.join(", "), 200)
+}
+
+/// What a run against a hub at a URL confirmed, and what stays there.
+fn print_clean_up(paint: Paint, done: &CleanUp) {
+    crate::out!("\n{}", paint.cyan("── Cleaning up ──"));
+    crate::out!(
+        "confirmed {} queued message{} of this run (received), so no queue keeps any of it",
+        done.confirmed,
+        if done.confirmed == 1 { "" } else { "s" }
+    );
+    if !done.orders.is_empty() {
+        let orders: Vec<String> = done
+            .orders
+            .iter()
+            .map(|(id, status)| format!("{id} ({status})"))
+            .collect();
+        crate::out!(
+            "stays: the orders {}: orders are records, listed on the hub's pages \
+             (delivered ones are removed after --retain-delivered days)",
+            orders.join(", ")
+        );
+    }
+    if done.chat {
+        crate::out!("stays: the chat messages, in the chat's history (the newest 1,000 are kept)");
+    }
+    for problem in &done.problems {
+        crate::out!("  {}", paint.red(problem));
+    }
 }
 
 fn print_report(paint: Paint, report: &StepReport) {
@@ -205,7 +389,7 @@ fn print_report(paint: Paint, report: &StepReport) {
         crate::out!("  {}", paint.red(e));
     }
     if let Some(ack) = &report.ack {
-        crate::out!("  ack: {}", brief(ack));
+        crate::out!("  ack: {}", ack_brief(ack));
     }
     if let Some(refusal) = &report.connect_error {
         crate::out!("  connect_error: {refusal}");
@@ -219,24 +403,26 @@ fn print_report(paint: Paint, report: &StepReport) {
     for actor in &report.actors {
         let name = format!("{:<width$}", actor.actor);
         let state = if actor.connected { "" } else { " (offline)" };
-        if actor.received.is_empty() {
+        if actor.received.is_empty() && actor.listed.is_empty() {
             crate::out!(
                 "  {} {}",
                 paint.bold(&name),
                 paint.dim(&format!("nothing{state}"))
             );
         }
-        for (i, got) in actor.received.iter().enumerate() {
+        let pushed = actor.received.iter().map(|got| ("←", got));
+        let listed = actor.listed.iter().map(|got| ("⇐ getAll lists", got));
+        for (i, (how, got)) in pushed.chain(listed).enumerate() {
             let label = if i == 0 {
                 name.clone()
             } else {
                 " ".repeat(width)
             };
             crate::out!(
-                "  {} ← {:?} {}",
+                "  {} {how} {:?} {}",
                 paint.bold(&label),
                 got.event,
-                brief(&got.payload)
+                event_brief(&got.payload)
             );
         }
     }

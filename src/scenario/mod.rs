@@ -32,6 +32,10 @@ pub struct Scenario {
     /// Where in the readings the idea comes from (optional).
     #[serde(default)]
     pub reading: Option<String>,
+    /// How many hubs the lesson runs (default 1); more than one share a
+    /// Redis, so the lesson needs one.
+    #[serde(default = "one")]
+    pub hubs: usize,
     pub actors: Vec<Actor>,
     pub steps: Vec<Step>,
 }
@@ -45,6 +49,13 @@ pub struct Actor {
     /// The handshake `auth`; omitted means none at all.
     #[serde(default)]
     pub auth: Option<Value>,
+    /// Which of the lesson's hubs it connects to, from 1 (default 1).
+    #[serde(default = "one")]
+    pub hub: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// One step: narration, an optional prediction question, one action, expectations.
@@ -153,6 +164,9 @@ pub struct Expectation {
     /// The connection was refused with a message starting with this.
     #[serde(default)]
     pub connect_error: Option<String>,
+    /// The actor is connected once the action is done (the hub let it in).
+    #[serde(default)]
+    pub connected: bool,
 }
 
 /// Why a scenario file cannot be used.
@@ -237,6 +251,11 @@ impl std::fmt::Display for Library {
 }
 
 impl Scenario {
+    /// Whether the lesson needs a Redis (it runs several hubs).
+    pub fn needs_redis(&self) -> bool {
+        self.hubs > 1
+    }
+
     /// Parses and checks a scenario (actor names, one kind per expectation).
     pub fn parse(text: &str) -> Result<Self, String> {
         let scenario: Scenario = toml::from_str(text).map_err(|e| e.to_string())?;
@@ -260,13 +279,14 @@ impl Scenario {
                     e.not_receives.is_some(),
                     e.ack.is_some(),
                     e.connect_error.is_some(),
+                    e.connected,
                 ]
                 .iter()
                 .filter(|k| **k)
                 .count();
                 if kinds != 1 {
                     return Err(format!(
-                        "step {n}: each expectation needs exactly one of receives, nothing, not_receives, ack, connect_error"
+                        "step {n}: each expectation needs exactly one of receives, nothing, not_receives, ack, connect_error, connected"
                     ));
                 }
                 let needs_actor = e.ack.is_none();
@@ -278,6 +298,16 @@ impl Scenario {
                     _ => {}
                 }
             }
+        }
+        if let Some(actor) = self
+            .actors
+            .iter()
+            .find(|a| a.hub == 0 || a.hub > self.hubs.max(1))
+        {
+            return Err(format!(
+                "actor {:?} names hub {}, but the scenario runs {} (hubs = N)",
+                actor.name, actor.hub, self.hubs
+            ));
         }
         let mut names: Vec<_> = self.actors.iter().map(|a| a.name.as_str()).collect();
         names.sort_unstable();

@@ -264,21 +264,24 @@ pub(crate) async fn post_pickup<A: Adapter>(
     let vendor = authenticate_vendor(&state, &headers)?;
     let payload = json_body(body)?;
     let courier = Courier::new(&state.io, &state.hub);
-    let result = match parse_pickup(&payload) {
-        Ok(pickup) => ops::submit_pickup(&state.hub, &courier, &vendor, pickup).await,
-        Err(refusal) => Err(refusal),
+    let handling = async {
+        let result = match parse_pickup(&payload) {
+            Ok(pickup) => ops::submit_pickup(&state.hub, &courier, &vendor, pickup).await,
+            Err(refusal) => Err(refusal),
+        };
+        // The inspector shows it as the vendor's `pickup`, arriving over HTTP.
+        state.hub.activity.incoming(Incoming {
+            namespace: ns::VENDOR,
+            event: event::PICKUP,
+            socket: "http",
+            identity: &Identity::Vendor(vendor.clone()).to_string(),
+            outcome: result.as_ref().map_or_else(|r| r.code.as_str(), |_| "ok"),
+            reason: result.as_ref().err().map(|r| r.message.as_str()),
+            payload: &payload,
+        });
+        result
     };
-    // The inspector shows it as the vendor's `pickup`, arriving over HTTP.
-    state.hub.activity.incoming(Incoming {
-        namespace: ns::VENDOR,
-        event: event::PICKUP,
-        socket: "http",
-        identity: &Identity::Vendor(vendor.clone()).to_string(),
-        outcome: result.as_ref().map_or_else(|r| r.code.as_str(), |_| "ok"),
-        reason: result.as_ref().err().map(|r| r.message.as_str()),
-        payload: &payload,
-    });
-    let recorded = result?;
+    let recorded = crate::activity::cause_first(&state.hub.activity, handling).await?;
     let status = if recorded.duplicate() {
         StatusCode::OK
     } else {

@@ -684,6 +684,63 @@ async function main() {
     assert((await learn.textContent('#hub-state')).includes('steps left'), 'no fresh hub');
   });
 
+  const MIDDLEWARE = '05-namespace-middleware';
+
+  await check(`the stepper shows ${MIDDLEWARE}'s refused connections, keeps progress across a visit elsewhere, and asks before leaving`, async () => {
+    const page = await openPage('learn-refused', `/learn/${MIDDLEWARE}`);
+    // Leaving mid-lesson asks (beforeunload); that dialog is expected here.
+    const asked = [];
+    page.removeAllListeners('dialog');
+    page.on('dialog', async (dialog) => {
+      asked.push(dialog.type());
+      await dialog.accept();
+    });
+    // Actor names and namespaces are never cut mid-word.
+    const cut = await page.$$eval('.actor-list code', (codes) => codes.filter((c) => c.getClientRects().length > 1).map((c) => c.textContent));
+    assert(cut.length === 0, `namespaces broken across lines: ${cut}`);
+    await page.fill('#step-1 textarea.prediction', 'refused: no distributorId');
+    await page.click('#step-1 button.run');
+    await page.waitForSelector('#step-1 .verdict.pass');
+    assert((await page.textContent('#step-1 .verdict')) === 'checks passed', 'the verdict grades the prediction');
+    assert(await page.isVisible('#step-1 .answer[data-kind="connect_error"]'), 'no connect_error shown');
+    const rows = await page.$$eval('#step-1 .activity tbody tr', (trs) => trs.map((r) => [r.dataset.event, r.textContent]));
+    assert(rows.length === 1 && rows[0][0] === 'connect' && rows[0][1].includes('bad_auth') && rows[0][1].includes('distributorId is required'), `step 1 activity: ${JSON.stringify(rows)}`);
+    await page.click('#step-1 .after button');
+    await page.click('#step-2 button.run');
+    await page.waitForSelector('#step-2 .verdict.pass');
+
+    // Away to the index and Back: the lesson is where it was.
+    await page.goto(`${hub.base}/learn`);
+    assert(asked.includes('beforeunload'), `leaving mid-lesson did not ask: ${asked}`);
+    await page.goBack();
+    await page.waitForSelector('#resumed', { state: 'visible' });
+    await page.waitForSelector('#step-3', { state: 'visible' });
+    assert((await page.locator('#step-list li[data-result="pass"]').count()) === 2, 'the two steps run are not kept');
+    assert((await page.inputValue('#step-1 textarea.prediction')) === 'refused: no distributorId', 'the prediction is not kept');
+    await page.click('#step-3 button.run');
+    await page.waitForSelector('#step-3 .verdict.pass');
+    assert((await page.locator('#step-3 .check').count()) === 1, 'step 3 checks nothing');
+
+    // On a phone, the refusal's text does not cover its label.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.click('#step-3 .after button');
+    await page.click('#step-4 button.run');
+    await page.waitForSelector('#step-4 .verdict.pass');
+    const label = await page.locator('#step-4 .answer[data-kind="connect_error"] .label').boundingBox();
+    const text = await page.locator('#step-4 .answer[data-kind="connect_error"] code').boundingBox();
+    const overlap = label.x < text.x + text.width && text.x < label.x + label.width && label.y < text.y + text.height && text.y < label.y + label.height;
+    assert(!overlap, `the connect_error text covers its label: ${JSON.stringify({ label, text })}`);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert(overflow <= 0, `the stepper is ${overflow}px wider than the screen`);
+    await screenshot(page, 'learn-refused-phone');
+    await page.click('#step-4 .after button');
+    await page.waitForSelector('#summary', { state: 'visible' });
+    const summary = await page.textContent('#summary-steps');
+    assert(summary.includes('You predicted: refused: no distributorId'), `the summary does not show the prediction: ${summary}`);
+    assert(summary.includes('What happened:'), 'the summary does not show the outcome');
+    await page.close();
+  });
+
   await check('the pages read well on a phone-sized screen', async () => {
     await vendor.setViewportSize({ width: 390, height: 844 });
     const overflow = await vendor.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);

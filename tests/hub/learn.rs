@@ -234,3 +234,24 @@ async fn with_no_lesson_sessions_allowed_a_start_is_refused_with_503() {
     let body: Value = response.json().await.unwrap();
     assert_error(&body, "too_many_sessions");
 }
+
+#[tokio::test]
+async fn a_lesson_with_two_hubs_needs_a_hub_started_with_redis() {
+    let app = spawn_app().await;
+    let slug = "15-two-hubs-one-redis";
+    let (status, body) = start_session(&app, slug).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], json!("needs_redis"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--redis"),
+        "{body}"
+    );
+    let (_, index) = page(&app, "/learn").await;
+    assert!(index.contains("Needs a hub started with <code>--redis</code>"));
+    let (status, stepper) = page(&app, &format!("/learn/{slug}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(stepper.contains("id=\"needs-redis\""));
+}

@@ -85,6 +85,13 @@ async fn a_copied_binary_serves_every_page_and_every_lesson() {
         tokio::spawn(async move {
             let (status, page) = get(&format!("{hub}/learn/{slug}")).await;
             assert_eq!(status, StatusCode::OK, "{slug}: {page}");
+            if page.contains(r#"id="needs-redis""#) {
+                // Two hubs sharing a Redis, and this hub has none: it says so.
+                let (status, refused) = post(&format!("{hub}/learn/{slug}/session")).await;
+                assert_eq!(status, StatusCode::CONFLICT, "{slug}: {refused}");
+                assert_eq!(refused["error"]["code"], json!("needs_redis"));
+                return Ok(0);
+            }
             play_lesson(&hub, &slug).await
         })
     });

@@ -18,6 +18,11 @@
   let reports = []; // by step number - 1
   let busy = false;
 
+  // Progress (session, reports, predictions) is kept for this tab, so a
+  // learner who follows a link or goes Back and returns finds the lesson
+  // where it was, on the same hub while its session lives.
+  const STORE_KEY = `parcel-hub:learn:${slug}`;
+
   const section = (n) => $(`step-${n}`);
   const listItem = (n) => document.querySelector(`#step-list li[data-step="${n}"]`);
 
@@ -67,10 +72,51 @@
 
   // ---- drawing a report ----
 
+  /** An ack's point in words: ok or the error code and message, duplicate, the order. */
+  function ackLine(ack) {
+    if (!ack || typeof ack !== 'object') return brief(ack, 160);
+    if (ack.ok === false && ack.error) return `error ${ack.error.code}: ${ack.error.message}`;
+    const parts = ['ok'];
+    if ('duplicate' in ack) parts.push(`duplicate: ${ack.duplicate}`);
+    if ('removed' in ack) parts.push(`removed: ${ack.removed}`);
+    if (ack.order && ack.order.orderId) parts.push(`order ${ack.order.orderId} (${ack.order.status})`);
+    if (Array.isArray(ack.messages)) parts.push(`${ack.messages.length} queued message${ack.messages.length === 1 ? '' : 's'} listed`);
+    if (Array.isArray(ack.history)) parts.push(`${ack.history.length} message${ack.history.length === 1 ? '' : 's'} in its history`);
+    for (const key of ['room', 'members', 'offset', 'stores']) if (key in ack) parts.push(`${key}: ${brief(ack[key], 80)}`);
+    return parts.join(' · ');
+  }
+
   /** JSON on one line, cut to `max` characters. */
   function brief(value, max) {
     const text = value === undefined ? '' : JSON.stringify(value);
     return text.length > max ? `${text.slice(0, max)}…` : text;
+  }
+
+  // The fields a learner looks for, shown first; `at` and ids come last.
+  const KEY_FIELDS = ['from', 'text', 'room', 'name', 'users', 'members', 'online', 'offset', 'store', 'orderId', 'customer', 'status', 'duplicate', 'removed'];
+  const NOISE = ['at', 'messageId', 'event'];
+
+  /** The key fields of a payload as one line: an envelope by its order. */
+  function keyLine(payload) {
+    if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) return brief(payload, 160);
+    const parts = [];
+    const order = payload.order;
+    if (order && typeof order === 'object' && order.orderId) parts.push(`order ${order.orderId}${order.status ? ` (${order.status})` : ''}`);
+    const skip = parts.length > 0 ? ['order', 'orderId', 'status'] : [];
+    const shown = (key) => !NOISE.includes(key) && !skip.includes(key);
+    for (const key of KEY_FIELDS) if (key in payload && shown(key)) parts.push(`${key}: ${brief(payload[key], 80)}`);
+    for (const key of Object.keys(payload)) if (!KEY_FIELDS.includes(key) && shown(key)) parts.push(`${key}: ${brief(payload[key], 60)}`);
+    return parts.join(' · ') || brief(payload, 160);
+  }
+
+  /** A payload: its key fields, and the whole JSON one click away. */
+  function payloadBlock(value) {
+    return el(
+      'div',
+      { className: 'payload-view' },
+      el('span', { className: 'key-fields', text: keyLine(value) }),
+      el('details', { className: 'payload json' }, el('summary', { text: 'full payload' }), el('pre', { text: JSON.stringify(value, null, 2) })),
+    );
   }
 
   /** A value as a one-line summary that opens to the whole JSON. */
@@ -89,6 +135,7 @@
       {
         className: `actor${actor.connected ? '' : ' offline'}`,
         attrs: { 'data-actor': actor.actor, 'data-connected': actor.connected, 'data-count': actor.received.length },
+        title: `${actor.actor} on ${actor.namespace}`,
       },
       el(
         'header',
@@ -98,15 +145,30 @@
         actor.connected ? null : el('span', { className: 'tag offline', text: 'offline' }),
       ),
     );
-    if (actor.received.length === 0) {
+    const listed = actor.listed || [];
+    if (actor.received.length === 0 && listed.length === 0) {
       pane.append(el('p', { className: 'nothing', text: 'nothing' }));
-    } else {
+    }
+    if (actor.received.length > 0) {
       pane.append(
         el(
           'ul',
           { className: 'received' },
           ...actor.received.map((got) =>
-            el('li', { attrs: { 'data-event': got.event } }, el('span', { className: 'event', text: got.event }), jsonBlock(got.payload)),
+            el('li', { attrs: { 'data-event': got.event } }, el('span', { className: 'event', text: got.event }), payloadBlock(got.payload)),
+          ),
+        ),
+      );
+    }
+    if (listed.length > 0) {
+      // Not pushed: what its getAll answered, still queued for it.
+      pane.append(
+        el('p', { className: 'listed-head', text: 'listed by its getAll (queued, not pushed)' }),
+        el(
+          'ul',
+          { className: 'received listed' },
+          ...listed.map((got) =>
+            el('li', { attrs: { 'data-event': got.event } }, el('span', { className: 'event', text: got.event }), payloadBlock(got.payload)),
           ),
         ),
       );
@@ -146,7 +208,13 @@
       el('td', {}, el('strong', { text: r.event })),
       el('td', { text: incoming ? r.identity || r.socket || '' : r.target || '' }),
       el('td', { className: 'num', text: r.recipients === undefined || r.recipients === null ? '' : r.recipients }),
-      el('td', { className: outcome === 'ok' ? 'outcome-ok' : 'outcome-bad', text: outcome }),
+      el(
+        'td',
+        { className: outcome === 'ok' ? 'outcome-ok' : 'outcome-bad' },
+        outcome,
+        // Why the hub refused: the sentence the client got.
+        r.reason ? el('span', { className: 'reason', text: r.reason }) : null,
+      ),
       el('td', { className: 'mono cut', text: brief(r.payload, PAYLOAD_CHARS) }),
     );
   }
@@ -175,7 +243,14 @@
     const parts = [el('p', { className: 'action-line' }, el('span', { className: 'label', text: 'Action' }), el('code', { text: report.action }))];
     if (report.error) parts.push(el('p', { className: 'error', text: `The action failed: ${report.error}` }));
     if (report.ack !== null && report.ack !== undefined) {
-      parts.push(el('div', { className: 'answer', attrs: { 'data-kind': 'ack' } }, el('span', { className: 'label', text: 'ack' }), jsonBlock(report.ack)));
+      parts.push(
+        el(
+          'div',
+          { className: 'answer', attrs: { 'data-kind': 'ack' } },
+          el('span', { className: 'label', text: 'ack' }),
+          el('div', { className: 'answer-body' }, el('span', { className: 'key-fields', text: ackLine(report.ack) }), jsonBlock(report.ack)),
+        ),
+      );
     }
     if (report.connectError) {
       parts.push(
@@ -190,6 +265,81 @@
     parts.push(activityBlock(report.activity || []));
     box.replaceChildren(...parts);
     box.hidden = false;
+  }
+
+  // ---- keeping progress ----
+
+  function predictionOf(n) {
+    const textarea = section(n).querySelector('.prediction');
+    return textarea ? textarea.value.trim() : '';
+  }
+
+  function inProgress() {
+    return session !== null && nextToRun > 1 && nextToRun <= total;
+  }
+
+  function save() {
+    const predictions = {};
+    for (let i = 1; i <= total; i += 1) predictions[i] = predictionOf(i);
+    try {
+      sessionStorage.setItem(STORE_KEY, JSON.stringify({ session, nextToRun, reports, predictions }));
+    } catch {
+      // Storage off or full: the lesson still plays, it is just not kept.
+    }
+    $('leave-note').hidden = !inProgress();
+  }
+
+  function forget() {
+    try {
+      sessionStorage.removeItem(STORE_KEY);
+    } catch {
+      // Nothing was kept.
+    }
+    $('leave-note').hidden = true;
+  }
+
+  /** Draws step `n` as run, with its report. */
+  function drawStep(n, report) {
+    const card = section(n);
+    const textarea = card.querySelector('.prediction');
+    if (textarea) textarea.readOnly = true;
+    drawReport(card.querySelector('.report'), report);
+    const verdict = card.querySelector('.verdict');
+    // The scenario's own checks, not a grade of the learner's prediction.
+    verdict.textContent = report.passed ? (report.checks.length > 0 ? 'checks passed' : 'done') : 'a check failed';
+    verdict.className = `verdict ${report.passed ? 'pass' : 'fail'}`;
+    verdict.hidden = false;
+    card.querySelector('.run').hidden = true;
+    card.querySelector('.after').hidden = false;
+  }
+
+  /** Puts back what this tab kept of the lesson, if anything. */
+  function restore() {
+    let saved = null;
+    try {
+      saved = JSON.parse(sessionStorage.getItem(STORE_KEY) || 'null');
+    } catch {
+      saved = null;
+    }
+    if (!saved || typeof saved !== 'object') return;
+    for (let i = 1; i <= total; i += 1) {
+      const textarea = section(i).querySelector('.prediction');
+      if (textarea && saved.predictions && typeof saved.predictions[i] === 'string') textarea.value = saved.predictions[i];
+    }
+    if (!Array.isArray(saved.reports) || saved.reports.length === 0) return;
+    session = typeof saved.session === 'string' ? saved.session : null;
+    reports = saved.reports.slice(0, total);
+    nextToRun = Math.min(reports.length + 1, total + 1);
+    reports.forEach((report, i) => drawStep(i + 1, report));
+    refreshList();
+    $('restart').disabled = false;
+    const left = total - reports.length;
+    if (left === 0) showHub('idle', 'done · hub stopped');
+    else showHub('connected', `resumed · ${left} step${left === 1 ? '' : 's'} left`);
+    $('resumed').hidden = false;
+    $('leave-note').hidden = !inProgress();
+    if (left === 0) showSummary();
+    else show(nextToRun);
   }
 
   // ---- playing ----
@@ -244,18 +394,11 @@
         return;
       }
       // The prediction stays on screen, above what really happened, to compare.
-      const textarea = card.querySelector('.prediction');
-      if (textarea) textarea.readOnly = true;
       reports[n - 1] = report;
       nextToRun = n + 1;
-      drawReport(card.querySelector('.report'), report);
-      const verdict = card.querySelector('.verdict');
-      verdict.textContent = report.passed ? 'as expected' : 'not as expected';
-      verdict.className = `verdict ${report.passed ? 'pass' : 'fail'}`;
-      verdict.hidden = false;
-      button.hidden = true;
-      card.querySelector('.after').hidden = false;
+      drawStep(n, report);
       refreshList();
+      save();
       if (report.stepsLeft === 0) showHub('idle', 'done · hub stopped');
       else showHub('connected', `hub running · ${report.stepsLeft} step${report.stepsLeft === 1 ? '' : 's'} left`);
       card.querySelector('.after button').focus();
@@ -274,17 +417,27 @@
     line.className = `summary-line ${passedSteps === total ? 'pass' : 'fail'}`;
     line.textContent =
       passedSteps === total
-        ? `All ${total} steps went as the scenario says: ${passedChecks} of ${checks} checks passed.`
-        : `${passedSteps} of ${total} steps went as the scenario says; ${checks - passedChecks} of ${checks} checks failed.`;
+        ? `All ${total} steps ran and their checks passed: ${passedChecks} of ${checks}. Compare them with your predictions below.`
+        : `${passedSteps} of ${total} steps passed their checks; ${checks - passedChecks} of ${checks} checks failed.`;
     $('summary-steps').replaceChildren(
-      ...done.map((r) =>
-        el(
+      ...done.map((r) => {
+        const predicted = predictionOf(r.number);
+        const outcome = r.checks.length > 0 ? r.checks.map((c) => `${c.passed ? '✔' : '✘'} ${c.expected}`).join('; ') : 'no check: it set the stage';
+        return el(
           'li',
           { className: r.passed ? 'pass' : 'fail', attrs: { 'data-step': r.number } },
           el('span', { className: 'check-mark', text: r.passed ? '✔' : '✘', attrs: { 'aria-label': r.passed ? 'passed' : 'failed' } }),
-          el('span', {}, el('span', { text: r.say }), ' ', el('code', { text: r.action })),
-        ),
-      ),
+          el(
+            'span',
+            { className: 'summary-body' },
+            el('span', {}, el('span', { text: r.say }), ' ', el('code', { text: r.action })),
+            r.ask ? el('span', { className: 'summary-ask', text: `? ${r.ask}` }) : null,
+            r.ask ? el('span', { className: 'summary-prediction', text: `You predicted: ${predicted || '(nothing written)'}` }) : null,
+            el('span', { className: 'summary-outcome', text: `What happened: ${outcome}` }),
+            r.explain ? el('span', { className: 'summary-why', text: `Why: ${r.explain}` }) : null,
+          ),
+        );
+      }),
     );
     show('summary');
   }
@@ -301,6 +454,8 @@
     }
     reports = [];
     nextToRun = 1;
+    forget();
+    $('resumed').hidden = true;
     for (let i = 1; i <= total; i += 1) {
       const card = section(i);
       const box = card.querySelector('.report');
@@ -336,11 +491,24 @@
   $('start-over').addEventListener('click', startOver);
   $('restart').addEventListener('click', startOver);
 
-  // Leaving the page stops its hub now rather than after the idle timeout.
-  window.addEventListener('pagehide', () => {
-    if (!session) return;
-    const id = session;
-    session = null;
-    api('DELETE', `/learn/session/${encodeURIComponent(id)}`, true);
+  for (let i = 1; i <= total; i += 1) {
+    const textarea = section(i).querySelector('.prediction');
+    if (textarea) textarea.addEventListener('input', save);
+  }
+
+  // Leaving mid-lesson asks first; the progress is kept for this tab
+  // either way (and the lesson's hub lives on until its session idles out).
+  window.addEventListener('beforeunload', (event) => {
+    if (!inProgress()) return;
+    save();
+    event.preventDefault();
+    event.returnValue = '';
   });
+
+  // Back from the browser's page cache: the page is as it was; say so.
+  window.addEventListener('pageshow', (event) => {
+    if (event.persisted && reports.length > 0) $('resumed').hidden = false;
+  });
+
+  restore();
 })();

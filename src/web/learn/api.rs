@@ -41,6 +41,12 @@ pub(crate) enum LearnError {
     /// The scenario files could not be read (500, logged).
     #[error("cannot read the scenarios: {0}")]
     Scenarios(#[from] ScenarioError),
+    /// The lesson runs several hubs sharing a Redis, and this hub has none (409).
+    #[error(
+        "this lesson runs two hubs that share one Redis: start this hub with --redis to play it here, \
+         or in a terminal: parcel-hub --redis redis://127.0.0.1:6379 scenario run {0}"
+    )]
+    NeedsRedis(u32),
     /// The lesson's private hub did not start (500, logged).
     #[error("the lesson's hub did not start: {0:#}")]
     HubStart(anyhow::Error),
@@ -50,7 +56,7 @@ impl LearnError {
     fn status(&self) -> StatusCode {
         match self {
             LearnError::UnknownScenario | LearnError::UnknownSession => StatusCode::NOT_FOUND,
-            LearnError::Finished => StatusCode::CONFLICT,
+            LearnError::Finished | LearnError::NeedsRedis(_) => StatusCode::CONFLICT,
             LearnError::Full(_) => StatusCode::SERVICE_UNAVAILABLE,
             LearnError::Scenarios(_) | LearnError::HubStart(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -61,6 +67,7 @@ impl LearnError {
             LearnError::UnknownScenario => "unknown_scenario",
             LearnError::UnknownSession => "unknown_session",
             LearnError::Finished => "scenario_finished",
+            LearnError::NeedsRedis(_) => "needs_redis",
             LearnError::Full(_) => "too_many_sessions",
             LearnError::Scenarios(_) | LearnError::HubStart(_) => "internal",
         }
@@ -133,6 +140,9 @@ pub(crate) async fn start<A: Adapter>(
         .learn
         .find(&slug)?
         .ok_or(LearnError::UnknownScenario)?;
+    if file.scenario.needs_redis() && state.learn.launcher.redis().is_none() {
+        return Err(LearnError::NeedsRedis(file.number));
+    }
     if !sessions.has_room() {
         return Err(Full {
             cap: sessions.cap(),
@@ -143,8 +153,10 @@ pub(crate) async fn start<A: Adapter>(
     let run = Run::start(file.scenario.clone(), target)
         .await
         .map_err(LearnError::HubStart)?;
+    let run_id = run.run_id().to_owned();
     let session = sessions.insert(&file.slug, run)?;
-    tracing::info!(scenario = %file.slug, open = sessions.len(), "lesson session started");
+    // `run` names the lesson hub's own lines (`lesson{run=..}`) in this log.
+    tracing::info!(scenario = %file.slug, run = %run_id, open = sessions.len(), "lesson session started");
     let started = Started {
         session,
         scenario: &file.slug,

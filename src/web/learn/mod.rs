@@ -68,6 +68,10 @@ pub(crate) struct ScenarioEntry {
     pub steps: usize,
     /// The namespaces its actors use, in order of first use.
     pub namespaces: Vec<String>,
+    /// It runs several hubs sharing a Redis...
+    pub needs_redis: bool,
+    /// ...and this hub has none to give it (it was started without `--redis`).
+    pub redis_missing: bool,
 }
 
 impl From<&ScenarioFile> for ScenarioEntry {
@@ -86,7 +90,18 @@ impl From<&ScenarioFile> for ScenarioEntry {
             reading: file.scenario.reading.clone(),
             steps: file.scenario.steps.len(),
             namespaces,
+            needs_redis: file.scenario.needs_redis(),
+            redis_missing: file.scenario.needs_redis(),
         }
+    }
+}
+
+impl ScenarioEntry {
+    /// The entry as this hub can play it: `redis` says whether it has a
+    /// Redis for lessons with several hubs.
+    fn on(mut self, redis: bool) -> Self {
+        self.redis_missing = self.needs_redis && !redis;
+        self
     }
 }
 
@@ -136,7 +151,11 @@ pub(crate) struct LearnScenarioPage {
 /// `GET /learn`.
 pub(crate) async fn index<A: Adapter>(State(state): State<WebState<A>>) -> Response {
     let (scenarios, unreadable) = match state.learn.all() {
-        Ok(files) => (files.iter().map(ScenarioEntry::from).collect(), false),
+        Ok(files) => {
+            let redis = state.learn.launcher.redis().is_some();
+            let entries = files.iter().map(|f| ScenarioEntry::from(f).on(redis));
+            (entries.collect(), false)
+        }
         Err(e) => {
             tracing::error!(error = %e, "cannot list the scenarios for /learn");
             (Vec::new(), true)
@@ -179,7 +198,7 @@ pub(crate) async fn scenario<A: Adapter>(
     let file = &files[at];
     let page = LearnScenarioPage {
         layout: Layout::without_socket(&state, "/learn", "learn.js"),
-        scenario: ScenarioEntry::from(file),
+        scenario: ScenarioEntry::from(file).on(state.learn.launcher.redis().is_some()),
         steps: file
             .scenario
             .steps
