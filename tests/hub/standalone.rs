@@ -9,10 +9,20 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 /// The built binary, copied into a fresh empty folder.
+///
+/// `cp` copies it in a process of its own: a copy written by this process
+/// would hold the file open for writing while other tests' threads fork
+/// (each child keeps the descriptor until it execs), and running the copy
+/// in that moment fails with "Text file busy" (ETXTBSY).
 fn copied_binary() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("parcel-hub");
-    std::fs::copy(env!("CARGO_BIN_EXE_parcel-hub"), &copy).unwrap();
+    let copied = std::process::Command::new("cp")
+        .arg(env!("CARGO_BIN_EXE_parcel-hub"))
+        .arg(&copy)
+        .status()
+        .expect("cp runs");
+    assert!(copied.success(), "cp could not copy the binary");
     (dir, copy)
 }
 
