@@ -151,6 +151,10 @@ pub(crate) struct Activity {
     seq: AtomicU64,
     /// Counts every event in and out (`parcel_hub_events_*_total`).
     metrics: Metrics,
+    /// The span the hub was built in (a lesson hub's `lesson{run=..}`),
+    /// entered for every line logged about a socket: socketioxide runs the
+    /// handlers on tasks of its own, which do not carry the caller's span.
+    span: tracing::Span,
 }
 
 impl Default for Activity {
@@ -208,6 +212,7 @@ impl Activity {
             feed,
             seq: AtomicU64::new(0),
             metrics,
+            span: tracing::Span::current(),
         }
     }
 
@@ -221,8 +226,14 @@ impl Activity {
         self.feed.receiver_count() > 0
     }
 
+    /// The hub's span (see the field): enter it to log a line about a socket.
+    pub(crate) fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
     pub(crate) fn incoming(&self, e: Incoming<'_>) {
         self.metrics.event_received(e.namespace, e.event, e.outcome);
+        let _hub = self.span.enter();
         if e.outcome == "ok" {
             tracing::info!(
                 ns = e.namespace,
@@ -266,6 +277,7 @@ impl Activity {
 
     pub(crate) fn outgoing(&self, e: Outgoing<'_>) {
         self.metrics.event_sent(e.namespace, e.event, e.outcome);
+        let _hub = self.span.enter();
         tracing::info!(
             ns = e.namespace,
             event = e.event,

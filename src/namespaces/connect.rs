@@ -154,6 +154,7 @@ pub(crate) fn settle<A: Adapter, T: Clone + Send + Sync + 'static>(
         Err(refusal) => {
             // The reason, never the token.
             let reason = refusal.message();
+            let _hub = hub.activity.span().enter();
             tracing::warn!(ns = namespace, sid = %socket.id, code = refusal.code(), reason, "connection refused");
             hub.activity.refused_connection(RefusedConnection {
                 namespace: Cow::Borrowed(namespace),
@@ -170,6 +171,7 @@ pub(crate) fn settle<A: Adapter, T: Clone + Send + Sync + 'static>(
 /// Logs a connection with its namespace, identity and transport, and
 /// reports it to the activity feed (the inspector redraws on it).
 pub(crate) fn log_connected<A: Adapter>(hub: &Hub, socket: &SocketRef<A>, session: &Session) {
+    let _hub = hub.activity.span().enter();
     tracing::info!(ns = socket.ns(), sid = %socket.id, identity = %session.label, transport = ?socket.transport_type(), "connected");
     hub.activity.connected(
         namespace_of(socket),
@@ -186,6 +188,7 @@ pub(crate) fn log_disconnected<A: Adapter>(
     session: &Session,
     reason: DisconnectReason,
 ) {
+    let _hub = hub.activity.span().enter();
     tracing::info!(ns = socket.ns(), sid = %socket.id, identity = %session.label, %reason, "disconnected");
     hub.activity.disconnected(
         namespace_of(socket),

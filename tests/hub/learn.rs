@@ -255,3 +255,79 @@ async fn a_lesson_with_two_hubs_needs_a_hub_started_with_redis() {
     assert_eq!(status, StatusCode::OK);
     assert!(stepper.contains("id=\"needs-redis\""));
 }
+
+/// In the main hub's log, every line a lesson hub writes about its sockets
+/// (connected, events in and out, disconnected) carries `lesson{run=..}`,
+/// not only its start-up and shutdown lines.
+#[tokio::test]
+async fn a_lesson_hubs_socket_lines_are_tagged_in_the_main_log() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hub.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_parcel-hub"))
+        .args(["--listen", "127.0.0.1:0", "--db"])
+        .arg(dir.path().join("hub.db"))
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start parcel-hub");
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let url = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| line.strip_prefix("listening on ").map(str::to_owned))
+        .expect("the hub prints its address");
+    let client = reqwest::Client::new();
+    let started: Value = client
+        .post(format!("{url}/learn/{ROOMS}/session"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session = started["session"]
+        .as_str()
+        .expect("a session id")
+        .to_owned();
+    for _ in 0..3 {
+        let stepped = client
+            .post(format!("{url}/learn/session/{session}/step"))
+            .send()
+            .await
+            .unwrap();
+        assert!(stepped.status().is_success());
+    }
+    let closed = client
+        .delete(format!("{url}/learn/session/{session}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(closed.status().is_success());
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let about_sockets: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.contains(" connected ") || l.contains(" event in") || l.contains(" event out")
+        })
+        .collect();
+    assert!(
+        about_sockets.iter().any(|l| l.contains(" connected ")),
+        "{text}"
+    );
+    assert!(
+        about_sockets.iter().any(|l| l.contains(" event in")),
+        "{text}"
+    );
+    for line in &about_sockets {
+        assert!(
+            line.contains("lesson{run="),
+            "an untagged lesson line: {line}\n{text}"
+        );
+    }
+}
