@@ -388,6 +388,40 @@ fn ms(ns: u64) -> f64 {
     (ns as f64 / 1e4).round() / 100.0
 }
 
+/// What crossed Redis during a cluster run, in all and per request sent
+/// (a pickup in W1 and W2, a chat message in W4).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisTraffic {
+    pub commands: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub commands_per_request: f64,
+    pub bytes_in_per_request: f64,
+    pub bytes_out_per_request: f64,
+}
+
+impl RedisTraffic {
+    #[allow(clippy::cast_precision_loss)]
+    fn of(used: target::RedisSample, requests: u64) -> Self {
+        let per = |n: u64| {
+            if requests == 0 {
+                0.0
+            } else {
+                (n as f64 / requests as f64 * 10.0).round() / 10.0
+            }
+        };
+        Self {
+            commands: used.commands,
+            bytes_in: used.bytes_in,
+            bytes_out: used.bytes_out,
+            commands_per_request: per(used.commands),
+            bytes_in_per_request: per(used.bytes_in),
+            bytes_out_per_request: per(used.bytes_out),
+        }
+    }
+}
+
 /// One workload's result.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -415,6 +449,8 @@ pub struct Report {
     pub hub_cpu_us_per_delivery: Option<f64>,
     /// Redis's own CPU seconds during the run (a cluster run).
     pub redis_cpu_seconds: Option<f64>,
+    /// What crossed Redis during the run (a cluster run).
+    pub redis: Option<RedisTraffic>,
     /// Peak RSS of the hubs, summed.
     pub hub_peak_rss_mb: Option<f64>,
     pub rss_per_connection_kb: Option<f64>,
@@ -474,6 +510,20 @@ impl Report {
             ("hub cpu", opt(self.hub_cpu_seconds, " s")),
             ("cpu/delivery", opt(self.hub_cpu_us_per_delivery, " us")),
             ("redis cpu", opt(self.redis_cpu_seconds, " s")),
+            (
+                "redis traffic",
+                self.redis.as_ref().map_or("-".into(), |r| {
+                    format!(
+                        "{} commands, {} B in, {} B out; per request {} commands, {} B in, {} B out",
+                        r.commands,
+                        r.bytes_in,
+                        r.bytes_out,
+                        r.commands_per_request,
+                        r.bytes_in_per_request,
+                        r.bytes_out_per_request
+                    )
+                }),
+            ),
             ("hub peak rss", opt(self.hub_peak_rss_mb, " MB")),
             ("rss/conn", opt(self.rss_per_connection_kb, " KB")),
             (

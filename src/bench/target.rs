@@ -162,14 +162,19 @@ impl RedisSide {
         Ok(Self { connection, prefix })
     }
 
-    /// Redis's own CPU seconds (user + system, all its threads) so far.
-    async fn cpu_seconds(&mut self) -> Option<f64> {
-        let info: String = redis::cmd("INFO")
-            .arg("cpu")
-            .query_async(&mut self.connection)
-            .await
-            .ok()?;
-        Some(redis_cpu(&info))
+    /// Redis's own counters so far: CPU seconds (user + system, all its
+    /// threads), commands processed, network bytes in and out.
+    async fn sample(&mut self) -> Option<RedisSample> {
+        let mut info = String::new();
+        for section in ["cpu", "stats"] {
+            let text: String = redis::cmd("INFO")
+                .arg(section)
+                .query_async(&mut self.connection)
+                .await
+                .ok()?;
+            info.push_str(&text);
+        }
+        Some(RedisSample::of(&info))
     }
 
     /// Deletes every key of this run's prefix.
@@ -207,16 +212,49 @@ impl RedisSide {
     }
 }
 
-/// `used_cpu_sys` + `used_cpu_user` of an `INFO cpu` answer.
-fn redis_cpu(info: &str) -> f64 {
-    info.lines()
-        .filter_map(|line| {
-            let (key, value) = line.trim().split_once(':')?;
-            matches!(key, "used_cpu_sys" | "used_cpu_user")
-                .then(|| value.parse::<f64>().ok())
-                .flatten()
-        })
-        .sum()
+/// Redis's counters at one moment (from `INFO cpu` and `INFO stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct RedisSample {
+    /// `used_cpu_sys` + `used_cpu_user`, seconds.
+    pub cpu: f64,
+    /// `total_commands_processed`.
+    pub commands: u64,
+    /// `total_net_input_bytes`.
+    pub bytes_in: u64,
+    /// `total_net_output_bytes`.
+    pub bytes_out: u64,
+}
+
+impl RedisSample {
+    fn of(info: &str) -> Self {
+        let mut sample = Self::default();
+        for line in info.lines() {
+            let Some((key, value)) = line.trim().split_once(':') else {
+                continue;
+            };
+            let count = || value.parse::<u64>().unwrap_or(0);
+            match key {
+                "used_cpu_sys" | "used_cpu_user" => {
+                    sample.cpu += value.parse::<f64>().unwrap_or(0.0)
+                }
+                "total_commands_processed" => sample.commands = count(),
+                "total_net_input_bytes" => sample.bytes_in = count(),
+                "total_net_output_bytes" => sample.bytes_out = count(),
+                _ => {}
+            }
+        }
+        sample
+    }
+
+    /// What happened between `before` and `self`.
+    pub(crate) fn since(self, before: Self) -> Self {
+        Self {
+            cpu: self.cpu - before.cpu,
+            commands: self.commands.saturating_sub(before.commands),
+            bytes_in: self.bytes_in.saturating_sub(before.bytes_in),
+            bytes_out: self.bytes_out.saturating_sub(before.bytes_out),
+        }
+    }
 }
 
 /// The hubs (or the relay) under test.
@@ -292,10 +330,10 @@ impl Target {
         stats_of(&self.pids)
     }
 
-    /// Redis's CPU seconds so far, in a cluster run.
-    pub(crate) async fn redis_cpu(&mut self) -> Option<f64> {
+    /// Redis's counters so far, in a cluster run.
+    pub(crate) async fn redis_sample(&mut self) -> Option<RedisSample> {
         match &mut self.redis {
-            Some(redis) => redis.cpu_seconds().await,
+            Some(redis) => redis.sample().await,
             None => None,
         }
     }
@@ -321,8 +359,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn redis_cpu_adds_system_and_user_time() {
-        let info = "# CPU\r\nused_cpu_sys:1.25\r\nused_cpu_user:2.5\r\nused_cpu_sys_children:9.0\r\nused_cpu_sys_main_thread:1.0\r\n";
-        assert!((redis_cpu(info) - 3.75).abs() < 1e-9);
+    fn a_redis_sample_reads_cpu_commands_and_bytes() {
+        let info = "# CPU\r\nused_cpu_sys:1.25\r\nused_cpu_user:2.5\r\nused_cpu_sys_children:9.0\r\nused_cpu_sys_main_thread:1.0\r\n# Stats\r\ntotal_connections_received:3\r\ntotal_commands_processed:120\r\ntotal_net_input_bytes:4000\r\ntotal_net_output_bytes:9000\r\n";
+        let sample = RedisSample::of(info);
+        assert!((sample.cpu - 3.75).abs() < 1e-9);
+        assert_eq!(
+            (sample.commands, sample.bytes_in, sample.bytes_out),
+            (120, 4000, 9000)
+        );
+        let later = RedisSample {
+            cpu: 4.0,
+            commands: 150,
+            bytes_in: 5000,
+            bytes_out: 9500,
+        };
+        assert_eq!(later.since(sample).commands, 30);
     }
 }

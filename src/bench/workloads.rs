@@ -13,7 +13,8 @@ use tokio::sync::watch;
 use super::conn::{Sender, Tally, elapsed_ns, spawn_receiver};
 use super::target::{Target, stats_of};
 use super::{
-    BENCH_TOKEN, BENCH_VENDOR, BenchArgs, Percentiles, Report, Workload, bench_distributor,
+    BENCH_TOKEN, BENCH_VENDOR, BenchArgs, Percentiles, RedisTraffic, Report, Workload,
+    bench_distributor,
 };
 
 /// A payload marker the receivers find without parsing JSON (see `conn::read_stamp`).
@@ -214,7 +215,7 @@ pub async fn run_workload(workload: Workload, args: &BenchArgs) -> anyhow::Resul
     let mut target = Target::start(args, &run_id).await?;
     let origin = Instant::now();
     let before = target.stats();
-    let redis_before = target.redis_cpu().await;
+    let redis_before = target.redis_sample().await;
     let url = target.urls[0].clone();
     let url = url.as_str();
     let mut report = Report {
@@ -236,6 +237,7 @@ pub async fn run_workload(workload: Workload, args: &BenchArgs) -> anyhow::Resul
         hub_cpu_seconds: None,
         hub_cpu_us_per_delivery: None,
         redis_cpu_seconds: None,
+        redis: None,
         hub_peak_rss_mb: None,
         rss_per_connection_kb: None,
         hub_errors_logged: None,
@@ -384,8 +386,10 @@ pub async fn run_workload(workload: Workload, args: &BenchArgs) -> anyhow::Resul
             report.hub_cpu_us_per_delivery = Some((us * 100.0).round() / 100.0);
         }
     }
-    if let (Some(before), Some(after)) = (redis_before, target.redis_cpu().await) {
-        report.redis_cpu_seconds = Some(((after - before) * 100.0).round() / 100.0);
+    if let (Some(before), Some(after)) = (redis_before, target.redis_sample().await) {
+        let used = after.since(before);
+        report.redis_cpu_seconds = Some((used.cpu * 100.0).round() / 100.0);
+        report.redis = Some(RedisTraffic::of(used, report.acks_ok + report.acks_failed));
     }
     report.hub_errors_logged = target.errors_logged();
     target.finish().await;

@@ -152,6 +152,11 @@ async fn w1_and_w4_run_on_one_hub_and_on_two_hubs_behind_redis() {
     );
     assert_eq!(two.expected, 60 * 4);
     assert!(two.redis_cpu_seconds.is_some() && two.hub_cpu_us_per_delivery.is_some());
+    let crossed = two.redis.as_ref().expect("what crossed Redis");
+    assert!(
+        crossed.commands_per_request >= 1.0 && crossed.bytes_out > 0,
+        "{crossed:?}"
+    );
 
     // W4 across two hubs: the chat's receivers alternate between the hubs.
     let chat = run(&format!(
