@@ -23,7 +23,7 @@ use axum::serve::ListenerExt;
 use futures_util::future::BoxFuture;
 use socketioxide::adapter::LocalAdapter;
 use socketioxide::layer::SocketIoLayer;
-use socketioxide::{SocketIo, SocketIoBuilder};
+use socketioxide::{ParserConfig, SocketIo, SocketIoBuilder};
 use socketioxide_redis::{RedisAdapterConfig, RedisAdapterCtr};
 use tokio::net::TcpListener;
 
@@ -282,7 +282,18 @@ fn socket_io(config: &Config, hub: &Hub, admin: &AdminState) -> SocketIoBuilder 
         .max_payload(max_payload)
         .ws_max_message_size(usize::try_from(max_payload).unwrap_or(usize::MAX))
         .max_buffer_size(config.socket_buffer)
+        // socketioxide's defaults (10,000 attachments, 10 MB) would let one
+        // session with a name hold megabytes for as long as it answers pings.
+        .with_parser(
+            ParserConfig::common()
+                .max_incoming_binaries(config.max_attachments)
+                .max_incoming_binary_buf_size(config.max_attachment_bytes)
+                .packet_completion_timeout(ATTACHMENT_TIMEOUT),
+        )
 }
+
+/// How long the attachments of one packet may take to arrive.
+const ATTACHMENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Registers the namespaces and builds the router (pages and API included),
 /// on either adapter.

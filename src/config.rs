@@ -69,6 +69,28 @@ pub struct Config {
     #[arg(long, env = "PARCEL_HUB_MAX_PAYLOAD", value_name = "BYTES", default_value_t = 64 * 1024)]
     pub max_payload: u64,
 
+    /// Binary attachments one Socket.IO packet may announce; a packet that
+    /// announces more is refused and its connection closed (the hub's events
+    /// carry no binary data).
+    #[arg(
+        long,
+        env = "PARCEL_HUB_MAX_ATTACHMENTS",
+        value_name = "N",
+        default_value_t = 4
+    )]
+    pub max_attachments: usize,
+
+    /// Bytes of binary attachments buffered for one Socket.IO packet until
+    /// it is complete; past this the packet is refused and its connection
+    /// closed.
+    #[arg(
+        long,
+        env = "PARCEL_HUB_MAX_ATTACHMENT_BYTES",
+        value_name = "BYTES",
+        default_value_t = 16 * 1024
+    )]
+    pub max_attachment_bytes: usize,
+
     /// Events per second each socket may send (0 turns the limit off).
     #[arg(
         long,
