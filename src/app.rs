@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::serve::ListenerExt;
 use futures_util::future::BoxFuture;
 use socketioxide::adapter::LocalAdapter;
 use socketioxide::layer::SocketIoLayer;
@@ -42,6 +41,7 @@ use crate::store::{RedisStore, SharedStore, SqliteStore};
 use crate::upkeep::Upkeep;
 use crate::web::{self, ClientScript};
 
+mod http;
 mod operate;
 
 /// The Socket.IO handle, on whichever adapter this hub runs.
@@ -84,6 +84,8 @@ pub struct App {
     watchdog: Option<Watchdog>,
     /// The background chores (gauges, retention) while the hub serves.
     upkeep: Upkeep,
+    /// How long HTTP connections may dawdle (`--header-timeout`, `--request-timeout`).
+    deadlines: http::Deadlines,
 }
 
 impl App {
@@ -97,6 +99,10 @@ impl App {
             return Err(ConfigError::RetentionInCluster.into());
         }
         let cors = operate::cors(&config.cors_origin)?;
+        let deadlines = http::Deadlines {
+            header_read: Duration::from_secs(config.header_timeout),
+            request: Duration::from_secs(config.request_timeout),
+        };
         let admin = AdminState::default();
         let limits = Limits {
             rate_per_second: config.rate_limit,
@@ -130,6 +136,7 @@ impl App {
                 io: HubIo::Local(io),
                 router: operate::with_cors(router, cors),
                 watchdog: None,
+                deadlines,
             });
         };
         let redis = cluster::connect(url)
@@ -164,6 +171,7 @@ impl App {
             hub,
             io: HubIo::Cluster(io),
             router: operate::with_cors(router, cors),
+            deadlines,
         })
     }
 
@@ -178,21 +186,20 @@ impl App {
         // Keeps pinging Redis for as long as this hub serves, and stops with it.
         let _watchdog = self.watchdog;
         let _upkeep = self.upkeep;
-        // Small frames must not wait for Nagle's algorithm (about 40 ms each).
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::warn!(error = %e, "could not set TCP_NODELAY");
+        let hub = self.hub.clone();
+        let deadlines = self.deadlines;
+        http::serve(listener, self.router, deadlines, shutdown, async move {
+            tracing::info!("shutting down: closing every socket");
+            hub.start_closing();
+            // Upgraded WebSocket tasks are not the HTTP loop's; close them here.
+            if tokio::time::timeout(Duration::from_secs(2), io.close())
+                .await
+                .is_err()
+            {
+                tracing::warn!("sockets still closing after 2 s; going on");
             }
-        });
-        axum::serve(listener, self.router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down: closing every socket");
-                // Upgraded WebSocket tasks escape axum's graceful drain; close them here.
-                io.close().await;
-            })
-            .await
-            .context("the HTTP server failed")?;
+        })
+        .await;
         // The store answers in order, so once this ping returns every
         // earlier write has been committed.
         match tokio::time::timeout(Duration::from_secs(5), self.hub.store.ping()).await {

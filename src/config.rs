@@ -91,6 +91,29 @@ pub struct Config {
     )]
     pub max_attachment_bytes: usize,
 
+    /// Seconds an HTTP connection may take to send a request head, or stay
+    /// idle between requests, before it is closed.
+    #[arg(
+        long,
+        env = "PARCEL_HUB_HEADER_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub header_timeout: u64,
+
+    /// Seconds one HTTP request may take from its head to its answer (a
+    /// body sent slowly or half-way); past it the answer is 408 and the
+    /// connection is closed. Socket.IO long-polling answers within 25 s.
+    #[arg(
+        long,
+        env = "PARCEL_HUB_REQUEST_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(26..=3600)
+    )]
+    pub request_timeout: u64,
+
     /// Events per second each socket may send (0 turns the limit off).
     #[arg(
         long,

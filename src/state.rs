@@ -60,6 +60,9 @@ pub(crate) struct HubState {
     /// The `/caps` sandbox, while `/caps` is served (the demo credentials
     /// or `--caps`); `None` otherwise.
     pub caps: Option<Sandbox>,
+    /// Set when the hub starts shutting down: emits then find the
+    /// namespaces gone, which is expected and not worth an error each.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 /// Why a sign-in on `/vendor` or `/distributor` (or over HTTP) was refused.
@@ -85,7 +88,19 @@ impl HubState {
             metrics,
             hub_id: OnceLock::new(),
             caps: None,
+            closing: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Marks the hub as shutting down (see [`HubState::is_closing`]).
+    pub(crate) fn start_closing(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the hub is shutting down: its namespaces may be gone.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The same state, serving `/caps` with `sandbox` (or not, with `None`).

@@ -191,7 +191,8 @@ pub(crate) fn log_disconnected<A: Adapter>(
         tracing::warn!(ns = socket.ns(), sid = %socket.id, identity = %session.label, code = "packet_refused",
             reason = "a packet could not be parsed or went over a limit (--max-payload, --max-attachments, --max-attachment-bytes, attachments out of place or late)",
             "disconnected: packet refused");
-        hub.metrics.socket_dropped(namespace_of(socket), "packet_refused");
+        hub.metrics
+            .socket_dropped(namespace_of(socket), "packet_refused");
     } else {
         tracing::info!(ns = socket.ns(), sid = %socket.id, identity = %session.label, %reason, "disconnected");
     }

@@ -162,6 +162,21 @@ fn lab_target(message: &Message) -> Option<LabTarget> {
 }
 
 impl<A: Adapter> Courier<'_, A> {
+    /// Logs an emit that found no namespace: while the hub shuts down the
+    /// namespaces are closed first and writes in flight still finish, so
+    /// that is expected there (one debug line each); otherwise it is a bug.
+    fn namespace_gone(&self, namespace: &'static str, consequence: &'static str) {
+        if self.hub.is_closing() {
+            tracing::debug!(
+                ns = namespace,
+                consequence,
+                "shutting down: namespace closed"
+            );
+        } else {
+            tracing::error!(ns = namespace, consequence, "namespace is not registered");
+        }
+    }
+
     /// Emits a message about a lab store to `/caps`, in the lab's shape,
     /// under the name that store's clients use for the step.
     async fn deliver_to_lab(&self, message: &Message) {
@@ -172,10 +187,7 @@ impl<A: Adapter> Courier<'_, A> {
             return;
         };
         let Some(operators) = self.io.of(ns::CAPS) else {
-            tracing::error!(
-                ns = ns::CAPS,
-                "namespace is not registered; the message stays queued"
-            );
+            self.namespace_gone(ns::CAPS, "the message stays queued");
             return;
         };
         let sender = self.sender.filter(|s| s.ns() == ns::CAPS);
@@ -228,10 +240,7 @@ impl<A: Adapter> Notify for Courier<'_, A> {
     async fn deliver(&self, message: &Message) {
         let namespace = namespace_of(&message.recipient);
         let Some(operators) = self.io.of(namespace) else {
-            tracing::error!(
-                ns = namespace,
-                "namespace is not registered; the message stays queued"
-            );
+            self.namespace_gone(namespace, "the message stays queued");
             return;
         };
         let room = rooms::of_recipient(&message.recipient);
@@ -263,10 +272,7 @@ impl<A: Adapter> Notify for Courier<'_, A> {
             _ => match self.io.of(namespace) {
                 Some(operators) => operators.to(room.clone()),
                 None => {
-                    tracing::error!(
-                        ns = namespace,
-                        "namespace is not registered; no notice sent"
-                    );
+                    self.namespace_gone(namespace, "no notice sent");
                     return;
                 }
             },

@@ -110,3 +110,61 @@ async fn binary_attachments_past_the_limits_close_the_connection() {
         "{metrics}"
     );
 }
+
+/// Reads what the hub sends on `tcp` until it closes the connection.
+async fn until_closed(tcp: &mut tokio::net::TcpStream) -> String {
+    let mut seen = Vec::new();
+    tokio::time::timeout(TIMEOUT, tcp.read_to_end(&mut seen))
+        .await
+        .expect("the hub closes the connection")
+        .unwrap_or_default();
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+#[tokio::test]
+async fn idle_and_half_sent_http_connections_are_closed() {
+    let app = spawn_app_with(|c| {
+        c.header_timeout = 1;
+        c.request_timeout = 2;
+    })
+    .await;
+    let mut idle = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let mut half_head = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    half_head
+        .write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut half_body = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    half_body
+        .write_all(
+            b"POST /api/pickups HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Authorization: Basic YWNtZS13aWRnZXRzOmRlbW8tYWNtZQ==\r\nContent-Length: 100\r\n\r\n{\"orderId\"",
+        )
+        .await
+        .unwrap();
+    assert_eq!(until_closed(&mut idle).await, "");
+    let answer = until_closed(&mut half_head).await;
+    assert!(!answer.contains("200 OK"), "{answer}");
+    let answer = until_closed(&mut half_body).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+    let health = reqwest::get(format!("{}/api/health", app.url()))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn half_sent_requests_and_open_sockets_do_not_hold_the_stop() {
+    let app = spawn_app().await;
+    let _alice = chatter(&app, "alice").await;
+    let _polling = chat_with(&app.url(), json!({ "name": "bob" }), Transport::Polling).await;
+    let mut half = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    half.write_all(b"POST /api/pickups HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let _idle = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    // `stop` waits at most TIMEOUT (5 s) and fails the test otherwise.
+    app.stop().await;
+    assert_eq!(until_closed(&mut half).await, "");
+}
