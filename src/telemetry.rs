@@ -17,6 +17,27 @@ pub enum LogFormat {
     Json,
 }
 
+/// Characters of a client-supplied string (an event or namespace name)
+/// that a log line keeps.
+pub const CLIENT_TEXT_CHARS: usize = 64;
+/// Characters of a refusal's reason that a log line keeps (the reason may
+/// quote what the client sent).
+pub const REASON_CHARS: usize = 256;
+
+/// `text` cut to `max` characters, with `...` when something was cut: a
+/// client must not be able to write 60 KB into one log line.
+pub fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        None => std::borrow::Cow::Borrowed(text),
+        Some((end, _)) => std::borrow::Cow::Owned(format!("{}...", &text[..end])),
+    }
+}
+
+/// A client-supplied name, clipped to [`CLIENT_TEXT_CHARS`].
+pub fn clip_name(text: &str) -> std::borrow::Cow<'_, str> {
+    clip(text, CLIENT_TEXT_CHARS)
+}
+
 /// The filter used when `RUST_LOG` is not set.
 pub const DEFAULT_FILTER: &str =
     "parcel_hub=info,socketioxide=warn,engineioxide=warn,tower_http=warn";

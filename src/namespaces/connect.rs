@@ -3,8 +3,10 @@
 //! refusal otherwise), and the connection logs.
 
 use std::borrow::Cow;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use axum::extract::ConnectInfo;
 use governor::{DefaultDirectRateLimiter, RateLimiter};
 use serde_json::Value;
 use socketioxide::ParserError;
@@ -17,6 +19,7 @@ use crate::activity::RefusedConnection;
 use crate::domain::{Identity, InvalidValue, Recipient};
 use crate::protocol::{ConnectRefusal, Fields, Refusal};
 use crate::state::Hub;
+use crate::telemetry::{REASON_CHARS, clip};
 
 /// Who a socket is, set by the connect middleware and read by every handler.
 #[derive(Clone)]
@@ -28,6 +31,8 @@ pub(crate) struct Session {
     pub connected_at: chrono::DateTime<chrono::Utc>,
     /// This socket's own budget of events; `None` when limits are off.
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    /// The client's address: its refusals share one budget of log lines.
+    pub peer: Option<IpAddr>,
 }
 
 impl std::fmt::Debug for Session {
@@ -39,7 +44,7 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    fn new(identity: Identity, hub: &Hub) -> Self {
+    fn new(identity: Identity, hub: &Hub, peer: Option<IpAddr>) -> Self {
         let limiter = match (&identity, &hub.caps) {
             // Lab clients have no identity of their own: every `/caps`
             // socket spends from the sandbox's one budget.
@@ -54,6 +59,7 @@ impl Session {
             connected_at: chrono::Utc::now(),
             identity,
             limiter,
+            peer,
         }
     }
 
@@ -147,14 +153,16 @@ pub(crate) fn settle<A: Adapter, T: Clone + Send + Sync + 'static>(
         Ok(id) => {
             socket
                 .extensions
-                .insert(Session::new(identity(id.clone()), hub));
+                .insert(Session::new(identity(id.clone()), hub, peer_of(socket)));
             socket.extensions.insert(id);
             Ok(())
         }
         Err(refusal) => {
             // The reason, never the token.
             let reason = refusal.message();
-            tracing::warn!(ns = namespace, sid = %socket.id, code = refusal.code(), reason, "connection refused");
+            if hub.activity.may_log_refusal(peer_of(socket)) {
+                tracing::warn!(ns = namespace, sid = %socket.id, code = refusal.code(), reason = %clip(&reason, REASON_CHARS), "connection refused");
+            }
             hub.activity.refused_connection(RefusedConnection {
                 namespace: Cow::Borrowed(namespace),
                 socket: &socket.id.to_string(),
@@ -165,6 +173,16 @@ pub(crate) fn settle<A: Adapter, T: Clone + Send + Sync + 'static>(
             Err(refusal)
         }
     }
+}
+
+/// The address of the client behind `socket` (from the HTTP request that
+/// opened its Engine.IO session; the hub's HTTP loop records it).
+pub(crate) fn peer_of<A: Adapter>(socket: &SocketRef<A>) -> Option<IpAddr> {
+    socket
+        .req_parts()
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
 }
 
 /// Logs a connection with its namespace, identity and transport, and

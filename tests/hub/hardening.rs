@@ -168,3 +168,31 @@ async fn half_sent_requests_and_open_sockets_do_not_hold_the_stop() {
     app.stop().await;
     assert_eq!(until_closed(&mut half).await, "");
 }
+
+#[tokio::test]
+async fn refused_names_are_clipped_and_one_client_cannot_flood_the_log() {
+    let app = spawn_app().await;
+    let mallory = chatter(&app, "mallory").await;
+    let long = "x".repeat(60_000);
+    let ack = mallory.ack(&long, json!({})).await;
+    let message = assert_error(&ack, "unknown_event");
+    assert!(message.len() < 200, "{message}");
+    assert!(message.contains("x..."), "{message}");
+    // 3,000 refused events at once: over the socket's rate limit and over
+    // the client's budget of refusal log lines.
+    let refusals = (0..3_000).map(|i| mallory.ack("no such event", json!({ "i": i })));
+    let answers = futures_util::future::join_all(refusals).await;
+    assert!(answers.iter().all(|a| a["ok"] == json!(false)));
+    let metrics = scrape(&app).await;
+    let suppressed: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("parcel_hub_log_suppressed_total "))
+        .expect("the suppressed lines are counted")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(suppressed > 0, "{metrics}");
+    // Everyone else is still answered, and logged.
+    let alice = chatter(&app, "alice").await;
+    assert_ok(&alice.ack("chat message", json!("hello")).await);
+}
