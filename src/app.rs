@@ -331,15 +331,15 @@ async fn wire<A: HubAdapter>(
         usize::try_from(config.max_payload).unwrap_or(usize::MAX),
         learn,
     );
-    Ok(Router::new()
+    let http = Router::new()
         .merge(operate::router(operate::OperateState {
             hub: hub.clone(),
             io: io.clone(),
             subscriptions,
             metrics_public: config.metrics_public,
         }))
-        .merge(web::router(web))
-        .layer(layer))
+        .merge(web::router(web));
+    Ok(operate::guard_writes(http, &config.cors_origin).layer(layer))
 }
 
 /// Where a Redis URL points, without its credentials (for the banner and errors).

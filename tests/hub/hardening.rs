@@ -196,3 +196,64 @@ async fn refused_names_are_clipped_and_one_client_cannot_flood_the_log() {
     let alice = chatter(&app, "alice").await;
     assert_ok(&alice.ack("chat message", json!("hello")).await);
 }
+
+/// What an HTML form on another site can send: `text/plain`, no preflight,
+/// the vendor's cached Basic credentials, its own `Origin`.
+#[tokio::test]
+async fn a_cross_site_form_post_creates_no_pickup() {
+    let app = spawn_app_with(|c| c.cors_origin = vec!["https://admin.example".into()]).await;
+    let north = distributor(&app, "north-hub").await;
+    let post = |content_type: &'static str, origin: Option<String>, order: &str| {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/api/pickups", app.url()))
+            .basic_auth("acme-widgets", Some("demo-acme"))
+            .header("content-type", content_type)
+            .body(pickup(order, "north-hub").to_string());
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, answer) = post(
+        "text/plain",
+        Some("https://evil.example".into()),
+        "o-csrf-1",
+    )
+    .await;
+    assert_eq!(status, 403, "{answer}");
+    let (status, answer) = post("text/plain", None, "o-csrf-2").await;
+    assert_eq!(status, 415, "{answer}");
+    assert_eq!(answer["error"]["code"], json!("unsupported_media_type"));
+    let (status, _) = post(
+        "application/json",
+        Some("https://evil.example".into()),
+        "o-csrf-3",
+    )
+    .await;
+    assert_eq!(status, 403);
+    north.expect_none("pickup").await;
+    let own = format!("http://{}", app.addr);
+    let (status, _) = post("application/json; charset=utf-8", Some(own), "o-same").await;
+    assert_eq!(status, 201);
+    let (status, _) = post(
+        "application/json",
+        Some("https://admin.example".into()),
+        "o-cors",
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = post("application/json", None, "o-script").await;
+    assert_eq!(status, 201);
+    let all = north.ack("getAll", json!({})).await;
+    let ids: Vec<_> = all["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["order"]["orderId"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, ["o-same", "o-cors", "o-script"]);
+}
