@@ -257,3 +257,67 @@ async fn a_cross_site_form_post_creates_no_pickup() {
         .collect();
     assert_eq!(ids, ["o-same", "o-cors", "o-script"]);
 }
+
+/// "`{}` or nothing": the events whose payload is optional take no
+/// argument at all, `null` or `[]`, on every namespace and both transports.
+#[tokio::test]
+async fn optional_payloads_take_nothing_null_or_an_empty_list_everywhere() {
+    let app = spawn_app().await;
+    for transport in [Transport::WebSocket, Transport::Polling] {
+        let acme = try_connect(
+            &app.url(),
+            "/vendor",
+            Some(vendor_auth("acme-widgets")),
+            transport,
+        )
+        .await
+        .unwrap();
+        let north = try_connect(
+            &app.url(),
+            "/distributor",
+            Some(distributor_auth("north-hub")),
+            transport,
+        )
+        .await
+        .unwrap();
+        let chat = chat_with(
+            &app.url(),
+            json!({ "name": format!("nothing-{}", transport.as_str()) }),
+            transport,
+        )
+        .await;
+        let lab = try_connect(&app.url(), "/caps", None, transport)
+            .await
+            .unwrap();
+        let cases: [(&Client, &str); 5] = [
+            (&acme, "getAll"),
+            (&north, "getAll"),
+            (&chat, "typing"),
+            (&chat, "stop typing"),
+            (&lab, "getAll"),
+        ];
+        for (client, event) in cases {
+            let ack = client.ack_with_nothing(event).await;
+            assert_eq!(ack["ok"], json!(true), "{event} with nothing: {ack}");
+            for payload in [json!(null), json!([]), json!({})] {
+                let ack = client.ack(event, payload.clone()).await;
+                assert_eq!(ack["ok"], json!(true), "{event} with {payload}: {ack}");
+            }
+        }
+        // Without a callback, a bare `getAll` re-emits what is queued.
+        let order = format!("o-nothing-{}", transport.as_str());
+        assert_ok(&acme.ack("pickup", pickup(&order, "north-hub")).await);
+        assert_eq!(
+            north.expect("pickup").await["order"]["orderId"],
+            json!(order)
+        );
+        north.emit_args("getAll", &[]).await;
+        let again = north.expect("pickup").await;
+        assert_eq!(again["order"]["orderId"], json!(order));
+        assert_ok(
+            &north
+                .ack("received", json!({ "messageId": again["messageId"] }))
+                .await,
+        );
+    }
+}
