@@ -29,7 +29,7 @@ use crate::state::HubState;
 use crate::store::{Recorded, StoreError};
 
 pub(crate) use orders::{list_orders, move_order, order_of, submit_pickup};
-pub(crate) use queue::{confirm, pending_for, queue_depths};
+pub(crate) use queue::{confirm, pending_for, pending_page, queue_depths};
 
 /// Tells a message's recipient about it, right after it was committed.
 ///

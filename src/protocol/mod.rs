@@ -23,8 +23,8 @@ use serde_json::{Map, Value};
 use crate::domain::{InvalidValue, Status};
 
 pub(crate) use parse::{
-    ChatMessageRequest, Fields, JoinRequest, OrdersRequest, TransitionRequest, parse_offset,
-    parse_optional_room, parse_pickup, parse_received, parse_room,
+    ChatMessageRequest, Fields, JoinRequest, OrdersRequest, TransitionRequest, parse_get_all,
+    parse_offset, parse_optional_room, parse_pickup, parse_received, parse_room,
 };
 pub(crate) use wire::{
     ChatMessageAck, ChatMessageOut, GetAllAck, JoinAck, OrderAck, OrderNotice, OrdersAck, Presence,
@@ -93,6 +93,10 @@ pub(crate) fn status_event(status: Status) -> &'static str {
 /// Orders per page of `orders`: when not given, and at most.
 pub(crate) const DEFAULT_PAGE: usize = 100;
 pub(crate) const MAX_PAGE: usize = 500;
+/// Messages one `getAll` answers when it names no `limit`.
+pub(crate) const GET_ALL_DEFAULT: usize = 500;
+/// The largest `limit` a `getAll` may name.
+pub(crate) const GET_ALL_MAX: usize = 1_000;
 
 /// Limits on free text fields.
 pub(crate) const MAX_TEXT_FIELD: usize = 200;

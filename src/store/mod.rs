@@ -188,8 +188,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn confirm(&self, recipient: &Recipient, message: &MessageId)
     -> Result<bool, StoreError>;
 
-    /// Everything still queued for the recipient, oldest first.
-    async fn pending_for(&self, recipient: &Recipient) -> Result<Vec<Message>, StoreError>;
+    /// The oldest `limit` messages still queued for the recipient, oldest
+    /// first (`usize::MAX`: all of them).
+    async fn pending_for(
+        &self,
+        recipient: &Recipient,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError>;
 
     /// One order of a vendor.
     async fn order(&self, vendor: &VendorId, order: &OrderId) -> Result<Option<Order>, StoreError>;

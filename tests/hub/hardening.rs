@@ -321,3 +321,55 @@ async fn optional_payloads_take_nothing_null_or_an_empty_list_everywhere() {
         );
     }
 }
+
+/// `getAll` answers a page of a long queue, oldest first, and says `more`.
+#[tokio::test]
+async fn get_all_answers_a_page_of_a_long_queue_and_says_more() {
+    let app = spawn_app().await;
+    let acme = vendor(&app, "acme-widgets").await;
+    let north = distributor(&app, "north-hub").await;
+    for chunk in (0..1_050).collect::<Vec<_>>().chunks(150) {
+        let sends = chunk
+            .iter()
+            .map(|i| acme.ack("pickup", pickup(&format!("o-long-{i:04}"), "north-hub")));
+        for ack in futures_util::future::join_all(sends).await {
+            assert_ok(&ack);
+        }
+    }
+    let ids = |page: &serde_json::Value| -> Vec<String> {
+        page["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["order"]["orderId"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let first = north.ack("getAll", json!({})).await;
+    assert_eq!(first["more"], json!(true));
+    let first_ids = ids(&first);
+    assert_eq!(first_ids.len(), 500);
+    let mut sorted = first_ids.clone();
+    sorted.sort();
+    assert_eq!(
+        first_ids.first().map(String::as_str),
+        sorted.first().map(String::as_str)
+    );
+    let big = north.ack("getAll", json!({ "limit": 1_000 })).await;
+    assert_eq!((ids(&big).len(), &big["more"]), (1_000, &json!(true)));
+    assert_eq!(ids(&big)[..500], first_ids[..]);
+    for limit in [json!(0), json!(1_001), json!("all")] {
+        assert_error(
+            &north.ack("getAll", json!({ "limit": limit })).await,
+            "invalid_payload",
+        );
+    }
+    for message in big["messages"].as_array().unwrap() {
+        assert_ok(
+            &north
+                .ack("received", json!({ "messageId": message["messageId"] }))
+                .await,
+        );
+    }
+    let rest = north.ack("getAll", json!(null)).await;
+    assert_eq!((ids(&rest).len(), &rest["more"]), (50, &json!(false)));
+}

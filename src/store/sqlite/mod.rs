@@ -251,9 +251,13 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn pending_for(&self, recipient: &Recipient) -> Result<Vec<Message>, StoreError> {
+    async fn pending_for(
+        &self,
+        recipient: &Recipient,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
         let recipient = recipient.clone();
-        self.read(move |conn| rows::pending_for(conn, &recipient))
+        self.read(move |conn| rows::pending_for(conn, &recipient, limit))
             .await
     }
 
