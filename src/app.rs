@@ -207,6 +207,9 @@ impl App {
             Ok(Err(e)) => tracing::error!(error = %e, "store failed while flushing"),
             Err(_) => tracing::error!("store did not flush within 5 s"),
         }
+        // Whoever still holds the hub state (a task finishing late), the
+        // store's threads and files go now.
+        self.hub.store.shutdown().await;
         Ok(())
     }
 

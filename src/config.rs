@@ -166,7 +166,8 @@ pub struct Config {
     pub scenarios: Option<PathBuf>,
 
     /// Lessons played at once on `/learn`, each with its own private hub;
-    /// past this the least recently used idle one is closed (0 turns them off).
+    /// past this the least recently used idle one of the same client is
+    /// closed, never another client's (0 turns them off).
     #[arg(
         long,
         env = "PARCEL_HUB_LEARN_SESSIONS",

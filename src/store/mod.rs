@@ -228,6 +228,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// handed to the store before it has been committed.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Stops the store's threads and closes its files (the hub has
+    /// stopped); every later call fails with `Unavailable`. A hub that
+    /// stops within a running process (a `/learn` lesson hub) must not
+    /// leave threads or open files behind, whoever still holds the store.
+    async fn shutdown(&self) {}
+
     /// Succeeds when a write would be committed now: a write that changes
     /// nothing the hub keeps goes all the way through the write path, so a
     /// read-only or full disk (or a Redis that refuses writes) fails it.

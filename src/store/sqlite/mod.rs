@@ -86,8 +86,9 @@ pub struct SqliteStore {
     readers: Option<Arc<Readers>>,
     /// The schema version the file had before this store opened it.
     opened_version: i64,
-    /// Dropping it stops the checkpoint thread (file databases only).
-    _stop_checkpoints: Option<mpsc::Sender<()>>,
+    /// Dropping the sender stops the checkpoint thread (file databases
+    /// only); shutdown drops it and joins the thread.
+    checkpoints: std::sync::Mutex<Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
 }
 
 impl SqliteStore {
@@ -122,17 +123,17 @@ impl SqliteStore {
                 .execute_batch("PRAGMA busy_timeout = 5000;")
                 .map_err(db("setting up the checkpointer"))?;
             let (stop, stopped) = mpsc::channel::<()>();
-            std::thread::Builder::new()
+            let thread = std::thread::Builder::new()
                 .name("sqlite-checkpoint".into())
                 .spawn(move || checkpoint_loop(&checkpointer, &stopped))
                 .map_err(|e| StoreError::backend("starting the checkpointer")(Box::new(e)))?;
-            (Some(stop), Some(Arc::new(Readers::new(path))))
+            (Some((stop, thread)), Some(Arc::new(Readers::new(path))))
         };
         Ok(Self {
             writer: Writer::start(conn, durability == Durability::Process)?,
             readers,
             opened_version,
-            _stop_checkpoints: stop_checkpoints,
+            checkpoints: std::sync::Mutex::new(stop_checkpoints),
         })
     }
 
@@ -173,9 +174,22 @@ impl SqliteStore {
 /// Moves committed pages from the WAL into the database file, without ever
 /// blocking the writer (PASSIVE), until the store is dropped.
 fn checkpoint_loop(conn: &Connection, stop: &mpsc::Receiver<()>) {
+    // A failure that lasts (a deleted file, a full disk) is logged once a
+    // minute, not twice a second.
+    let mut failing: u32 = 0;
     while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "sqlite checkpoint failed; will retry");
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            Ok(()) if failing > 0 => {
+                tracing::info!(failed = failing, "sqlite checkpoints work again");
+                failing = 0;
+            }
+            Ok(()) => {}
+            Err(e) => {
+                if failing % 120 == 0 {
+                    tracing::warn!(error = %e, failed = failing + 1, "sqlite checkpoint failed; will retry");
+                }
+                failing = failing.saturating_add(1);
+            }
         }
     }
 }
@@ -301,6 +315,26 @@ impl Store for SqliteStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.writer.run(rows::answers).await
+    }
+
+    async fn shutdown(&self) {
+        let checkpoints = self
+            .checkpoints
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(readers) = &self.readers {
+            readers.shutdown();
+        }
+        // Joining waits at most for a commit or a checkpoint in progress;
+        // this runs once, when the hub has stopped.
+        if let Some((stop, thread)) = checkpoints {
+            drop(stop);
+            if thread.join().is_err() {
+                tracing::error!("the sqlite checkpoint thread panicked");
+            }
+        }
+        self.writer.shutdown();
     }
 
     async fn check_write(&self) -> Result<(), StoreError> {

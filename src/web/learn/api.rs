@@ -124,6 +124,7 @@ fn path_param(
 /// `POST /learn/{slug}/session`: a fresh hub and a run of that scenario.
 pub(crate) async fn start<A: Adapter>(
     State(state): State<WebState<A>>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     slug: Result<Path<String>, PathRejection>,
 ) -> Result<(StatusCode, Json<Value>), LearnError> {
     let slug = path_param(slug, LearnError::UnknownScenario)?;
@@ -133,17 +134,15 @@ pub(crate) async fn start<A: Adapter>(
         .learn
         .find(&slug)?
         .ok_or(LearnError::UnknownScenario)?;
-    if !sessions.has_room() {
-        return Err(Full {
-            cap: sessions.cap(),
-        }
-        .into());
-    }
+    // The place is taken before the hub starts, so concurrent starts
+    // cannot pass the cap; a failed start gives it back.
+    let owner = peer.map_or(std::net::Ipv4Addr::LOCALHOST.into(), |p| p.0.0.ip());
+    let reservation = sessions.reserve(owner)?;
     let target = Target::InProcess(state.learn.launcher.clone());
     let run = Run::start(file.scenario.clone(), target)
         .await
         .map_err(LearnError::HubStart)?;
-    let session = sessions.insert(&file.slug, run)?;
+    let session = sessions.insert(reservation, &file.slug, run);
     tracing::info!(scenario = %file.slug, open = sessions.len(), "lesson session started");
     let started = Started {
         session,
