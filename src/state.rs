@@ -60,6 +60,9 @@ pub(crate) struct HubState {
     /// The `/caps` sandbox, while `/caps` is served (the demo credentials
     /// or `--caps`); `None` otherwise.
     pub caps: Option<Sandbox>,
+    /// Failed sign-ins per client address: past a budget, that address's
+    /// sign-ins are refused for a while without looking at the token.
+    pub sign_ins: SignInThrottle,
     /// Set when the hub starts shutting down: emits then find the
     /// namespaces gone, which is expected and not worth an error each.
     closing: std::sync::atomic::AtomicBool,
@@ -89,6 +92,7 @@ impl HubState {
             hub_id: OnceLock::new(),
             caps: None,
             closing: std::sync::atomic::AtomicBool::new(false),
+            sign_ins: SignInThrottle::default(),
         }
     }
 
@@ -351,5 +355,52 @@ impl Seat {
 impl Drop for Seat {
     fn drop(&mut self) {
         self.release();
+    }
+}
+
+/// Failed sign-ins one client address may make per window.
+pub(crate) const SIGN_IN_FAILURES: u32 = 20;
+/// The window of [`SIGN_IN_FAILURES`].
+pub(crate) const SIGN_IN_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+/// Addresses remembered at most (the table is pruned past it).
+const SIGN_IN_ADDRESSES: usize = 10_000;
+
+/// Failed sign-ins per client address, in fixed windows: an address past
+/// [`SIGN_IN_FAILURES`] in one [`SIGN_IN_WINDOW`] is refused (`rate_limited`)
+/// until its window ends, whatever token it sends, so guessing costs time.
+#[derive(Debug, Default)]
+pub(crate) struct SignInThrottle {
+    failures: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (Instant, u32)>>,
+}
+
+impl SignInThrottle {
+    fn table(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<std::net::IpAddr, (Instant, u32)>>
+    {
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How long `peer` must still wait, if it is over its budget.
+    pub(crate) fn blocked(&self, peer: std::net::IpAddr) -> Option<std::time::Duration> {
+        let table = self.table();
+        let (since, count) = table.get(&peer)?;
+        let left = SIGN_IN_WINDOW.checked_sub(since.elapsed())?;
+        (*count >= SIGN_IN_FAILURES).then_some(left)
+    }
+
+    /// Counts a failed sign-in of `peer`.
+    pub(crate) fn failed(&self, peer: std::net::IpAddr) {
+        let mut table = self.table();
+        if table.len() >= SIGN_IN_ADDRESSES {
+            table.retain(|_, (since, _)| since.elapsed() < SIGN_IN_WINDOW);
+        }
+        let entry = table.entry(peer).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= SIGN_IN_WINDOW {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
     }
 }

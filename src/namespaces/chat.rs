@@ -19,7 +19,7 @@ use socketioxide::operators::BroadcastOperators;
 use socketioxide::socket::DisconnectReason;
 
 use super::connect::{fields_from_auth, log_connected, log_disconnected, settle};
-use super::courier::{Out, emit, emit_to_socket};
+use super::courier::{Out, drop_if_slow, emit, emit_to_socket};
 use super::{Call, Session};
 use crate::domain::{ChatMessage, ChatName, ChatPost, Identity, RoomName, millis};
 use crate::ops::{self, chat::Relay};
@@ -236,6 +236,9 @@ async fn replay_missed<A: Adapter>(
             for message in &replay.history {
                 if let Err(e) = socket.emit(event::CHAT_MESSAGE, &ChatMessageOut::from(message)) {
                     tracing::warn!(ns = ns::CHAT, sid = %socket.id, offset = message.offset, error = %e, "could not replay a chat message");
+                    if drop_if_slow(hub, socket, ns::CHAT, &e) {
+                        return;
+                    }
                 }
             }
             tracing::info!(ns = ns::CHAT, sid = %socket.id, after, replayed = replay.history.len(), "chat history replayed");

@@ -149,6 +149,22 @@ pub(crate) fn settle<A: Adapter, T: Clone + Send + Sync + 'static>(
     result: Result<T, ConnectRefusal>,
     identity: impl FnOnce(T) -> Identity,
 ) -> Result<(), ConnectRefusal> {
+    let peer = peer_of(socket);
+    // An address that failed too often is refused whatever it sends now,
+    // so a right guess is not told apart from a wrong one.
+    let throttled = peer.and_then(|ip| hub.sign_ins.blocked(ip)).map(|wait| {
+        ConnectRefusal::Throttled(format!(
+            "too many failed sign-ins from your address; try again in {} s",
+            wait.as_secs() + 1
+        ))
+    });
+    let result = match (throttled, result) {
+        (Some(refusal), _) => Err(refusal),
+        (None, result) => result,
+    };
+    if let (Err(ConnectRefusal::Unauthorized(_)), Some(ip)) = (&result, peer) {
+        hub.sign_ins.failed(ip);
+    }
     match result {
         Ok(id) => {
             socket
@@ -160,8 +176,8 @@ pub(crate) fn settle<A: Adapter, T: Clone + Send + Sync + 'static>(
         Err(refusal) => {
             // The reason, never the token.
             let reason = refusal.message();
-            if hub.activity.may_log_refusal(peer_of(socket)) {
-                tracing::warn!(ns = namespace, sid = %socket.id, code = refusal.code(), reason = %clip(&reason, REASON_CHARS), "connection refused");
+            if hub.activity.may_log_refusal(peer) {
+                tracing::warn!(ns = namespace, sid = %socket.id, peer = ?peer, code = refusal.code(), reason = %clip(&reason, REASON_CHARS), "connection refused");
             }
             hub.activity.refused_connection(RefusedConnection {
                 namespace: Cow::Borrowed(namespace),

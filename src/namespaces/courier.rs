@@ -72,6 +72,39 @@ pub(crate) async fn emit<A: Adapter, T: Serialize + ?Sized>(
     outcome == "ok"
 }
 
+/// Disconnects `socket` if `error` says its send buffer is full (a slow
+/// consumer): it would silently miss live events; disconnected, it
+/// reconnects and catches up (`getAll`, the chat's offset). True if so.
+pub(crate) fn drop_if_slow<A: Adapter>(
+    hub: &HubState,
+    socket: &SocketRef<A>,
+    namespace: &'static str,
+    error: &socketioxide::SendError,
+) -> bool {
+    use socketioxide::SendError;
+    use socketioxide_core::adapter::errors::SocketError;
+    if !matches!(error, SendError::Socket(SocketError::InternalChannelFull)) {
+        return false;
+    }
+    tracing::warn!(ns = namespace, sid = %socket.id, code = "slow_consumer", reason = "its send buffer (--socket-buffer) is full", "disconnecting a slow consumer");
+    hub.metrics.socket_dropped(namespace, "slow_consumer");
+    // The DISCONNECT packet needs room in that same buffer: try again as
+    // it drains (a buffer that never drains fails Engine.IO's heartbeat).
+    let socket = socket.clone();
+    tokio::spawn(async move {
+        for _ in 0..50 {
+            match socket.clone().disconnect() {
+                Err(socketioxide_core::adapter::errors::SocketError::InternalChannelFull) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                _ => return,
+            }
+        }
+        tracing::warn!(ns = namespace, sid = %socket.id, "a slow consumer's buffer did not drain in 5 s; Engine.IO's heartbeat will close it");
+    });
+    true
+}
+
 /// Emits `data` to one socket (the chat's `users` to a newcomer) and
 /// reports it with the target `socket <id>`.
 pub(crate) fn emit_to_socket<A: Adapter, T: Serialize + ?Sized>(

@@ -4,6 +4,8 @@ use serde_json::Value;
 use socketioxide::adapter::Adapter;
 
 use super::Call;
+use super::call::namespace_of;
+use super::courier::drop_if_slow;
 use crate::ops;
 use crate::protocol::{
     GetAllAck, MessageEnvelope, ReceivedAck, ok_envelope, parse_get_all, parse_received,
@@ -39,6 +41,9 @@ pub(crate) async fn on_get_all<A: Adapter>(call: Call<A>) {
             let event = status_event(message.status());
             if let Err(e) = socket.emit(event, &MessageEnvelope::from(message)) {
                 tracing::warn!(ns = socket.ns(), sid = %socket.id, message = %message.id, error = %e, "could not re-emit a queued message; it stays queued");
+                if drop_if_slow(call.hub(), socket, namespace_of(socket), &e) {
+                    break;
+                }
             }
         }
         Ok(Value::Null)

@@ -208,6 +208,9 @@ pub(crate) enum ConnectRefusal {
     /// `/chat`: someone connected to this hub already has this name.
     #[error("name_taken: someone called {0} is already here")]
     NameTaken(String),
+    /// Too many failed sign-ins from the client's address lately.
+    #[error("rate_limited: {0}")]
+    Throttled(String),
 }
 
 impl ConnectRefusal {
@@ -217,15 +220,16 @@ impl ConnectRefusal {
             ConnectRefusal::BadAuth(_) => "bad_auth",
             ConnectRefusal::Unauthorized(_) => "unauthorized",
             ConnectRefusal::NameTaken(_) => "name_taken",
+            ConnectRefusal::Throttled(_) => "rate_limited",
         }
     }
 
     /// The sentence after the code.
     pub(crate) fn message(&self) -> String {
         match self {
-            ConnectRefusal::BadAuth(message) | ConnectRefusal::Unauthorized(message) => {
-                message.clone()
-            }
+            ConnectRefusal::BadAuth(message)
+            | ConnectRefusal::Unauthorized(message)
+            | ConnectRefusal::Throttled(message) => message.clone(),
             ConnectRefusal::NameTaken(name) => format!("someone called {name} is already here"),
         }
     }

@@ -373,3 +373,55 @@ async fn get_all_answers_a_page_of_a_long_queue_and_says_more() {
     let rest = north.ack("getAll", json!(null)).await;
     assert_eq!((ids(&rest).len(), &rest["more"]), (50, &json!(false)));
 }
+
+#[tokio::test]
+async fn failed_sign_ins_are_throttled_per_address() {
+    let app = spawn_app().await;
+    let wrong = json!({ "vendorId": "acme-widgets", "token": "guess" });
+    for _ in 0..20 {
+        let refusal = refusal(&app, "/vendor", Some(wrong.clone())).await;
+        assert!(refusal.starts_with("unauthorized"), "{refusal}");
+    }
+    let refusal_now = refusal(&app, "/vendor", Some(wrong)).await;
+    assert!(
+        refusal_now.starts_with("rate_limited: too many failed sign-ins"),
+        "{refusal_now}"
+    );
+    // While throttled, even the right token is not tried.
+    let right = refusal(&app, "/vendor", Some(vendor_auth("acme-widgets"))).await;
+    assert!(right.starts_with("rate_limited"), "{right}");
+}
+
+#[tokio::test]
+async fn a_socket_whose_buffer_is_full_is_disconnected_and_catches_up() {
+    let app = spawn_app_with(|c| c.socket_buffer = 8).await;
+    let acme = vendor(&app, "acme-widgets").await;
+    for i in 0..40 {
+        assert_ok(
+            &acme
+                .ack("pickup", pickup(&format!("o-slow-{i}"), "south-hub"))
+                .await,
+        );
+    }
+    let south = distributor(&app, "south-hub").await;
+    // Re-emits 40 messages at once into a buffer of 8.
+    south.emit_args("getAll", &[]).await;
+    let dropped = tokio::time::timeout(TIMEOUT, async {
+        while south.is_connected() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(dropped.is_ok(), "the slow consumer is disconnected");
+    let metrics = scrape(&app).await;
+    assert!(
+        metrics.contains(
+            "parcel_hub_sockets_dropped_total{namespace=\"/distributor\",reason=\"slow_consumer\"} 1"
+        ),
+        "{metrics}"
+    );
+    // Reconnected, it reads everything a page at a time.
+    let again = distributor(&app, "south-hub").await;
+    let all = again.ack("getAll", json!({})).await;
+    assert_eq!(all["messages"].as_array().unwrap().len(), 40);
+}
