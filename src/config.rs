@@ -423,7 +423,17 @@ impl Credentials {
             path: path.to_owned(),
             message,
         };
-        let file: CredentialsFile = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        // The parser's own message quotes the offending line, which may be
+        // a token: say where and what, never the line itself.
+        let file: CredentialsFile = toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+            invalid(match line {
+                Some(line) => format!("line {line}: {}", e.message()),
+                None => e.message().to_owned(),
+            })
+        })?;
         Self::from_file(file).map_err(invalid)
     }
 
@@ -550,6 +560,16 @@ mod tests {
         std::fs::write(&path, "admin_token = \n").unwrap();
         let err = Credentials::load(&path).unwrap_err().to_string();
         assert!(err.contains("line 1"), "{err}");
+        std::fs::write(
+            &path,
+            "admin_token = \"x\"\n[vendors]\nacme = \"secret-token\" junk\n",
+        )
+        .unwrap();
+        let err = Credentials::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("line 3") && !err.contains("secret-token"),
+            "{err}"
+        );
         let err = Credentials::load(&dir.join("missing.toml"))
             .unwrap_err()
             .to_string();

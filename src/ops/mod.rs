@@ -79,7 +79,8 @@ impl From<StoreError> for Refusal {
             }
             e @ (StoreError::Backend { .. }
             | StoreError::Corrupt(_)
-            | StoreError::Unavailable(_)) => {
+            | StoreError::Unavailable(_)
+            | StoreError::Unusable(_)) => {
                 let cause = std::error::Error::source(&e).map(ToString::to_string);
                 tracing::error!(error = %e, cause, "store failure");
                 Refusal::internal()

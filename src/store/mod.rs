@@ -105,6 +105,10 @@ pub enum StoreError {
     /// writer gone).
     #[error("the store is unavailable: {0}")]
     Unavailable(&'static str),
+    /// The database cannot be used as given (held by another hub, not
+    /// writable): said at start-up.
+    #[error("{0}")]
+    Unusable(String),
 }
 
 impl StoreError {

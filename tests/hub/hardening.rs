@@ -425,3 +425,52 @@ async fn a_socket_whose_buffer_is_full_is_disconnected_and_catches_up() {
     let all = again.ack("getAll", json!({})).await;
     assert_eq!(all["messages"].as_array().unwrap().len(), 40);
 }
+
+#[tokio::test]
+async fn a_second_hub_on_one_database_file_does_not_start() {
+    let app = spawn_app().await;
+    let config = parcel_hub::Config::for_tests(app.db.clone());
+    let refused = parcel_hub::App::build(&config).await.unwrap_err();
+    let refused = format!("{refused:#}");
+    assert!(refused.contains("another parcel-hub is using"), "{refused}");
+    let acme = vendor(&app, "acme-widgets").await;
+    assert_ok(&acme.ack("pickup", pickup("o-one-hub", "north-hub")).await);
+}
+
+#[tokio::test]
+async fn a_deleted_database_file_refuses_writes_and_fails_health() {
+    let app = spawn_app().await;
+    let acme = vendor(&app, "acme-widgets").await;
+    assert_ok(&acme.ack("pickup", pickup("o-before", "north-hub")).await);
+    std::fs::remove_file(&app.db).unwrap();
+    // Acknowledged now, it would be lost on restart: refused instead.
+    assert_error(
+        &acme.ack("pickup", pickup("o-after", "north-hub")).await,
+        "internal",
+    );
+    let health = reqwest::get(format!("{}/api/health", app.url()))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 503);
+    let body: serde_json::Value = health.json().await.unwrap();
+    assert_eq!(body["checks"]["write"], json!(false), "{body}");
+}
+
+#[tokio::test]
+async fn a_read_only_shm_file_stops_the_start_with_words() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    let shm = dir.path().join("hub.db-shm");
+    std::fs::write(&shm, vec![0_u8; 32 * 1024]).unwrap();
+    std::fs::set_permissions(&shm, std::fs::Permissions::from_mode(0o444)).unwrap();
+    if std::fs::OpenOptions::new().write(true).open(&shm).is_ok() {
+        eprintln!("skipped: running as root, a read-only file is still writable");
+        return;
+    }
+    let refused = parcel_hub::App::build(&parcel_hub::Config::for_tests(db))
+        .await
+        .unwrap_err();
+    let refused = format!("{refused:#}");
+    assert!(refused.contains("hub.db-shm"), "{refused}");
+}

@@ -15,6 +15,7 @@
 //! background, on a connection of its own.
 
 mod backup;
+mod guard;
 mod readers;
 mod rows;
 mod schema;
@@ -89,12 +90,27 @@ pub struct SqliteStore {
     /// Dropping the sender stops the checkpoint thread (file databases
     /// only); shutdown drops it and joins the thread.
     checkpoints: std::sync::Mutex<Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
+    /// The exclusive lock on `<db>.lock` that keeps a second hub off this
+    /// file; released on shutdown (or when the store is dropped).
+    lock: std::sync::Mutex<Option<std::fs::File>>,
 }
 
 impl SqliteStore {
     /// Opens (or creates) the database at `path` (`:memory:` for a throwaway
     /// one), migrating a file written by an older release.
     pub fn open(path: &Path, durability: Durability) -> Result<Self, StoreError> {
+        let in_memory = path.as_os_str() == ":memory:";
+        // Before SQLite maps anything: a second hub, or files it could
+        // not write (a read-only `-shm` is mapped, and a write to it
+        // would kill the process with SIGBUS), stop the start here.
+        let lock = if in_memory {
+            None
+        } else {
+            Some(guard::lock(path)?)
+        };
+        if !in_memory {
+            guard::check_writable(path)?;
+        }
         let mut conn = Connection::open(path).map_err(db("opening the database"))?;
         let synchronous = match durability {
             Durability::Process => "NORMAL",
@@ -112,7 +128,6 @@ impl SqliteStore {
         // Checkpoints (copying the WAL into the database, with an fsync) run
         // on a connection of their own: left to the writer, every thousandth
         // page stalled the commit that crossed it, and every ack behind it.
-        let in_memory = path.as_os_str() == ":memory:";
         let (stop_checkpoints, readers) = if in_memory {
             (None, None)
         } else {
@@ -130,7 +145,16 @@ impl SqliteStore {
             (Some((stop, thread)), Some(Arc::new(Readers::new(path))))
         };
         Ok(Self {
-            writer: Writer::start(conn, durability == Durability::Process)?,
+            writer: Writer::start(
+                conn,
+                durability == Durability::Process,
+                if in_memory {
+                    None
+                } else {
+                    Some(guard::FileIdentity::of(path)?)
+                },
+            )?,
+            lock: std::sync::Mutex::new(lock),
             readers,
             opened_version,
             checkpoints: std::sync::Mutex::new(stop_checkpoints),
@@ -335,6 +359,12 @@ impl Store for SqliteStore {
             }
         }
         self.writer.shutdown();
+        drop(
+            self.lock
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(),
+        );
     }
 
     async fn check_write(&self) -> Result<(), StoreError> {

@@ -60,6 +60,11 @@ pub(super) struct Writer {
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Set on shutdown: no job runs after it.
     closed: std::sync::atomic::AtomicBool,
+    /// The database file opened (none in memory): a write is refused once
+    /// its path names another file, or none.
+    file: Option<super::guard::FileIdentity>,
+    /// Writes refused because the file was gone, for a log line now and then.
+    refused_gone: AtomicU64,
     /// Where each commit's duration goes, once the hub's metrics exist
     /// (shared with the writer thread).
     commits: Arc<OnceLock<Histogram>>,
@@ -67,7 +72,11 @@ pub(super) struct Writer {
 
 impl Writer {
     /// Starts the writer thread over `conn`; `inline` lets idle callers commit in place.
-    pub(super) fn start(conn: Connection, inline: bool) -> Result<Self, StoreError> {
+    pub(super) fn start(
+        conn: Connection,
+        inline: bool,
+        file: Option<super::guard::FileIdentity>,
+    ) -> Result<Self, StoreError> {
         let conn = Arc::new(Mutex::new(conn));
         let (jobs, inbox) = mpsc::channel::<Job>();
         let for_writer = conn.clone();
@@ -87,6 +96,8 @@ impl Writer {
             jobs: Mutex::new(Some(jobs)),
             thread: Mutex::new(Some(thread)),
             closed: std::sync::atomic::AtomicBool::new(false),
+            file,
+            refused_gone: AtomicU64::new(0),
             commits,
         })
     }
@@ -149,6 +160,18 @@ impl Writer {
     ) -> Result<T, StoreError> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable("the store is shut down"));
+        }
+        if let Some(file) = &self.file
+            && !file.still_there()
+        {
+            // Written now, it would go to a file nobody will open again.
+            let refused = self.refused_gone.fetch_add(1, Ordering::Relaxed);
+            if refused.is_power_of_two() || refused == 0 {
+                tracing::error!(db = %file.path().display(), refused = refused + 1, "the database file was deleted or replaced; refusing writes (restart the hub)");
+            }
+            return Err(StoreError::Unavailable(
+                "the database file was deleted or replaced",
+            ));
         }
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
