@@ -509,8 +509,12 @@ def get_all(binary, quick):
             fail(f"hub memory grew {grown:.1f} MB (limit 50 MB)")
         if any(count > 1000 for count, _ in answered):
             fail("a getAll answered more than its limit")
-        if p99 > 50:
-            fail(f"other clients' acks p99 {p99:.1f} ms (limit 50 ms)")
+        # The figure (50 ms) is for a release build; CI's quick run uses a
+        # debug build on a shared machine and only catches the defect
+        # (acks held for seconds behind the one connection).
+        limit = 2_000 if quick else 50
+        if p99 > limit:
+            fail(f"other clients' acks p99 {p99:.1f} ms (limit {limit} ms)")
     finally:
         hub.stop()
 
