@@ -4,8 +4,6 @@
 //! client or raw frames and checks that the attacker is refused and that
 //! everyone else is still served.
 
-use std::time::Duration;
-
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

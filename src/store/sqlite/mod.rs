@@ -209,7 +209,7 @@ fn checkpoint_loop(conn: &Connection, stop: &mpsc::Receiver<()>) {
             }
             Ok(()) => {}
             Err(e) => {
-                if failing % 120 == 0 {
+                if failing.is_multiple_of(120) {
                     tracing::warn!(error = %e, failed = failing + 1, "sqlite checkpoint failed; will retry");
                 }
                 failing = failing.saturating_add(1);
