@@ -79,7 +79,7 @@ window.ParcelHub = (() => {
    * confirms each message (a promise of its `received`); the next page is
    * asked once the page is confirmed. At most `rounds` pages.
    */
-  async function catchUp(socket, take, rounds = 200) {
+  async function readQueue(socket, take, rounds = 200) {
     for (let round = 0; round < rounds; round += 1) {
       const answer = await request(socket, 'getAll', {});
       if (!answer.ok) return answer;
@@ -290,7 +290,7 @@ window.ParcelHub = (() => {
     signIn,
     remembered,
     request,
-    catchUp,
+    readQueue,
     listOrders,
     orderBook,
     freshOrderId,

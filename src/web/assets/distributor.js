@@ -7,7 +7,7 @@
 // book, where the newest version of an order wins. Open orders show the one
 // step they can take next; delivered ones move to "Done".
 (() => {
-  const { el, request, catchUp, listOrders, orderBook, remembered, orderCard, demoChips, signIn } = window.ParcelHub;
+  const { el, request, readQueue, listOrders, orderBook, remembered, orderCard, demoChips, signIn } = window.ParcelHub;
   const $ = (id) => document.getElementById(id);
   const signinForm = $('signin-form');
   const offline = $('offline');
@@ -104,7 +104,7 @@
     for (const order of [...open.orders, ...done.orders]) book.put(order);
     doneFrom = done.next;
     book.finishReload();
-    await catchUp(from, take);
+    await readQueue(from, take);
   }
 
   function showListError(answer) {

@@ -6,7 +6,7 @@
 // this vendor's other tabs land in the same book, where the newest version
 // of an order wins, so nothing stale is ever shown over something newer.
 (() => {
-  const { el, timeEl, request, catchUp, listOrders, orderBook, remembered, freshOrderId, orderCard, demoChips, signIn } = window.ParcelHub;
+  const { el, timeEl, request, readQueue, listOrders, orderBook, remembered, freshOrderId, orderCard, demoChips, signIn } = window.ParcelHub;
   const $ = (id) => document.getElementById(id);
   const signinForm = $('signin-form');
   const pickupForm = $('pickup-form');
@@ -97,7 +97,7 @@
     for (const order of listed.orders) book.put(order);
     olderFrom = listed.next;
     book.finishReload();
-    await catchUp(from, notice);
+    await readQueue(from, notice);
   }
 
   function showListError(answer) {
