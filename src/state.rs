@@ -63,6 +63,8 @@ pub(crate) struct HubState {
     /// Failed sign-ins per client address: past a budget, that address's
     /// sign-ins are refused for a while without looking at the token.
     pub sign_ins: SignInThrottle,
+    /// `/chat` joins per client address (see [`ChatJoins`]).
+    pub chat_joins: ChatJoins,
     /// Set when the hub starts shutting down: emits then find the
     /// namespaces gone, which is expected and not worth an error each.
     closing: std::sync::atomic::AtomicBool,
@@ -93,6 +95,8 @@ impl HubState {
             caps: None,
             closing: std::sync::atomic::AtomicBool::new(false),
             sign_ins: SignInThrottle::default(),
+            // With the rate limits off (benchmarks, lesson hubs), so is this one.
+            chat_joins: ChatJoins::new(limits.rate_per_second > 0),
         }
     }
 
@@ -402,5 +406,52 @@ impl SignInThrottle {
             *entry = (Instant::now(), 0);
         }
         entry.1 = entry.1.saturating_add(1);
+    }
+}
+
+/// `/chat` joins one client address may make per second, and their burst.
+pub(crate) const CHAT_JOINS_PER_SECOND: u32 = 10;
+pub(crate) const CHAT_JOINS_BURST: u32 = 50;
+
+/// The per-address budget of `/chat` joins: a join costs every connected
+/// chat socket a `user connected` notice, so a storm of joins from one
+/// address is refused (`rate_limited`) past [`CHAT_JOINS_PER_SECOND`].
+pub(crate) struct ChatJoins {
+    /// `None` when the hub's rate limits are off (`--rate-limit 0`).
+    limiter: Option<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
+}
+
+impl std::fmt::Debug for ChatJoins {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatJoins").finish_non_exhaustive()
+    }
+}
+
+impl ChatJoins {
+    fn new(enabled: bool) -> Self {
+        let quota = governor::Quota::per_second(
+            std::num::NonZeroU32::new(CHAT_JOINS_PER_SECOND).unwrap_or(std::num::NonZeroU32::MIN),
+        )
+        .allow_burst(
+            std::num::NonZeroU32::new(CHAT_JOINS_BURST).unwrap_or(std::num::NonZeroU32::MIN),
+        );
+        Self {
+            limiter: enabled.then(|| governor::RateLimiter::keyed(quota)),
+        }
+    }
+
+    /// Whether `peer` may join `/chat` now.
+    pub(crate) fn admit(&self, peer: std::net::IpAddr) -> bool {
+        self.limiter
+            .as_ref()
+            .is_none_or(|limiter| limiter.check_key(&peer).is_ok())
+    }
+
+    /// Forgets addresses that have been quiet a while (the upkeep).
+    pub(crate) fn forget_quiet_clients(&self) {
+        if let Some(limiter) = &self.limiter {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
     }
 }

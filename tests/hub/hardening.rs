@@ -472,3 +472,33 @@ async fn a_read_only_shm_file_stops_the_start_with_words() {
     let refused = format!("{refused:#}");
     assert!(refused.contains("hub.db-shm"), "{refused}");
 }
+
+/// Every join is announced to every chat socket: one address may not
+/// join without limit.
+#[tokio::test]
+async fn a_storm_of_chat_joins_from_one_address_is_refused_past_its_budget() {
+    let app = spawn_app().await;
+    let alice = chatter(&app, "alice").await;
+    let joins = (0..120).map(|i| {
+        let url = app.url();
+        async move {
+            try_connect(
+                &url,
+                "/chat",
+                Some(json!({ "name": format!("storm-{i}") })),
+                Transport::WebSocket,
+            )
+            .await
+        }
+    });
+    let outcomes = futures_util::future::join_all(joins).await;
+    let refused: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+    assert!(!refused.is_empty(), "some joins are refused");
+    assert!(
+        refused
+            .iter()
+            .all(|r| r.starts_with("rate_limited: too many chat joins")),
+        "{refused:?}"
+    );
+    assert_ok(&alice.ack("chat message", json!("still here")).await);
+}
