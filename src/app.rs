@@ -1,6 +1,7 @@
 //! Wiring: the hub state, the Socket.IO layer, the HTTP router, and `serve`;
 //! what an operator reaches beside the pages is in [`operate`] (health,
-//! metrics, CORS).
+//! metrics, CORS, the cross-site guard on writes); the HTTP server loop
+//! with its deadlines is [`http`].
 //!
 //! A hub runs on one of two Socket.IO adapters: the local one (alone, SQLite)
 //! or the cluster's Redis adapter (`--redis`). Everything below the seam is
