@@ -605,7 +605,8 @@ def join_storm(binary, quick):
         worst = latencies[-1] if latencies else 0
         p99 = latencies[int(len(latencies) * 0.99) - 1] if latencies else 0
         print(
-            f"join-storm: {len(sessions)} /chat joins in {took:.1f} s: hub wrote {sent_mb:.1f} MB, "
+            f"join-storm: {n // 8 * 8} /chat joins tried, {len(sessions)} admitted, in {took:.1f} s: "
+            f"hub wrote {sent_mb:.1f} MB, "
             f"CPU {cpu:.1f} s, RSS +{grown:.1f} MB; another vendor's pickup: {len(latencies)} acks, "
             f"p99 {p99:.1f} ms, max {worst:.1f} ms"
         )
