@@ -10,6 +10,8 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::future::Future;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
@@ -19,6 +21,7 @@ use tokio::sync::broadcast;
 
 use crate::metrics::Metrics;
 use crate::protocol::{event, rfc3339};
+use crate::telemetry::{REASON_CHARS, clip, clip_name};
 
 tokio::task_local! {
     /// The feed records of what an incoming event caused (its emits),
@@ -112,6 +115,8 @@ pub(crate) struct Incoming<'a> {
     /// The refusal's sentence, when the outcome is an error code.
     pub reason: Option<&'a str>,
     pub payload: &'a Value,
+    /// The sender's address, for its budget of refusal log lines.
+    pub peer: Option<IpAddr>,
 }
 
 /// An outgoing event: what it was sent to and how many sockets it reached.
@@ -155,6 +160,69 @@ pub(crate) struct Activity {
     /// entered for every line logged about a socket: socketioxide runs the
     /// handlers on tasks of its own, which do not carry the caller's span.
     span: tracing::Span,
+    /// How many refusal lines each client may write to the log.
+    log_budget: LogBudget,
+}
+
+/// Refusal log lines per second one client (one peer address) may cause,
+/// and their burst. A line is at most about 600 bytes (names and reasons
+/// are clipped), so one client writes at most about 120 KB/s of log.
+const LOG_LINES_PER_SECOND: u32 = 200;
+const LOG_LINES_BURST: u32 = 400;
+/// How often a summary of the lines left out is logged.
+const SUPPRESSED_NOTE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The per-client budget of refusal log lines: a client that sends nothing
+/// but refused events at full speed must not fill the disk. Lines over the
+/// budget are counted (`parcel_hub_log_suppressed_total`) and summed up in
+/// one line a second.
+struct LogBudget {
+    limiter: governor::DefaultKeyedRateLimiter<IpAddr>,
+    /// Lines left out since the last summary.
+    suppressed: AtomicU64,
+    /// When the last summary was written.
+    last_note: std::sync::Mutex<std::time::Instant>,
+}
+
+impl std::fmt::Debug for LogBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogBudget")
+            .field("suppressed", &self.suppressed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LogBudget {
+    fn new() -> Self {
+        let quota = governor::Quota::per_second(
+            NonZeroU32::new(LOG_LINES_PER_SECOND).unwrap_or(NonZeroU32::MIN),
+        )
+        .allow_burst(NonZeroU32::new(LOG_LINES_BURST).unwrap_or(NonZeroU32::MIN));
+        Self {
+            limiter: governor::RateLimiter::keyed(quota),
+            suppressed: AtomicU64::new(0),
+            last_note: std::sync::Mutex::new(std::time::Instant::now()),
+        }
+    }
+
+    /// Whether a refusal line caused by `peer` may be written now.
+    fn admit(&self, peer: IpAddr, metrics: &Metrics) -> bool {
+        if self.limiter.check_key(&peer).is_ok() {
+            return true;
+        }
+        metrics.log_suppressed(1);
+        self.suppressed.fetch_add(1, Ordering::Relaxed);
+        let mut last = self
+            .last_note
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.elapsed() >= SUPPRESSED_NOTE_EVERY {
+            *last = std::time::Instant::now();
+            let left_out = self.suppressed.swap(0, Ordering::Relaxed);
+            tracing::warn!(%peer, left_out, "refusal log lines left out: a client sends more refused requests than the log takes");
+        }
+        false
+    }
 }
 
 impl Default for Activity {
@@ -213,7 +281,22 @@ impl Activity {
             seq: AtomicU64::new(0),
             metrics,
             span: tracing::Span::current(),
+            log_budget: LogBudget::new(),
         }
+    }
+
+    /// Whether a refusal caused by `peer` may be logged now (each client
+    /// has a budget of refusal lines per second); `None` (no address known)
+    /// is always logged.
+    pub(crate) fn may_log_refusal(&self, peer: Option<IpAddr>) -> bool {
+        peer.is_none_or(|peer| self.log_budget.admit(peer, &self.metrics))
+    }
+
+    /// Forgets the log budgets of clients that have been quiet a while
+    /// (called by the upkeep, so the table does not grow).
+    pub(crate) fn forget_quiet_clients(&self) {
+        self.log_budget.limiter.retain_recent();
+        self.log_budget.limiter.shrink_to_fit();
     }
 
     /// A new watcher of the feed.
@@ -234,23 +317,25 @@ impl Activity {
     pub(crate) fn incoming(&self, e: Incoming<'_>) {
         self.metrics.event_received(e.namespace, e.event, e.outcome);
         let _hub = self.span.enter();
+        let event = clip_name(e.event);
+        let event = event.as_ref();
         if e.outcome == "ok" {
             tracing::info!(
                 ns = e.namespace,
-                event = e.event,
+                event,
                 sid = e.socket,
                 identity = e.identity,
                 outcome = e.outcome,
                 "event in"
             );
-        } else {
+        } else if self.may_log_refusal(e.peer) {
             tracing::warn!(
                 ns = e.namespace,
-                event = e.event,
+                event,
                 sid = e.socket,
                 identity = e.identity,
                 outcome = e.outcome,
-                reason = e.reason,
+                reason = e.reason.map(|r| clip(r, REASON_CHARS)).as_deref(),
                 "event in refused"
             );
         }
@@ -262,7 +347,7 @@ impl Activity {
                 at: Utc::now(),
                 namespace: Cow::Borrowed(e.namespace),
                 direction: Direction::In,
-                event: e.event.to_owned(),
+                event: event.to_owned(),
                 socket: Some(e.socket.to_owned()),
                 identity: Some(e.identity.to_owned()),
                 target: None,
@@ -430,6 +515,7 @@ mod tests {
                 outcome: "ok",
                 reason: None,
                 payload: &payload,
+                peer: None,
             });
         })
         .await;

@@ -1,6 +1,7 @@
 //! Wiring: the hub state, the Socket.IO layer, the HTTP router, and `serve`;
 //! what an operator reaches beside the pages is in [`operate`] (health,
-//! metrics, CORS).
+//! metrics, CORS, the cross-site guard on writes); the HTTP server loop
+//! with its deadlines is [`http`].
 //!
 //! A hub runs on one of two Socket.IO adapters: the local one (alone, SQLite)
 //! or the cluster's Redis adapter (`--redis`). Everything below the seam is
@@ -18,11 +19,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::serve::ListenerExt;
 use futures_util::future::BoxFuture;
 use socketioxide::adapter::LocalAdapter;
 use socketioxide::layer::SocketIoLayer;
-use socketioxide::{SocketIo, SocketIoBuilder};
+use socketioxide::{ParserConfig, SocketIo, SocketIoBuilder};
 use socketioxide_redis::{RedisAdapterConfig, RedisAdapterCtr};
 use tokio::net::TcpListener;
 use tracing::Instrument;
@@ -42,6 +42,7 @@ use crate::store::{RedisStore, SharedStore, SqliteStore};
 use crate::upkeep::Upkeep;
 use crate::web::{self, ClientScript};
 
+mod http;
 mod operate;
 
 /// The Socket.IO handle, on whichever adapter this hub runs.
@@ -84,6 +85,8 @@ pub struct App {
     watchdog: Option<Watchdog>,
     /// The background chores (gauges, retention) while the hub serves.
     upkeep: Upkeep,
+    /// How long HTTP connections may dawdle (`--header-timeout`, `--request-timeout`).
+    deadlines: http::Deadlines,
 }
 
 impl App {
@@ -97,6 +100,10 @@ impl App {
             return Err(ConfigError::RetentionInCluster.into());
         }
         let cors = operate::cors(&config.cors_origin)?;
+        let deadlines = http::Deadlines {
+            header_read: Duration::from_secs(config.header_timeout),
+            request: Duration::from_secs(config.request_timeout),
+        };
         let admin = AdminState::default();
         let limits = Limits {
             rate_per_second: config.rate_limit,
@@ -130,6 +137,7 @@ impl App {
                 io: HubIo::Local(io),
                 router: operate::with_cors(router, cors),
                 watchdog: None,
+                deadlines,
             });
         };
         let redis = cluster::connect(url)
@@ -164,6 +172,7 @@ impl App {
             hub,
             io: HubIo::Cluster(io),
             router: operate::with_cors(router, cors),
+            deadlines,
         })
     }
 
@@ -178,26 +187,20 @@ impl App {
         // Keeps pinging Redis for as long as this hub serves, and stops with it.
         let _watchdog = self.watchdog;
         let _upkeep = self.upkeep;
-        // Small frames must not wait for Nagle's algorithm (about 40 ms each).
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::warn!(error = %e, "could not set TCP_NODELAY");
+        let hub = self.hub.clone();
+        let deadlines = self.deadlines;
+        http::serve(listener, self.router, deadlines, shutdown, async move {
+            tracing::info!("shutting down: closing every socket");
+            hub.start_closing();
+            // Upgraded WebSocket tasks are not the HTTP loop's; close them here.
+            if tokio::time::timeout(Duration::from_secs(2), io.close())
+                .await
+                .is_err()
+            {
+                tracing::warn!("sockets still closing after 2 s; going on");
             }
-        });
-        axum::serve(listener, self.router)
-            .with_graceful_shutdown(
-                async move {
-                    shutdown.await;
-                    tracing::info!("shutting down: closing every socket");
-                    // Upgraded WebSocket tasks escape axum's graceful drain; close them here.
-                    io.close().await;
-                }
-                // axum runs this on a task of its own: keep the caller's
-                // span (a lesson hub's `lesson{run=..}`) on its lines.
-                .in_current_span(),
-            )
-            .await
-            .context("the HTTP server failed")?;
+        })
+        .await;
         // The store answers in order, so once this ping returns every
         // earlier write has been committed.
         match tokio::time::timeout(Duration::from_secs(5), self.hub.store.ping()).await {
@@ -205,6 +208,9 @@ impl App {
             Ok(Err(e)) => tracing::error!(error = %e, "store failed while flushing"),
             Err(_) => tracing::error!("store did not flush within 5 s"),
         }
+        // Whoever still holds the hub state (a task finishing late), the
+        // store's threads and files go now.
+        self.hub.store.shutdown().await;
         Ok(())
     }
 
@@ -287,7 +293,18 @@ fn socket_io(config: &Config, hub: &Hub, admin: &AdminState) -> SocketIoBuilder 
         .max_payload(max_payload)
         .ws_max_message_size(usize::try_from(max_payload).unwrap_or(usize::MAX))
         .max_buffer_size(config.socket_buffer)
+        // socketioxide's defaults (10,000 attachments, 10 MB) would let one
+        // session with a name hold megabytes for as long as it answers pings.
+        .with_parser(
+            ParserConfig::common()
+                .max_incoming_binaries(config.max_attachments)
+                .max_incoming_binary_buf_size(config.max_attachment_bytes)
+                .packet_completion_timeout(ATTACHMENT_TIMEOUT),
+        )
 }
+
+/// How long the attachments of one packet may take to arrive.
+const ATTACHMENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Registers the namespaces and builds the router (pages and API included),
 /// on either adapter.
@@ -318,15 +335,15 @@ async fn wire<A: HubAdapter>(
         usize::try_from(config.max_payload).unwrap_or(usize::MAX),
         learn,
     );
-    Ok(Router::new()
+    let http = Router::new()
         .merge(operate::router(operate::OperateState {
             hub: hub.clone(),
             io: io.clone(),
             subscriptions,
             metrics_public: config.metrics_public,
         }))
-        .merge(web::router(web))
-        .layer(layer))
+        .merge(web::router(web));
+    Ok(operate::guard_writes(http, &config.cors_origin).layer(layer))
 }
 
 /// Where a Redis URL points, without its credentials (for the banner and errors).

@@ -69,6 +69,51 @@ pub struct Config {
     #[arg(long, env = "PARCEL_HUB_MAX_PAYLOAD", value_name = "BYTES", default_value_t = 64 * 1024)]
     pub max_payload: u64,
 
+    /// Binary attachments one Socket.IO packet may announce; a packet that
+    /// announces more is refused and its connection closed (the hub's events
+    /// carry no binary data).
+    #[arg(
+        long,
+        env = "PARCEL_HUB_MAX_ATTACHMENTS",
+        value_name = "N",
+        default_value_t = 4
+    )]
+    pub max_attachments: usize,
+
+    /// Bytes of binary attachments buffered for one Socket.IO packet until
+    /// it is complete; past this the packet is refused and its connection
+    /// closed.
+    #[arg(
+        long,
+        env = "PARCEL_HUB_MAX_ATTACHMENT_BYTES",
+        value_name = "BYTES",
+        default_value_t = 16 * 1024
+    )]
+    pub max_attachment_bytes: usize,
+
+    /// Seconds an HTTP connection may take to send a request head, or stay
+    /// idle between requests, before it is closed.
+    #[arg(
+        long,
+        env = "PARCEL_HUB_HEADER_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub header_timeout: u64,
+
+    /// Seconds one HTTP request may take from its head to its answer (a
+    /// body sent slowly or half-way); past it the answer is 408 and the
+    /// connection is closed. Socket.IO long-polling answers within 25 s.
+    #[arg(
+        long,
+        env = "PARCEL_HUB_REQUEST_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(26..=3600)
+    )]
+    pub request_timeout: u64,
+
     /// Events per second each socket may send (0 turns the limit off).
     #[arg(
         long,
@@ -121,7 +166,8 @@ pub struct Config {
     pub scenarios: Option<PathBuf>,
 
     /// Lessons played at once on `/learn`, each with its own private hub;
-    /// past this the least recently used idle one is closed (0 turns them off).
+    /// past this the least recently used idle one of the same client is
+    /// closed, never another client's (0 turns them off).
     #[arg(
         long,
         env = "PARCEL_HUB_LEARN_SESSIONS",
@@ -377,7 +423,17 @@ impl Credentials {
             path: path.to_owned(),
             message,
         };
-        let file: CredentialsFile = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        // The parser's own message quotes the offending line, which may be
+        // a token: say where and what, never the line itself.
+        let file: CredentialsFile = toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+            invalid(match line {
+                Some(line) => format!("line {line}: {}", e.message()),
+                None => e.message().to_owned(),
+            })
+        })?;
         Self::from_file(file).map_err(invalid)
     }
 
@@ -504,6 +560,16 @@ mod tests {
         std::fs::write(&path, "admin_token = \n").unwrap();
         let err = Credentials::load(&path).unwrap_err().to_string();
         assert!(err.contains("line 1"), "{err}");
+        std::fs::write(
+            &path,
+            "admin_token = \"x\"\n[vendors]\nacme = \"secret-token\" junk\n",
+        )
+        .unwrap();
+        let err = Credentials::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("line 3") && !err.contains("secret-token"),
+            "{err}"
+        );
         let err = Credentials::load(&dir.join("missing.toml"))
             .unwrap_err()
             .to_string();

@@ -23,6 +23,8 @@
 //! | `parcel_hub_messages_confirmed_total` | counter | `recipient` | messages removed from a queue by `received` on this hub |
 //! | `parcel_hub_retention_deleted_orders_total` | counter | | delivered orders deleted by `--retain-delivered` |
 //! | `parcel_hub_redis_up` | gauge | | 1 while the cluster's Redis answers the watchdog, else 0 (cluster only) |
+//! | `parcel_hub_sockets_dropped_total` | counter | `namespace`, `reason` | sockets the hub disconnected itself: `packet_refused` (over a packet limit or unparsable), `slow_consumer` (its send buffer was full) |
+//! | `parcel_hub_log_suppressed_total` | counter | | refusal log lines left out because one socket sent too many |
 //! | `parcel_hub_build_info` | gauge | `version`, `store` | always 1 |
 
 use std::sync::Arc;
@@ -71,6 +73,8 @@ const CONFIRMED: &str = "parcel_hub_messages_confirmed_total";
 const RETENTION_DELETED: &str = "parcel_hub_retention_deleted_orders_total";
 const REDIS_UP: &str = "parcel_hub_redis_up";
 const BUILD_INFO: &str = "parcel_hub_build_info";
+const SOCKETS_DROPPED: &str = "parcel_hub_sockets_dropped_total";
+const LOG_SUPPRESSED: &str = "parcel_hub_log_suppressed_total";
 
 /// Where registrations come from (the recorder ignores it; the API wants one).
 static METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, None);
@@ -266,6 +270,21 @@ impl Metrics {
         .set(sockets as f64);
     }
 
+    /// A socket the hub disconnected itself, and why (`packet_refused`,
+    /// `slow_consumer`).
+    pub(crate) fn socket_dropped(&self, namespace: &'static str, reason: &'static str) {
+        let labels = vec![
+            Label::from_static_parts("namespace", namespace),
+            Label::from_static_parts("reason", reason),
+        ];
+        self.counter(SOCKETS_DROPPED, labels).increment(1);
+    }
+
+    /// Refusal log lines left out by the per-socket log budget.
+    pub(crate) fn log_suppressed(&self, lines: u64) {
+        self.counter(LOG_SUPPRESSED, Vec::new()).increment(lines);
+    }
+
     /// The build info gauge (version and store kind).
     pub(crate) fn set_build_info(&self, store: &'static str) {
         let labels = vec![
@@ -309,6 +328,14 @@ fn describe(recorder: &PrometheusRecorder) {
         (
             RETENTION_DELETED,
             "Delivered orders deleted by --retain-delivered",
+        ),
+        (
+            SOCKETS_DROPPED,
+            "Sockets the hub disconnected itself, by namespace and reason",
+        ),
+        (
+            LOG_SUPPRESSED,
+            "Refusal log lines left out because one socket sent too many",
         ),
     ];
     for (name, help) in counters {

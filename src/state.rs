@@ -60,6 +60,14 @@ pub(crate) struct HubState {
     /// The `/caps` sandbox, while `/caps` is served (the demo credentials
     /// or `--caps`); `None` otherwise.
     pub caps: Option<Sandbox>,
+    /// Failed sign-ins per client address: past a budget, that address's
+    /// sign-ins are refused for a while without looking at the token.
+    pub sign_ins: SignInThrottle,
+    /// `/chat` joins per client address (see [`ChatJoins`]).
+    pub chat_joins: ChatJoins,
+    /// Set when the hub starts shutting down: emits then find the
+    /// namespaces gone, which is expected and not worth an error each.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 /// Why a sign-in on `/vendor` or `/distributor` (or over HTTP) was refused.
@@ -85,7 +93,22 @@ impl HubState {
             metrics,
             hub_id: OnceLock::new(),
             caps: None,
+            closing: std::sync::atomic::AtomicBool::new(false),
+            sign_ins: SignInThrottle::default(),
+            // With the rate limits off (benchmarks, lesson hubs), so is this one.
+            chat_joins: ChatJoins::new(limits.rate_per_second > 0),
         }
+    }
+
+    /// Marks the hub as shutting down (see [`HubState::is_closing`]).
+    pub(crate) fn start_closing(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the hub is shutting down: its namespaces may be gone.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The same state, serving `/caps` with `sandbox` (or not, with `None`).
@@ -336,5 +359,99 @@ impl Seat {
 impl Drop for Seat {
     fn drop(&mut self) {
         self.release();
+    }
+}
+
+/// Failed sign-ins one client address may make per window.
+pub(crate) const SIGN_IN_FAILURES: u32 = 20;
+/// The window of [`SIGN_IN_FAILURES`].
+pub(crate) const SIGN_IN_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+/// Addresses remembered at most (the table is pruned past it).
+const SIGN_IN_ADDRESSES: usize = 10_000;
+
+/// Failed sign-ins per client address, in fixed windows: an address past
+/// [`SIGN_IN_FAILURES`] in one [`SIGN_IN_WINDOW`] is refused (`rate_limited`)
+/// until its window ends, whatever token it sends, so guessing costs time.
+#[derive(Debug, Default)]
+pub(crate) struct SignInThrottle {
+    failures: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (Instant, u32)>>,
+}
+
+impl SignInThrottle {
+    fn table(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<std::net::IpAddr, (Instant, u32)>>
+    {
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How long `peer` must still wait, if it is over its budget.
+    pub(crate) fn blocked(&self, peer: std::net::IpAddr) -> Option<std::time::Duration> {
+        let table = self.table();
+        let (since, count) = table.get(&peer)?;
+        let left = SIGN_IN_WINDOW.checked_sub(since.elapsed())?;
+        (*count >= SIGN_IN_FAILURES).then_some(left)
+    }
+
+    /// Counts a failed sign-in of `peer`.
+    pub(crate) fn failed(&self, peer: std::net::IpAddr) {
+        let mut table = self.table();
+        if table.len() >= SIGN_IN_ADDRESSES {
+            table.retain(|_, (since, _)| since.elapsed() < SIGN_IN_WINDOW);
+        }
+        let entry = table.entry(peer).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= SIGN_IN_WINDOW {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+    }
+}
+
+/// `/chat` joins one client address may make per second, and their burst.
+pub(crate) const CHAT_JOINS_PER_SECOND: u32 = 10;
+pub(crate) const CHAT_JOINS_BURST: u32 = 50;
+
+/// The per-address budget of `/chat` joins: a join costs every connected
+/// chat socket a `user connected` notice, so a storm of joins from one
+/// address is refused (`rate_limited`) past [`CHAT_JOINS_PER_SECOND`].
+pub(crate) struct ChatJoins {
+    /// `None` when the hub's rate limits are off (`--rate-limit 0`).
+    limiter: Option<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
+}
+
+impl std::fmt::Debug for ChatJoins {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatJoins").finish_non_exhaustive()
+    }
+}
+
+impl ChatJoins {
+    fn new(enabled: bool) -> Self {
+        let quota = governor::Quota::per_second(
+            std::num::NonZeroU32::new(CHAT_JOINS_PER_SECOND).unwrap_or(std::num::NonZeroU32::MIN),
+        )
+        .allow_burst(
+            std::num::NonZeroU32::new(CHAT_JOINS_BURST).unwrap_or(std::num::NonZeroU32::MIN),
+        );
+        Self {
+            limiter: enabled.then(|| governor::RateLimiter::keyed(quota)),
+        }
+    }
+
+    /// Whether `peer` may join `/chat` now.
+    pub(crate) fn admit(&self, peer: std::net::IpAddr) -> bool {
+        self.limiter
+            .as_ref()
+            .is_none_or(|limiter| limiter.check_key(&peer).is_ok())
+    }
+
+    /// Forgets addresses that have been quiet a while (the upkeep).
+    pub(crate) fn forget_quiet_clients(&self) {
+        if let Some(limiter) = &self.limiter {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
     }
 }

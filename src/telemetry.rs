@@ -17,6 +17,46 @@ pub enum LogFormat {
     Json,
 }
 
+/// Characters of a client-supplied string (an event or namespace name)
+/// that a log line keeps.
+pub const CLIENT_TEXT_CHARS: usize = 64;
+/// Characters of a refusal's reason that a log line keeps (the reason may
+/// quote what the client sent).
+pub const REASON_CHARS: usize = 256;
+
+/// `text` cut to `max` characters, with `...` when something was cut: a
+/// client must not be able to write 60 KB into one log line.
+pub fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        None => std::borrow::Cow::Borrowed(text),
+        Some((end, _)) => std::borrow::Cow::Owned(format!("{}...", &text[..end])),
+    }
+}
+
+/// A client-supplied name, clipped to [`CLIENT_TEXT_CHARS`].
+pub fn clip_name(text: &str) -> std::borrow::Cow<'_, str> {
+    clip(text, CLIENT_TEXT_CHARS)
+}
+
+/// Crates whose debug and trace lines print whole packets or requests,
+/// handshake `auth` (tokens) and `Authorization` headers included.
+const PACKET_LOGGERS: [&str; 5] = [
+    "socketioxide",
+    "engineioxide",
+    "hyper",
+    "tungstenite",
+    "tokio_tungstenite",
+];
+
+/// Whether a log line may be written whatever `RUST_LOG` says: never the
+/// debug and trace lines of [`PACKET_LOGGERS`], which would print tokens.
+pub fn no_secrets(meta: &tracing::Metadata<'_>) -> bool {
+    *meta.level() <= tracing::Level::INFO
+        || !PACKET_LOGGERS
+            .iter()
+            .any(|name| meta.target().starts_with(name))
+}
+
 /// The filter used when `RUST_LOG` is not set.
 pub const DEFAULT_FILTER: &str =
     "parcel_hub=info,socketioxide=warn,engineioxide=warn,tower_http=warn";
@@ -57,19 +97,30 @@ fn init_formatted(default_filter: &str, format: LogFormat) -> LogGuard {
         .thread_name("log-writer")
         .finish(std::io::BufWriter::new(std::io::stderr()));
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     // A second call (tests starting several hubs) keeps the first subscriber.
     let installed = match format {
-        LogFormat::Pretty => tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_ansi(ansi)
-            .with_writer(writer)
+        LogFormat::Pretty => tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(ansi)
+                    .with_writer(writer)
+                    .with_filter(filter)
+                    .with_filter(tracing_subscriber::filter::filter_fn(no_secrets)),
+            )
             .try_init(),
-        LogFormat::Json => tracing_subscriber::fmt()
-            .json()
-            .with_current_span(false)
-            .with_span_list(false)
-            .with_env_filter(filter)
-            .with_writer(writer)
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(false)
+                    .with_span_list(false)
+                    .with_writer(writer)
+                    .with_filter(filter)
+                    .with_filter(tracing_subscriber::filter::filter_fn(no_secrets)),
+            )
             .try_init(),
     };
     match installed {

@@ -50,6 +50,8 @@ impl Upkeep {
                 tick.tick().await;
                 refresh_depths(&hub).await;
                 hub.metrics.upkeep();
+                hub.activity.forget_quiet_clients();
+                hub.chat_joins.forget_quiet_clients();
                 let Some(retain) = retain else { continue };
                 let due =
                     last_sweep.is_none_or(|at| retain.is_zero() || at.elapsed() >= SWEEP_EVERY);

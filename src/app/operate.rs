@@ -24,7 +24,7 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use crate::cluster::PubSubDriver;
 use crate::config::ConfigError;
 use crate::domain::{OrderId, VendorId};
-use crate::protocol::ns;
+use crate::protocol::{error_envelope, ns};
 use crate::state::Hub;
 use crate::web::api::{ApiError, Scheme, authorization};
 
@@ -275,4 +275,90 @@ fn strip_cors_headers(headers: &mut HeaderMap) {
     for name in cors {
         headers.remove(name);
     }
+}
+
+/// Refuses state-changing requests (POST, PUT, PATCH, DELETE) that another
+/// site's page could make with the user's cached credentials: an `Origin`
+/// that is neither this hub's own nor a `--cors-origin` gets 403, and a
+/// body that is not declared `application/json` gets 415 (an HTML form can
+/// post `text/plain` cross-site without a preflight, never JSON). The
+/// Socket.IO endpoint is outside this (its layer answers first).
+pub(super) fn guard_writes(router: Router, cors_origins: &[String]) -> Router {
+    let allowed: Arc<[String]> = cors_origins
+        .iter()
+        .map(|o| o.trim().trim_end_matches('/').to_owned())
+        .filter(|o| !o.is_empty())
+        .collect();
+    router.layer(axum::middleware::from_fn(
+        move |request: Request, next: Next| {
+            let verdict = write_verdict(&request, &allowed);
+            async move {
+                match verdict {
+                    Ok(()) => next.run(request).await,
+                    Err((status, code, message)) => {
+                        tracing::warn!(
+                            method = %request.method(),
+                            path = %crate::telemetry::clip_name(request.uri().path()),
+                            code,
+                            reason = %crate::telemetry::clip(&message, crate::telemetry::REASON_CHARS),
+                            "request refused"
+                        );
+                        (status, Json(error_envelope(code, &message))).into_response()
+                    }
+                }
+            }
+        },
+    ))
+}
+
+/// Whether a request may go on, or its status, error code and reason.
+fn write_verdict(
+    request: &Request,
+    allowed: &[String],
+) -> Result<(), (StatusCode, &'static str, String)> {
+    let method = request.method();
+    if !matches!(
+        *method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    ) {
+        return Ok(());
+    }
+    let headers = request.headers();
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let same = origin
+            .split_once("://")
+            .is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && rest == host);
+        if !same && !allowed.iter().any(|a| a == origin) {
+            return Err((
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "cross-site request refused: Origin {:?} is neither this hub's nor a --cors-origin",
+                    crate::telemetry::clip_name(origin)
+                ),
+            ));
+        }
+    }
+    let has_body = headers
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|len| len.as_bytes() != b"0")
+        || headers.contains_key(header::TRANSFER_ENCODING);
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|t| t.to_str().ok())
+        .and_then(|t| t.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+    if has_body && !json {
+        return Err((
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "a request body must be sent as Content-Type: application/json".to_owned(),
+        ));
+    }
+    Ok(())
 }

@@ -37,6 +37,7 @@ use crate::activity::{self, Incoming};
 use crate::domain::Recipient;
 use crate::protocol::{ErrorCode, Refusal, ns};
 use crate::state::Hub;
+use crate::telemetry::clip_name;
 
 /// An incoming event, ready to be checked and answered.
 pub(crate) struct Call<A: Adapter> {
@@ -182,9 +183,10 @@ impl<A: Adapter> Call<A> {
             outcome,
             reason: reason.as_deref(),
             payload: &self.payload,
+            peer: self.session.peer,
         });
         if let Err(e) = self.ack.send(&envelope) {
-            tracing::warn!(ns = self.socket.ns(), event = %self.event, sid = %self.socket.id, error = %e, "could not send the ack");
+            tracing::warn!(ns = self.socket.ns(), event = %clip_name(&self.event), sid = %self.socket.id, error = %e, "could not send the ack");
         }
         if self.wants_ack {
             self.hub
@@ -228,7 +230,11 @@ pub(crate) async fn on_unknown_event<A: Adapter>(call: Call<A>) {
     let result = call.session.admit().and_then(|()| {
         Err(Refusal::new(
             ErrorCode::UnknownEvent,
-            format!("{:?} is not an event of {}", call.event, call.socket.ns()),
+            format!(
+                "{:?} is not an event of {}",
+                clip_name(&call.event),
+                call.socket.ns()
+            ),
         ))
     });
     call.answer(result);

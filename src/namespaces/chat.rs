@@ -19,8 +19,8 @@ use socketioxide::extract::{Extension, SocketRef, State, TryData};
 use socketioxide::operators::BroadcastOperators;
 use socketioxide::socket::DisconnectReason;
 
-use super::connect::{fields_from_auth, log_connected, log_disconnected, settle};
-use super::courier::{Out, emit, emit_to_socket};
+use super::connect::{fields_from_auth, log_connected, log_disconnected, peer_of, settle};
+use super::courier::{Out, drop_if_slow, emit, emit_to_socket};
 use super::{Call, Session};
 use crate::domain::{ChatMessage, ChatName, ChatPost, Identity, RoomName, millis};
 use crate::ops::{self, chat::Relay};
@@ -30,7 +30,7 @@ use crate::protocol::{
     ns, ok_envelope, parse_offset, parse_optional_room, parse_room,
 };
 use crate::rooms;
-use crate::state::{Hub, HubState, Seat};
+use crate::state::{CHAT_JOINS_BURST, CHAT_JOINS_PER_SECOND, Hub, HubState, Seat};
 
 /// The `auth.offset` a socket connected with: the last message it saw.
 #[derive(Debug, Clone, Copy)]
@@ -43,9 +43,22 @@ pub(crate) async fn authenticate<A: Adapter>(
     TryData(auth): TryData<Value>,
     State(hub): State<Hub>,
 ) -> Result<(), ConnectRefusal> {
-    let result = fields_from_auth(&auth, |fields| {
-        let name = fields.required(ChatName::FIELD, ChatName::parse)?;
-        Ok((name, parse_offset(fields)?))
+    // Every join is announced to everyone: an address joining without
+    // limit would make the hub's sends (and the buffers of sockets that
+    // do not read) grow with the square of the joins.
+    let admitted = peer_of(&socket).is_none_or(|ip| hub.chat_joins.admit(ip));
+    let result = if admitted {
+        Ok(())
+    } else {
+        Err(ConnectRefusal::Throttled(format!(
+            "too many chat joins from your address (at most {CHAT_JOINS_PER_SECOND} a second, bursts of {CHAT_JOINS_BURST}); try again in a moment"
+        )))
+    }
+    .and_then(|()| {
+        fields_from_auth(&auth, |fields| {
+            let name = fields.required(ChatName::FIELD, ChatName::parse)?;
+            Ok((name, parse_offset(fields)?))
+        })
     })
     .and_then(|(name, offset)| {
         // Claimed here, under the roster's lock: of two sockets connecting
@@ -266,6 +279,9 @@ async fn replay_missed<A: Adapter>(
             for message in &replay.history {
                 if let Err(e) = socket.emit(event::CHAT_MESSAGE, &ChatMessageOut::from(message)) {
                     tracing::warn!(ns = ns::CHAT, sid = %socket.id, offset = message.offset, error = %e, "could not replay a chat message");
+                    if drop_if_slow(hub, socket, ns::CHAT, &e) {
+                        return;
+                    }
                 }
             }
             tracing::info!(ns = ns::CHAT, sid = %socket.id, after, replayed = replay.history.len(), "chat history replayed");

@@ -3,8 +3,10 @@
 //! refusal otherwise), and the connection logs.
 
 use std::borrow::Cow;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use axum::extract::ConnectInfo;
 use governor::{DefaultDirectRateLimiter, RateLimiter};
 use serde_json::Value;
 use socketioxide::ParserError;
@@ -17,6 +19,7 @@ use crate::activity::RefusedConnection;
 use crate::domain::{Identity, InvalidValue, Recipient};
 use crate::protocol::{ConnectRefusal, Fields, Refusal};
 use crate::state::Hub;
+use crate::telemetry::{REASON_CHARS, clip};
 
 /// Who a socket is, set by the connect middleware and read by every handler.
 #[derive(Clone)]
@@ -28,6 +31,8 @@ pub(crate) struct Session {
     pub connected_at: chrono::DateTime<chrono::Utc>,
     /// This socket's own budget of events; `None` when limits are off.
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    /// The client's address: its refusals share one budget of log lines.
+    pub peer: Option<IpAddr>,
 }
 
 impl std::fmt::Debug for Session {
@@ -39,7 +44,7 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    fn new(identity: Identity, hub: &Hub) -> Self {
+    fn new(identity: Identity, hub: &Hub, peer: Option<IpAddr>) -> Self {
         let limiter = match (&identity, &hub.caps) {
             // Lab clients have no identity of their own: every `/caps`
             // socket spends from the sandbox's one budget.
@@ -54,6 +59,7 @@ impl Session {
             connected_at: chrono::Utc::now(),
             identity,
             limiter,
+            peer,
         }
     }
 
@@ -143,11 +149,27 @@ pub(crate) fn settle<A: Adapter, T: Clone + Send + Sync + 'static>(
     result: Result<T, ConnectRefusal>,
     identity: impl FnOnce(T) -> Identity,
 ) -> Result<(), ConnectRefusal> {
+    let peer = peer_of(socket);
+    // An address that failed too often is refused whatever it sends now,
+    // so a right guess is not told apart from a wrong one.
+    let throttled = peer.and_then(|ip| hub.sign_ins.blocked(ip)).map(|wait| {
+        ConnectRefusal::Throttled(format!(
+            "too many failed sign-ins from your address; try again in {} s",
+            wait.as_secs() + 1
+        ))
+    });
+    let result = match (throttled, result) {
+        (Some(refusal), _) => Err(refusal),
+        (None, result) => result,
+    };
+    if let (Err(ConnectRefusal::Unauthorized(_)), Some(ip)) = (&result, peer) {
+        hub.sign_ins.failed(ip);
+    }
     match result {
         Ok(id) => {
             socket
                 .extensions
-                .insert(Session::new(identity(id.clone()), hub));
+                .insert(Session::new(identity(id.clone()), hub, peer_of(socket)));
             socket.extensions.insert(id);
             Ok(())
         }
@@ -155,7 +177,9 @@ pub(crate) fn settle<A: Adapter, T: Clone + Send + Sync + 'static>(
             // The reason, never the token.
             let reason = refusal.message();
             let _hub = hub.activity.span().enter();
-            tracing::warn!(ns = namespace, sid = %socket.id, code = refusal.code(), reason, "connection refused");
+            if hub.activity.may_log_refusal(peer) {
+                tracing::warn!(ns = namespace, sid = %socket.id, peer = ?peer, code = refusal.code(), reason = %clip(&reason, REASON_CHARS), "connection refused");
+            }
             hub.activity.refused_connection(RefusedConnection {
                 namespace: Cow::Borrowed(namespace),
                 socket: &socket.id.to_string(),
@@ -166,6 +190,16 @@ pub(crate) fn settle<A: Adapter, T: Clone + Send + Sync + 'static>(
             Err(refusal)
         }
     }
+}
+
+/// The address of the client behind `socket` (from the HTTP request that
+/// opened its Engine.IO session; the hub's HTTP loop records it).
+pub(crate) fn peer_of<A: Adapter>(socket: &SocketRef<A>) -> Option<IpAddr> {
+    socket
+        .req_parts()
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
 }
 
 /// Logs a connection with its namespace, identity and transport, and
@@ -189,7 +223,16 @@ pub(crate) fn log_disconnected<A: Adapter>(
     reason: DisconnectReason,
 ) {
     let _hub = hub.activity.span().enter();
-    tracing::info!(ns = socket.ns(), sid = %socket.id, identity = %session.label, %reason, "disconnected");
+    if reason == DisconnectReason::PacketParsingError {
+        // socketioxide closes the connection and logs only at debug level.
+        tracing::warn!(ns = socket.ns(), sid = %socket.id, identity = %session.label, code = "packet_refused",
+            reason = "a packet could not be parsed or went over a limit (--max-payload, --max-attachments, --max-attachment-bytes, attachments out of place or late)",
+            "disconnected: packet refused");
+        hub.metrics
+            .socket_dropped(namespace_of(socket), "packet_refused");
+    } else {
+        tracing::info!(ns = socket.ns(), sid = %socket.id, identity = %session.label, %reason, "disconnected");
+    }
     hub.activity.disconnected(
         namespace_of(socket),
         &socket.id.to_string(),

@@ -72,6 +72,39 @@ pub(crate) async fn emit<A: Adapter, T: Serialize + ?Sized>(
     outcome == "ok"
 }
 
+/// Disconnects `socket` if `error` says its send buffer is full (a slow
+/// consumer): it would silently miss live events; disconnected, it
+/// reconnects and catches up (`getAll`, the chat's offset). True if so.
+pub(crate) fn drop_if_slow<A: Adapter>(
+    hub: &HubState,
+    socket: &SocketRef<A>,
+    namespace: &'static str,
+    error: &socketioxide::SendError,
+) -> bool {
+    use socketioxide::SendError;
+    use socketioxide_core::adapter::errors::SocketError;
+    if !matches!(error, SendError::Socket(SocketError::InternalChannelFull)) {
+        return false;
+    }
+    tracing::warn!(ns = namespace, sid = %socket.id, code = "slow_consumer", reason = "its send buffer (--socket-buffer) is full", "disconnecting a slow consumer");
+    hub.metrics.socket_dropped(namespace, "slow_consumer");
+    // The DISCONNECT packet needs room in that same buffer: try again as
+    // it drains (a buffer that never drains fails Engine.IO's heartbeat).
+    let socket = socket.clone();
+    tokio::spawn(async move {
+        for _ in 0..50 {
+            match socket.clone().disconnect() {
+                Err(socketioxide_core::adapter::errors::SocketError::InternalChannelFull) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                _ => return,
+            }
+        }
+        tracing::warn!(ns = namespace, sid = %socket.id, "a slow consumer's buffer did not drain in 5 s; Engine.IO's heartbeat will close it");
+    });
+    true
+}
+
 /// Emits `data` to one socket (the chat's `users` to a newcomer) and
 /// reports it with the target `socket <id>`.
 pub(crate) fn emit_to_socket<A: Adapter, T: Serialize + ?Sized>(
@@ -162,6 +195,21 @@ fn lab_target(message: &Message) -> Option<LabTarget> {
 }
 
 impl<A: Adapter> Courier<'_, A> {
+    /// Logs an emit that found no namespace: while the hub shuts down the
+    /// namespaces are closed first and writes in flight still finish, so
+    /// that is expected there (one debug line each); otherwise it is a bug.
+    fn namespace_gone(&self, namespace: &'static str, consequence: &'static str) {
+        if self.hub.is_closing() {
+            tracing::debug!(
+                ns = namespace,
+                consequence,
+                "shutting down: namespace closed"
+            );
+        } else {
+            tracing::error!(ns = namespace, consequence, "namespace is not registered");
+        }
+    }
+
     /// Emits a message about a lab store to `/caps`, in the lab's shape,
     /// under the name that store's clients use for the step.
     async fn deliver_to_lab(&self, message: &Message) {
@@ -172,10 +220,7 @@ impl<A: Adapter> Courier<'_, A> {
             return;
         };
         let Some(operators) = self.io.of(ns::CAPS) else {
-            tracing::error!(
-                ns = ns::CAPS,
-                "namespace is not registered; the message stays queued"
-            );
+            self.namespace_gone(ns::CAPS, "the message stays queued");
             return;
         };
         let sender = self.sender.filter(|s| s.ns() == ns::CAPS);
@@ -228,10 +273,7 @@ impl<A: Adapter> Notify for Courier<'_, A> {
     async fn deliver(&self, message: &Message) {
         let namespace = namespace_of(&message.recipient);
         let Some(operators) = self.io.of(namespace) else {
-            tracing::error!(
-                ns = namespace,
-                "namespace is not registered; the message stays queued"
-            );
+            self.namespace_gone(namespace, "the message stays queued");
             return;
         };
         let room = rooms::of_recipient(&message.recipient);
@@ -263,10 +305,7 @@ impl<A: Adapter> Notify for Courier<'_, A> {
             _ => match self.io.of(namespace) {
                 Some(operators) => operators.to(room.clone()),
                 None => {
-                    tracing::error!(
-                        ns = namespace,
-                        "namespace is not registered; no notice sent"
-                    );
+                    self.namespace_gone(namespace, "no notice sent");
                     return;
                 }
             },

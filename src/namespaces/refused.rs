@@ -20,6 +20,9 @@ use socketioxide::extract::{SocketRef, State};
 use crate::activity::RefusedConnection;
 use crate::protocol::{InvalidNamespace, ns};
 use crate::state::Hub;
+use crate::telemetry::clip_name;
+
+use super::connect::peer_of;
 
 /// The paths the catch-all answers (matchit syntax).
 pub(crate) const PATTERNS: [&str; 2] = ["/", "/{*rest}"];
@@ -52,9 +55,13 @@ pub(crate) async fn refuse<A: Adapter>(
 ) -> Result<(), InvalidNamespace> {
     let path = socket.ns().to_owned();
     let why = reason(&path, hub.caps.is_some());
-    tracing::warn!(ns = %path, sid = %socket.id, code = "invalid_namespace", reason = %why, "connection refused: no such namespace");
+    // The name is the client's: clipped in the log and the feed.
+    let shown = clip_name(&path);
+    if hub.activity.may_log_refusal(peer_of(&socket)) {
+        tracing::warn!(ns = %shown, sid = %socket.id, code = "invalid_namespace", reason = %why, "connection refused: no such namespace");
+    }
     hub.activity.refused_connection(RefusedConnection {
-        namespace: Cow::Owned(path.clone()),
+        namespace: Cow::Owned(shown.into_owned()),
         socket: &socket.id.to_string(),
         code: "invalid_namespace",
         reason: &why,
@@ -68,7 +75,7 @@ pub(crate) async fn refuse<A: Adapter>(
 
 /// The catch-all's connect handler: never reached, every connection is refused.
 pub(crate) async fn on_connect<A: Adapter>(socket: SocketRef<A>) {
-    let path = socket.ns().to_owned();
+    let path = clip_name(socket.ns()).into_owned();
     tracing::error!(ns = %path, sid = %socket.id, "a refused namespace connected a socket; disconnecting it");
     if let Err(e) = socket.disconnect() {
         tracing::warn!(ns = %path, error = %e, "could not disconnect it");

@@ -17,7 +17,7 @@ use crate::domain::{
     LabStore, Message, MessageId, OrderId, Recipient, Status, StatusFilter, VendorId, lab_drivers,
 };
 use crate::protocol::caps::{Confirmed, LabName, LabPickup, LabStep};
-use crate::protocol::{ErrorCode, Refusal};
+use crate::protocol::{ErrorCode, GET_ALL_MAX, Refusal};
 use crate::state::{HubState, Sandbox};
 use crate::store::{OrderListing, Recorded};
 
@@ -255,7 +255,9 @@ pub(crate) async fn lab_step(
     Ok(recorded)
 }
 
-/// Everything queued in `queues` (of `step`, if given), oldest first per queue.
+/// What is queued in `queues` (of `step`, if given), oldest first per
+/// queue: at most [`GET_ALL_MAX`] messages, as for `getAll` on `/vendor`
+/// and `/distributor` (a lab client confirms them and asks again).
 pub(crate) async fn lab_pending(
     hub: &HubState,
     queues: &[LabQueue],
@@ -267,6 +269,7 @@ pub(crate) async fn lab_pending(
         let messages = pending_for(hub, &queue.recipient()).await?;
         out.extend(messages.into_iter().filter(|m| queue.holds(m, step)));
     }
+    out.truncate(GET_ALL_MAX);
     Ok(out)
 }
 

@@ -29,7 +29,7 @@ use crate::state::HubState;
 use crate::store::{Recorded, StoreError};
 
 pub(crate) use orders::{list_orders, move_order, order_of, submit_pickup};
-pub(crate) use queue::{confirm, pending_for, queue_depths};
+pub(crate) use queue::{confirm, pending_for, pending_page, queue_depths};
 
 /// Tells a message's recipient about it, right after it was committed.
 ///
@@ -79,7 +79,8 @@ impl From<StoreError> for Refusal {
             }
             e @ (StoreError::Backend { .. }
             | StoreError::Corrupt(_)
-            | StoreError::Unavailable(_)) => {
+            | StoreError::Unavailable(_)
+            | StoreError::Unusable(_)) => {
                 let cause = std::error::Error::source(&e).map(ToString::to_string);
                 tracing::error!(error = %e, cause, "store failure");
                 Refusal::internal()

@@ -21,12 +21,29 @@ pub(crate) async fn confirm(
     Ok(removed)
 }
 
-/// Everything still queued for `recipient`, oldest first.
+/// Everything still queued for `recipient`, oldest first (for the
+/// sandbox's own look-ups, whose queues it bounds).
 pub(crate) async fn pending_for(
     hub: &HubState,
     recipient: &Recipient,
 ) -> Result<Vec<Message>, Refusal> {
-    Ok(hub.store.pending_for(recipient).await?)
+    Ok(hub.store.pending_for(recipient, usize::MAX).await?)
+}
+
+/// The oldest `limit` messages queued for `recipient`, and whether more
+/// wait past them: `getAll` never loads a whole queue of any length.
+pub(crate) async fn pending_page(
+    hub: &HubState,
+    recipient: &Recipient,
+    limit: usize,
+) -> Result<(Vec<Message>, bool), Refusal> {
+    let mut messages = hub
+        .store
+        .pending_for(recipient, limit.saturating_add(1))
+        .await?;
+    let more = messages.len() > limit;
+    messages.truncate(limit);
+    Ok((messages, more))
 }
 
 /// Every non-empty queue and its depth.

@@ -23,8 +23,8 @@ use serde_json::{Map, Value};
 use crate::domain::{InvalidValue, Status};
 
 pub(crate) use parse::{
-    ChatMessageRequest, Fields, JoinRequest, OrdersRequest, TransitionRequest, parse_offset,
-    parse_optional_room, parse_pickup, parse_received, parse_room,
+    ChatMessageRequest, Fields, JoinRequest, OrdersRequest, TransitionRequest, parse_get_all,
+    parse_offset, parse_optional_room, parse_pickup, parse_received, parse_room,
 };
 pub(crate) use wire::{
     ChatMessageAck, ChatMessageOut, GetAllAck, JoinAck, OrderAck, OrderNotice, OrdersAck, Presence,
@@ -93,6 +93,10 @@ pub(crate) fn status_event(status: Status) -> &'static str {
 /// Orders per page of `orders`: when not given, and at most.
 pub(crate) const DEFAULT_PAGE: usize = 100;
 pub(crate) const MAX_PAGE: usize = 500;
+/// Messages one `getAll` answers when it names no `limit`.
+pub(crate) const GET_ALL_DEFAULT: usize = 500;
+/// The largest `limit` a `getAll` may name.
+pub(crate) const GET_ALL_MAX: usize = 1_000;
 
 /// Limits on free text fields.
 pub(crate) const MAX_TEXT_FIELD: usize = 200;
@@ -204,6 +208,9 @@ pub(crate) enum ConnectRefusal {
     /// `/chat`: someone connected to this hub already has this name.
     #[error("name_taken: someone called {0} is already here")]
     NameTaken(String),
+    /// Too many failed sign-ins from the client's address lately.
+    #[error("rate_limited: {0}")]
+    Throttled(String),
 }
 
 impl ConnectRefusal {
@@ -213,15 +220,16 @@ impl ConnectRefusal {
             ConnectRefusal::BadAuth(_) => "bad_auth",
             ConnectRefusal::Unauthorized(_) => "unauthorized",
             ConnectRefusal::NameTaken(_) => "name_taken",
+            ConnectRefusal::Throttled(_) => "rate_limited",
         }
     }
 
     /// The sentence after the code.
     pub(crate) fn message(&self) -> String {
         match self {
-            ConnectRefusal::BadAuth(message) | ConnectRefusal::Unauthorized(message) => {
-                message.clone()
-            }
+            ConnectRefusal::BadAuth(message)
+            | ConnectRefusal::Unauthorized(message)
+            | ConnectRefusal::Throttled(message) => message.clone(),
             ConnectRefusal::NameTaken(name) => format!("someone called {name} is already here"),
         }
     }

@@ -6,7 +6,10 @@
 
 use serde_json::{Map, Value};
 
-use super::{DEFAULT_PAGE, ErrorCode, MAX_CHAT_TEXT, MAX_PAGE, MAX_TEXT_FIELD, Refusal, cursor};
+use super::{
+    DEFAULT_PAGE, ErrorCode, GET_ALL_DEFAULT, GET_ALL_MAX, MAX_CHAT_TEXT, MAX_PAGE, MAX_TEXT_FIELD,
+    Refusal, cursor,
+};
 use crate::domain::{
     DistributorId, InvalidValue, MessageId, OrderId, OrderPosition, Pickup, Recipient, RoomName,
     StatusFilter, VendorId,
@@ -141,6 +144,27 @@ impl TransitionRequest {
 /// `received { messageId }` from a vendor or distributor.
 pub(crate) fn parse_received(value: &Value) -> Result<MessageId, Refusal> {
     Fields::of(value)?.required(MessageId::FIELD, MessageId::parse)
+}
+
+/// `getAll { limit? }` (or nothing, `null`, `[]`): how many queued
+/// messages to answer at most, from 1 to [`GET_ALL_MAX`] (default
+/// [`GET_ALL_DEFAULT`]). Other fields are ignored.
+pub(crate) fn parse_get_all(value: &Value) -> Result<usize, Refusal> {
+    let refusal = || {
+        Refusal::new(
+            ErrorCode::InvalidPayload,
+            format!("limit must be an integer from 1 to {GET_ALL_MAX}"),
+        )
+    };
+    match Fields::of_optional(value)?.0.get("limit") {
+        None | Some(Value::Null) => Ok(GET_ALL_DEFAULT),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| (1..=GET_ALL_MAX).contains(n))
+            .ok_or_else(refusal),
+        Some(_) => Err(refusal()),
+    }
 }
 
 /// `orders { status?, limit?, before? }` (or nothing) from a vendor or a

@@ -160,6 +160,8 @@ fn envelopes<S: Serializer>(messages: &&[Message], s: S) -> Result<S::Ok, S::Err
 pub(crate) struct GetAllAck<'a> {
     #[serde(serialize_with = "envelopes")]
     pub(crate) messages: &'a [Message],
+    /// More messages wait past these: confirm them (`received`) and ask again.
+    pub(crate) more: bool,
 }
 
 /// `chat message` as the hub sends it: relayed live, or replayed from the

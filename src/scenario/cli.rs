@@ -333,6 +333,10 @@ fn ack_brief(ack: &Value) -> String {
             format!("{event} {order}")
         };
         parts.push(format!("messages: {}", list(messages, &one)));
+        // Only a page that is not the last says so (`more: false` is the usual case).
+        if object.get("more") == Some(&Value::Bool(true)) {
+            parts.push("more: true (ask again for the next page)".to_owned());
+        }
     }
     if let Some(orders) = object.get("orders") {
         let one = |o: &Value| order_brief(o).unwrap_or_default();
@@ -348,6 +352,7 @@ fn ack_brief(ack: &Value) -> String {
         "removed",
         "order",
         "messages",
+        "more",
         "orders",
         "history",
     ];

@@ -105,6 +105,10 @@ pub enum StoreError {
     /// writer gone).
     #[error("the store is unavailable: {0}")]
     Unavailable(&'static str),
+    /// The database cannot be used as given (held by another hub, not
+    /// writable): said at start-up.
+    #[error("{0}")]
+    Unusable(String),
 }
 
 impl StoreError {
@@ -188,8 +192,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn confirm(&self, recipient: &Recipient, message: &MessageId)
     -> Result<bool, StoreError>;
 
-    /// Everything still queued for the recipient, oldest first.
-    async fn pending_for(&self, recipient: &Recipient) -> Result<Vec<Message>, StoreError>;
+    /// The oldest `limit` messages still queued for the recipient, oldest
+    /// first (`usize::MAX`: all of them).
+    async fn pending_for(
+        &self,
+        recipient: &Recipient,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError>;
 
     /// One order of a vendor.
     async fn order(&self, vendor: &VendorId, order: &OrderId) -> Result<Option<Order>, StoreError>;
@@ -222,6 +231,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Succeeds when the backend answers; answers only after every write
     /// handed to the store before it has been committed.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Stops the store's threads and closes its files (the hub has
+    /// stopped); every later call fails with `Unavailable`. A hub that
+    /// stops within a running process (a `/learn` lesson hub) must not
+    /// leave threads or open files behind, whoever still holds the store.
+    async fn shutdown(&self) {}
 
     /// Succeeds when a write would be committed now: a write that changes
     /// nothing the hub keeps goes all the way through the write path, so a

@@ -869,11 +869,16 @@ impl Store for RedisStore {
         Ok(removed > 0)
     }
 
-    async fn pending_for(&self, recipient: &Recipient) -> Result<Vec<Message>, StoreError> {
+    async fn pending_for(
+        &self,
+        recipient: &Recipient,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
         let owner = recipient.key();
         let mut conn = self.conn.clone();
+        let last = isize::try_from(limit).map_or(-1, |limit| limit - 1);
         let ids: Vec<String> = conn
-            .zrange(self.keys.queue(&owner), 0, -1)
+            .zrange(self.keys.queue(&owner), 0, last)
             .await
             .map_err(backend("reading a queue"))?;
         let mut messages = Vec::with_capacity(ids.len());

@@ -72,7 +72,11 @@ fn status_of(code: ErrorCode) -> StatusCode {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         // Every refusal is logged with its reason, whatever the door.
-        tracing::warn!(reason = %self, "HTTP request refused");
+        let reason = self.to_string();
+        tracing::warn!(
+            reason = %crate::telemetry::clip(&reason, crate::telemetry::REASON_CHARS),
+            "HTTP request refused"
+        );
         match self {
             ApiError::Refused(refusal) => {
                 (status_of(refusal.code), Json(refusal.envelope())).into_response()
@@ -278,6 +282,7 @@ pub(crate) async fn post_pickup<A: Adapter>(
             outcome: result.as_ref().map_or_else(|r| r.code.as_str(), |_| "ok"),
             reason: result.as_ref().err().map(|r| r.message.as_str()),
             payload: &payload,
+            peer: None,
         });
         result
     };

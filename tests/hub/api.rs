@@ -107,6 +107,7 @@ async fn http_pickups_without_good_vendor_credentials_are_unauthorized() {
         let response = {
             let mut request = reqwest::Client::new()
                 .post(format!("{}/api/pickups", app.url()))
+                .header("content-type", "application/json")
                 .body(body.clone());
             if let Some(a) = &authorization {
                 request = request.header("authorization", a);

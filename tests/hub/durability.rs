@@ -66,6 +66,13 @@ async fn sigterm_disconnects_sockets_and_exits_zero() {
     )
     .await
     .unwrap();
+    // A half-sent request and an idle connection must not hold the exit.
+    let addr = hub.url.trim_start_matches("http://").to_owned();
+    let mut half = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut half, b"POST /api/pickups HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let _idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let pid = hub.child.id().to_string();
     let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(status.success());

@@ -331,3 +331,51 @@ async fn a_lesson_hubs_socket_lines_are_tagged_in_the_main_log() {
         );
     }
 }
+
+/// A client bound to its own loopback address: another learner.
+fn learner(number: u8) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, number]))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn concurrent_starts_never_pass_the_cap() {
+    let app = spawn_app_with(|config| config.learn_sessions = 2).await;
+    let starts = (10..30).map(|n| {
+        let url = format!("{}/learn/{ROOMS}/session", app.url());
+        async move { learner(n).post(url).send().await.unwrap().status() }
+    });
+    let statuses = futures_util::future::join_all(starts).await;
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::SERVICE_UNAVAILABLE)
+        .count();
+    assert_eq!((created, refused), (2, 18), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn nobody_evicts_another_learners_session() {
+    let app = spawn_app_with(|config| config.learn_sessions = 2).await;
+    let start = |n: u8| {
+        let url = format!("{}/learn/{ROOMS}/session", app.url());
+        async move {
+            let response = learner(n).post(url).send().await.unwrap();
+            let status = response.status();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, alice) = start(2).await;
+    assert_eq!(status, StatusCode::CREATED, "{alice}");
+    for _ in 0..40 {
+        let (status, body) = start(3).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, report) = step(&app, alice["session"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+}

@@ -15,6 +15,7 @@ mod cluster;
 mod delivery;
 mod durability;
 mod errors;
+mod hardening;
 mod helpers;
 mod inspector;
 mod layers;

@@ -381,6 +381,9 @@ async fn demo_credentials_off_loopback_need_demo_and_real_ones_do_not() {
         "--demo insists"
     );
     config.demo = false;
+    // The hub built above still holds its database (its lock goes with
+    // its last task); this one gets a file of its own.
+    config.db = dir.path().join("hub-2.db");
     let creds = dir.path().join("creds.toml");
     std::fs::write(&creds, "admin_token = \"t\"\n[vendors]\nv = \"t\"\n").unwrap();
     config.credentials = Some(creds);

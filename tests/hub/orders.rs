@@ -381,6 +381,7 @@ async fn an_http_pickup_is_announced_to_every_tab_of_the_vendor() {
     let response = reqwest::Client::new()
         .post(format!("{}/api/pickups", app.url()))
         .basic_auth("acme-widgets", Some("demo-acme"))
+        .header("content-type", "application/json")
         .body(pickup("o-http", "north-hub").to_string())
         .send()
         .await

@@ -104,7 +104,7 @@ async fn get_all_accepts_no_payload_at_all() {
     let app = spawn_app().await;
     let north = distributor(&app, "north-hub").await;
     let all = north.ack("getAll", json!(null)).await;
-    assert_eq!(all, json!({ "ok": true, "messages": [] }));
+    assert_eq!(all, json!({ "ok": true, "messages": [], "more": false }));
     let acme = vendor(&app, "acme-widgets").await;
     assert_ok(&acme.ack("pickup", pickup("o-1", "north-hub")).await);
     let all = north.ack_with_nothing("getAll").await;

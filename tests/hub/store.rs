@@ -469,7 +469,7 @@ async fn a_pickup_is_stored_and_queued_once(name: &str, store: SharedStore) {
         .unwrap();
     assert!(again.duplicate(), "{name}");
     assert_eq!(again.order, first.order, "{name}");
-    let pending = store.pending_for(&north).await.unwrap();
+    let pending = store.pending_for(&north, usize::MAX).await.unwrap();
     assert_eq!(pending.len(), 1, "{name}");
     assert_eq!(pending[0].id, queued.id, "{name}");
     let stored = store
@@ -495,7 +495,11 @@ async fn a_conflicting_pickup_changes_nothing(name: &str, store: SharedStore) {
     );
     let south = Recipient::Distributor(distributor("south"));
     assert!(
-        store.pending_for(&south).await.unwrap().is_empty(),
+        store
+            .pending_for(&south, usize::MAX)
+            .await
+            .unwrap()
+            .is_empty(),
         "{name}"
     );
 }
@@ -559,7 +563,7 @@ async fn transitions_follow_the_lifecycle_and_queue_for_the_vendor(name: &str, s
         .await
         .unwrap();
     let news: Vec<_> = store
-        .pending_for(&Recipient::Vendor(acme.clone()))
+        .pending_for(&Recipient::Vendor(acme.clone()), usize::MAX)
         .await
         .unwrap()
         .into_iter()
@@ -584,7 +588,11 @@ async fn confirm_removes_only_from_the_owners_queue(name: &str, store: SharedSto
         "{name}"
     );
     assert!(
-        store.pending_for(&north).await.unwrap().is_empty(),
+        store
+            .pending_for(&north, usize::MAX)
+            .await
+            .unwrap()
+            .is_empty(),
         "{name}"
     );
 }
@@ -617,7 +625,11 @@ async fn concurrent_pickups_of_one_order_record_it_exactly_once(name: &str, stor
     }
     assert_eq!(fresh, 1, "{name}");
     let north = Recipient::Distributor(distributor("north"));
-    assert_eq!(store.pending_for(&north).await.unwrap().len(), 1, "{name}");
+    assert_eq!(
+        store.pending_for(&north, usize::MAX).await.unwrap().len(),
+        1,
+        "{name}"
+    );
 }
 
 /// Many writers at once on two worker threads: whichever way a job is
@@ -637,7 +649,7 @@ async fn many_concurrent_pickups_are_all_kept(name: &str, store: SharedStore) {
     }
     let north = Recipient::Distributor(distributor("north"));
     assert_eq!(
-        store.pending_for(&north).await.unwrap().len(),
+        store.pending_for(&north, usize::MAX).await.unwrap().len(),
         300,
         "{name}"
     );
@@ -668,7 +680,7 @@ async fn an_idle_store_commits_in_place_and_keeps_everything() {
         store.committed_in_place()
     );
     let north = Recipient::Distributor(distributor("north"));
-    let pending = store.pending_for(&north).await.unwrap();
+    let pending = store.pending_for(&north, usize::MAX).await.unwrap();
     assert_eq!(pending.len(), 5);
     assert!(pending.iter().all(|m| m.order.address != "elsewhere"));
 }
@@ -702,7 +714,10 @@ async fn concurrent_transitions_of_one_order_move_it_exactly_once(name: &str, st
         }
     }
     assert_eq!(fresh, 1, "{name}");
-    let news = store.pending_for(&Recipient::Vendor(acme)).await.unwrap();
+    let news = store
+        .pending_for(&Recipient::Vendor(acme), usize::MAX)
+        .await
+        .unwrap();
     assert_eq!(news.len(), 1, "{name}");
     assert_eq!(news[0].order.history.len(), 2, "{name}");
 }
@@ -751,7 +766,7 @@ async fn two_redis_connections_racing_on_one_order_move_it_exactly_once() {
         assert_eq!(fresh, 1, "exactly one {to}");
     }
     let news: Vec<_> = hubs[0]
-        .pending_for(&Recipient::Vendor(acme.clone()))
+        .pending_for(&Recipient::Vendor(acme.clone()), usize::MAX)
         .await
         .unwrap()
         .into_iter()
@@ -767,5 +782,8 @@ async fn two_redis_connections_racing_on_one_order_move_it_exactly_once() {
     let stored = hubs[1].order(&acme, &order).await.unwrap().unwrap();
     assert_eq!(stored.history.len(), 3);
     let north = Recipient::Distributor(distributor("north"));
-    assert_eq!(hubs[1].pending_for(&north).await.unwrap().len(), 1);
+    assert_eq!(
+        hubs[1].pending_for(&north, usize::MAX).await.unwrap().len(),
+        1
+    );
 }

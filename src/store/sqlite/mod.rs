@@ -15,6 +15,7 @@
 //! background, on a connection of its own.
 
 mod backup;
+mod guard;
 mod readers;
 mod rows;
 mod schema;
@@ -86,14 +87,30 @@ pub struct SqliteStore {
     readers: Option<Arc<Readers>>,
     /// The schema version the file had before this store opened it.
     opened_version: i64,
-    /// Dropping it stops the checkpoint thread (file databases only).
-    _stop_checkpoints: Option<mpsc::Sender<()>>,
+    /// Dropping the sender stops the checkpoint thread (file databases
+    /// only); shutdown drops it and joins the thread.
+    checkpoints: std::sync::Mutex<Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
+    /// The exclusive lock on `<db>.lock` that keeps a second hub off this
+    /// file; released on shutdown (or when the store is dropped).
+    lock: std::sync::Mutex<Option<std::fs::File>>,
 }
 
 impl SqliteStore {
     /// Opens (or creates) the database at `path` (`:memory:` for a throwaway
     /// one), migrating a file written by an older release.
     pub fn open(path: &Path, durability: Durability) -> Result<Self, StoreError> {
+        let in_memory = path.as_os_str() == ":memory:";
+        // Before SQLite maps anything: a second hub, or files it could
+        // not write (a read-only `-shm` is mapped, and a write to it
+        // would kill the process with SIGBUS), stop the start here.
+        let lock = if in_memory {
+            None
+        } else {
+            Some(guard::lock(path)?)
+        };
+        if !in_memory {
+            guard::check_writable(path)?;
+        }
         let mut conn = Connection::open(path).map_err(db("opening the database"))?;
         let synchronous = match durability {
             Durability::Process => "NORMAL",
@@ -111,7 +128,6 @@ impl SqliteStore {
         // Checkpoints (copying the WAL into the database, with an fsync) run
         // on a connection of their own: left to the writer, every thousandth
         // page stalled the commit that crossed it, and every ack behind it.
-        let in_memory = path.as_os_str() == ":memory:";
         let (stop_checkpoints, readers) = if in_memory {
             (None, None)
         } else {
@@ -122,17 +138,26 @@ impl SqliteStore {
                 .execute_batch("PRAGMA busy_timeout = 5000;")
                 .map_err(db("setting up the checkpointer"))?;
             let (stop, stopped) = mpsc::channel::<()>();
-            std::thread::Builder::new()
+            let thread = std::thread::Builder::new()
                 .name("sqlite-checkpoint".into())
                 .spawn(move || checkpoint_loop(&checkpointer, &stopped))
                 .map_err(|e| StoreError::backend("starting the checkpointer")(Box::new(e)))?;
-            (Some(stop), Some(Arc::new(Readers::new(path))))
+            (Some((stop, thread)), Some(Arc::new(Readers::new(path))))
         };
         Ok(Self {
-            writer: Writer::start(conn, durability == Durability::Process)?,
+            writer: Writer::start(
+                conn,
+                durability == Durability::Process,
+                if in_memory {
+                    None
+                } else {
+                    Some(guard::FileIdentity::of(path)?)
+                },
+            )?,
+            lock: std::sync::Mutex::new(lock),
             readers,
             opened_version,
-            _stop_checkpoints: stop_checkpoints,
+            checkpoints: std::sync::Mutex::new(stop_checkpoints),
         })
     }
 
@@ -173,9 +198,22 @@ impl SqliteStore {
 /// Moves committed pages from the WAL into the database file, without ever
 /// blocking the writer (PASSIVE), until the store is dropped.
 fn checkpoint_loop(conn: &Connection, stop: &mpsc::Receiver<()>) {
+    // A failure that lasts (a deleted file, a full disk) is logged once a
+    // minute, not twice a second.
+    let mut failing: u32 = 0;
     while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "sqlite checkpoint failed; will retry");
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            Ok(()) if failing > 0 => {
+                tracing::info!(failed = failing, "sqlite checkpoints work again");
+                failing = 0;
+            }
+            Ok(()) => {}
+            Err(e) => {
+                if failing.is_multiple_of(120) {
+                    tracing::warn!(error = %e, failed = failing + 1, "sqlite checkpoint failed; will retry");
+                }
+                failing = failing.saturating_add(1);
+            }
         }
     }
 }
@@ -251,9 +289,13 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn pending_for(&self, recipient: &Recipient) -> Result<Vec<Message>, StoreError> {
+    async fn pending_for(
+        &self,
+        recipient: &Recipient,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
         let recipient = recipient.clone();
-        self.read(move |conn| rows::pending_for(conn, &recipient))
+        self.read(move |conn| rows::pending_for(conn, &recipient, limit))
             .await
     }
 
@@ -297,6 +339,32 @@ impl Store for SqliteStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.writer.run(rows::answers).await
+    }
+
+    async fn shutdown(&self) {
+        let checkpoints = self
+            .checkpoints
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(readers) = &self.readers {
+            readers.shutdown();
+        }
+        // Joining waits at most for a commit or a checkpoint in progress;
+        // this runs once, when the hub has stopped.
+        if let Some((stop, thread)) = checkpoints {
+            drop(stop);
+            if thread.join().is_err() {
+                tracing::error!("the sqlite checkpoint thread panicked");
+            }
+        }
+        self.writer.shutdown();
+        drop(
+            self.lock
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(),
+        );
     }
 
     async fn check_write(&self) -> Result<(), StoreError> {

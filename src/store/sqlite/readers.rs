@@ -22,6 +22,8 @@ pub(super) struct Readers {
     path: PathBuf,
     /// Connections no read is using right now.
     idle: Mutex<Vec<Connection>>,
+    /// Set on shutdown: no read opens a connection after it.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Readers {
@@ -29,10 +31,23 @@ impl Readers {
         Self {
             path: path.to_owned(),
             idle: Mutex::new(Vec::new()),
+            closed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
+    /// Closes the idle connections; later reads fail with `Unavailable`.
+    pub(super) fn shutdown(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
     fn take(&self) -> Result<Connection, StoreError> {
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("the store is shut down"));
+        }
         let idle = self
             .idle
             .lock()
@@ -55,7 +70,7 @@ impl Readers {
 
     fn give_back(&self, conn: Connection) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < KEEP_IDLE {
+        if idle.len() < KEEP_IDLE && !self.closed.load(std::sync::atomic::Ordering::SeqCst) {
             idle.push(conn);
         }
     }

@@ -243,20 +243,24 @@ pub(super) fn enqueue(conn: &Connection, message: &Message) -> Result<(), StoreE
     Ok(())
 }
 
-/// Every message queued for `recipient`, oldest first.
+/// The oldest `limit` messages queued for `recipient`, oldest first.
 pub(super) fn pending_for(
     conn: &Connection,
     recipient: &Recipient,
+    limit: usize,
 ) -> Result<Vec<Message>, StoreError> {
     let mut st = conn
         .prepare_cached(&format!(
             "SELECT m.message_id, m.status, {ORDER_COLUMNS}
              FROM messages m JOIN orders o USING (vendor_id, order_id)
-             WHERE m.owner = ?1 ORDER BY m.seq"
+             WHERE m.owner = ?1 ORDER BY m.seq LIMIT ?2"
         ))
         .map_err(db("reading a queue"))?;
     let mut rows = st
-        .query(params![recipient.key()])
+        .query(params![
+            recipient.key(),
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ])
         .map_err(db("reading a queue"))?;
     let mut messages = Vec::new();
     while let Some(row) = rows.next().map_err(db("reading a queue"))? {

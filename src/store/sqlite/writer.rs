@@ -53,8 +53,18 @@ pub(super) struct Writer {
     last_job_us: AtomicU64,
     /// Jobs their callers committed in place (see [`Writer::committed_in_place`]).
     in_place: AtomicU64,
-    /// Jobs for the writer thread; dropping it lets the thread drain and exit.
-    jobs: mpsc::Sender<Job>,
+    /// Jobs for the writer thread; taking it out (shutdown) lets the thread
+    /// drain and exit.
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    /// The writer thread, joined on shutdown.
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Set on shutdown: no job runs after it.
+    closed: std::sync::atomic::AtomicBool,
+    /// The database file opened (none in memory): a write is refused once
+    /// its path names another file, or none.
+    file: Option<super::guard::FileIdentity>,
+    /// Writes refused because the file was gone, for a log line now and then.
+    refused_gone: AtomicU64,
     /// Where each commit's duration goes, once the hub's metrics exist
     /// (shared with the writer thread).
     commits: Arc<OnceLock<Histogram>>,
@@ -62,13 +72,17 @@ pub(super) struct Writer {
 
 impl Writer {
     /// Starts the writer thread over `conn`; `inline` lets idle callers commit in place.
-    pub(super) fn start(conn: Connection, inline: bool) -> Result<Self, StoreError> {
+    pub(super) fn start(
+        conn: Connection,
+        inline: bool,
+        file: Option<super::guard::FileIdentity>,
+    ) -> Result<Self, StoreError> {
         let conn = Arc::new(Mutex::new(conn));
         let (jobs, inbox) = mpsc::channel::<Job>();
         let for_writer = conn.clone();
         let commits: Arc<OnceLock<Histogram>> = Arc::default();
         let timer = commits.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer_loop(&for_writer, &inbox, &timer))
             .map_err(|e| StoreError::backend("starting the writer thread")(Box::new(e)))?;
@@ -79,9 +93,51 @@ impl Writer {
             opened: Instant::now(),
             last_job_us: AtomicU64::new(0),
             in_place: AtomicU64::new(0),
-            jobs,
+            jobs: Mutex::new(Some(jobs)),
+            thread: Mutex::new(Some(thread)),
+            closed: std::sync::atomic::AtomicBool::new(false),
+            file,
+            refused_gone: AtomicU64::new(0),
             commits,
         })
+    }
+
+    /// Lets the writer thread finish the jobs it has and exit, waits for
+    /// it, and closes the database file (the connection is swapped for an
+    /// empty in-memory one). Later jobs fail with `Unavailable`.
+    pub(super) fn shutdown(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        drop(
+            self.jobs
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(),
+        );
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread
+            && thread.join().is_err()
+        {
+            tracing::error!("the sqlite writer thread panicked");
+        }
+        match Connection::open_in_memory() {
+            Ok(empty) => {
+                let file = std::mem::replace(
+                    &mut *self
+                        .conn
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner),
+                    empty,
+                );
+                if let Err((_, e)) = file.close() {
+                    tracing::warn!(error = %e, "could not close the database file");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not close the database file"),
+        }
     }
 
     /// Records every commit's duration in `commits` from now on.
@@ -102,6 +158,21 @@ impl Writer {
         &self,
         work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("the store is shut down"));
+        }
+        if let Some(file) = &self.file
+            && !file.still_there()
+        {
+            // Written now, it would go to a file nobody will open again.
+            let refused = self.refused_gone.fetch_add(1, Ordering::Relaxed);
+            if refused.is_power_of_two() || refused == 0 {
+                tracing::error!(db = %file.path().display(), refused = refused + 1, "the database file was deleted or replaced; refusing writes (restart the hub)");
+            }
+            return Err(StoreError::Unavailable(
+                "the database file was deleted or replaced",
+            ));
+        }
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
             let result = work(conn);
@@ -130,6 +201,10 @@ impl Writer {
             // up), or `power`.
             None => self
                 .jobs
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .as_ref()
+                .ok_or(StoreError::Unavailable("the store is shut down"))?
                 .send(job)
                 .map_err(|_| StoreError::Unavailable("the store is shut down"))?,
         }

@@ -74,6 +74,22 @@ window.ParcelHub = (() => {
   }
 
   /**
+   * Reads what is queued with `getAll`, a page at a time (the hub answers
+   * at most 500 and says `more`): `take(socket, envelope)` shows and
+   * confirms each message (a promise of its `received`); the next page is
+   * asked once the page is confirmed. At most `rounds` pages.
+   */
+  async function readQueue(socket, take, rounds = 200) {
+    for (let round = 0; round < rounds; round += 1) {
+      const answer = await request(socket, 'getAll', {});
+      if (!answer.ok) return answer;
+      await Promise.all(answer.messages.map((envelope) => take(socket, envelope)));
+      if (!answer.more) return answer;
+    }
+    return { ok: true, messages: [], more: true };
+  }
+
+  /**
    * Reads a listing with `orders`: `status`, `limit` a page, at most `pages`
    * pages (from the cursor `before`). Resolves to `{ ok, orders, next }`,
    * or the refusal (`ok: false`) of the first page that failed.
@@ -274,6 +290,7 @@ window.ParcelHub = (() => {
     signIn,
     remembered,
     request,
+    readQueue,
     listOrders,
     orderBook,
     freshOrderId,

@@ -7,7 +7,7 @@
 // book, where the newest version of an order wins. Open orders show the one
 // step they can take next; delivered ones move to "Done".
 (() => {
-  const { el, request, listOrders, orderBook, remembered, orderCard, demoChips, signIn } = window.ParcelHub;
+  const { el, request, readQueue, listOrders, orderBook, remembered, orderCard, demoChips, signIn } = window.ParcelHub;
   const $ = (id) => document.getElementById(id);
   const signinForm = $('signin-form');
   const offline = $('offline');
@@ -104,9 +104,7 @@
     for (const order of [...open.orders, ...done.orders]) book.put(order);
     doneFrom = done.next;
     book.finishReload();
-    const answer = await request(from, 'getAll', {});
-    if (!answer.ok) return;
-    for (const envelope of answer.messages) take(from, envelope);
+    await readQueue(from, take);
   }
 
   function showListError(answer) {
@@ -115,9 +113,9 @@
   }
 
   function take(from, envelope) {
-    if (!envelope || !envelope.order) return;
+    if (!envelope || !envelope.order) return undefined;
     book.put(envelope.order);
-    request(from, 'received', { messageId: envelope.messageId });
+    return request(from, 'received', { messageId: envelope.messageId });
   }
 
   async function move(order, event) {

@@ -6,7 +6,7 @@
 // this vendor's other tabs land in the same book, where the newest version
 // of an order wins, so nothing stale is ever shown over something newer.
 (() => {
-  const { el, timeEl, request, listOrders, orderBook, remembered, freshOrderId, orderCard, demoChips, signIn } = window.ParcelHub;
+  const { el, timeEl, request, readQueue, listOrders, orderBook, remembered, freshOrderId, orderCard, demoChips, signIn } = window.ParcelHub;
   const $ = (id) => document.getElementById(id);
   const signinForm = $('signin-form');
   const pickupForm = $('pickup-form');
@@ -97,9 +97,7 @@
     for (const order of listed.orders) book.put(order);
     olderFrom = listed.next;
     book.finishReload();
-    const answer = await request(from, 'getAll', {});
-    if (!answer.ok) return;
-    for (const envelope of answer.messages) notice(from, envelope);
+    await readQueue(from, notice);
   }
 
   function showListError(answer) {
@@ -108,7 +106,7 @@
   }
 
   function notice(from, envelope) {
-    if (!envelope || !envelope.order) return;
+    if (!envelope || !envelope.order) return undefined;
     book.put(envelope.order);
     let line = null;
     if (!shown.has(envelope.messageId)) {
@@ -130,7 +128,7 @@
       $('notices-empty').hidden = true;
     }
     // Confirm only after it is on screen; a repeat is confirmed again (harmless).
-    request(from, 'received', { messageId: envelope.messageId }).then((answer) => {
+    return request(from, 'received', { messageId: envelope.messageId }).then((answer) => {
       if (answer.ok && line) line.append(el('span', { className: 'confirmed', text: '✓ confirmed' }));
     });
   }

@@ -131,6 +131,7 @@ fn path_param(
 /// `POST /learn/{slug}/session`: a fresh hub and a run of that scenario.
 pub(crate) async fn start<A: Adapter>(
     State(state): State<WebState<A>>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     slug: Result<Path<String>, PathRejection>,
 ) -> Result<(StatusCode, Json<Value>), LearnError> {
     let slug = path_param(slug, LearnError::UnknownScenario)?;
@@ -143,18 +144,16 @@ pub(crate) async fn start<A: Adapter>(
     if file.scenario.needs_redis() && state.learn.launcher.redis().is_none() {
         return Err(LearnError::NeedsRedis(file.number));
     }
-    if !sessions.has_room() {
-        return Err(Full {
-            cap: sessions.cap(),
-        }
-        .into());
-    }
+    // The place is taken before the hub starts, so concurrent starts
+    // cannot pass the cap; a failed start gives it back.
+    let owner = peer.map_or(std::net::Ipv4Addr::LOCALHOST.into(), |p| p.0.0.ip());
+    let reservation = sessions.reserve(owner)?;
     let target = Target::InProcess(state.learn.launcher.clone());
     let run = Run::start(file.scenario.clone(), target)
         .await
         .map_err(LearnError::HubStart)?;
     let run_id = run.run_id().to_owned();
-    let session = sessions.insert(&file.slug, run)?;
+    let session = sessions.insert(reservation, &file.slug, run);
     // `run` names the lesson hub's own lines (`lesson{run=..}`) in this log.
     tracing::info!(scenario = %file.slug, run = %run_id, open = sessions.len(), "lesson session started");
     let started = Started {

@@ -2,12 +2,17 @@
 //! its own private hub on a fresh database.
 //!
 //! Every session costs a hub (a listener, a SQLite file, a few tasks), so
-//! the map is capped: a new session closes the least recently used idle
-//! one, and sessions nobody touched for [`IDLE_TIMEOUT`] are closed by a
-//! sweep. A session whose step is running is never closed under it; when
-//! every session is busy, a new one is refused instead.
+//! the map is capped, and a place is reserved (under the map's lock)
+//! before the hub starts: concurrent starts cannot pass the cap. When the
+//! map is full, a new session closes the least recently used idle session
+//! of the same client address, never anyone else's; with none, the start
+//! is refused. A session ends when its client ends it (its id is the
+//! key), when its run finishes, or when nobody touched it for
+//! [`IDLE_TIMEOUT`] (a sweep). A session whose step is running is never
+//! closed under it.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -23,6 +28,9 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 pub(crate) struct Session {
     /// The scenario's slug, e.g. `03-rooms-join-and-leave`.
     pub slug: String,
+    /// The client address that started it: only its own new sessions may
+    /// close it to make room.
+    owner: IpAddr,
     /// Held for a whole step, so two clicks on "Run this step" take turns
     /// instead of interleaving; `None` once the run has finished.
     run: tokio::sync::Mutex<Option<Run>>,
@@ -31,9 +39,10 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    fn new(slug: String, run: Run) -> Self {
+    fn new(slug: String, owner: IpAddr, run: Run) -> Self {
         Self {
             slug,
+            owner,
             run: tokio::sync::Mutex::new(Some(run)),
             last_used: Mutex::new(Instant::now()),
         }
@@ -83,6 +92,9 @@ pub(crate) struct Full {
 #[derive(Debug)]
 pub(crate) struct Sessions {
     map: Mutex<HashMap<String, Arc<Session>>>,
+    /// Places promised to starts whose hub is still starting, per owner
+    /// (counted with the map, under its lock).
+    reserved: Mutex<HashMap<IpAddr, usize>>,
     cap: usize,
     idle: Duration,
     /// Set once the background sweep runs (started by the first session,
@@ -120,6 +132,37 @@ fn expired<'a>(
         .collect()
 }
 
+/// A place in the session map, held while a session's hub starts; given
+/// back if the start fails (dropped unused).
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    sessions: Arc<Sessions>,
+    owner: IpAddr,
+    used: bool,
+}
+
+impl Reservation {
+    /// Gives the place back (once).
+    fn release(&mut self) {
+        if std::mem::replace(&mut self.used, true) {
+            return;
+        }
+        let mut reserved = lock(&self.sessions.reserved);
+        if let Some(count) = reserved.get_mut(&self.owner) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                reserved.remove(&self.owner);
+            }
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 /// Stops the hubs of sessions taken out of the map, off the request path.
 fn finish_in_background(closed: Vec<Arc<Session>>, why: &'static str) {
     for session in closed {
@@ -132,15 +175,11 @@ impl Sessions {
     pub(crate) fn new(cap: usize) -> Self {
         Self {
             map: Mutex::new(HashMap::new()),
+            reserved: Mutex::new(HashMap::new()),
             cap,
             idle: IDLE_TIMEOUT,
             sweeping: std::sync::Once::new(),
         }
-    }
-
-    /// The most sessions open at once.
-    pub(crate) fn cap(&self) -> usize {
-        self.cap
     }
 
     /// How many sessions are open.
@@ -148,45 +187,69 @@ impl Sessions {
         lock(&self.map).len()
     }
 
-    /// Whether a new session could be opened now (without starting its hub
-    /// for nothing): there is a free place, or an idle session to close.
-    pub(crate) fn has_room(&self) -> bool {
-        let map = lock(&self.map);
-        self.cap > 0 && (map.len() < self.cap || map.values().any(|s| !s.busy()))
-    }
-
-    /// Adds a session for `run`, closing the least recently used idle ones
-    /// past the cap. When every other session is busy the new one is closed
-    /// instead and [`Full`] returned.
-    pub(crate) fn insert(self: &Arc<Self>, slug: &str, run: Run) -> Result<String, Full> {
-        self.start_sweeping();
-        let id = uuid::Uuid::now_v7().simple().to_string();
-        let session = Arc::new(Session::new(slug.to_owned(), run));
+    /// Reserves a place for a session of `owner` before its hub starts,
+    /// or refuses with [`Full`]. At the cap, the owner's own least
+    /// recently used idle session is closed to make room; nobody else's
+    /// ever is.
+    pub(crate) fn reserve(self: &Arc<Self>, owner: IpAddr) -> Result<Reservation, Full> {
+        let full = Full { cap: self.cap };
+        if self.cap == 0 {
+            return Err(full);
+        }
         let mut closed = Vec::new();
         let outcome = {
             let mut map = lock(&self.map);
-            while map.len() >= self.cap {
-                let victim = least_recently_used(map.iter().map(|(id, s)| Candidate {
-                    id,
-                    last_used: s.last_used(),
-                    busy: s.busy(),
-                }))
+            let mut reserved = lock(&self.reserved);
+            let pending: usize = reserved.values().sum();
+            let must_close = map.len() + pending >= self.cap;
+            let room = if must_close {
+                let victim = least_recently_used(map.iter().filter(|(_, s)| s.owner == owner).map(
+                    |(id, s)| Candidate {
+                        id,
+                        last_used: s.last_used(),
+                        busy: s.busy(),
+                    },
+                ))
                 .map(str::to_owned);
                 match victim.and_then(|id| map.remove(&id)) {
-                    Some(old) => closed.push(old),
-                    None => break,
+                    Some(old) => {
+                        closed.push(old);
+                        true
+                    }
+                    None => false,
                 }
-            }
-            if map.len() < self.cap {
-                map.insert(id.clone(), session);
-                Ok(id)
             } else {
-                closed.push(session);
-                Err(Full { cap: self.cap })
+                true
+            };
+            if room {
+                *reserved.entry(owner).or_default() += 1;
+                Ok(Reservation {
+                    sessions: self.clone(),
+                    owner,
+                    used: false,
+                })
+            } else {
+                Err(full)
             }
         };
-        finish_in_background(closed, "evicted");
+        finish_in_background(closed, "its owner started another");
         outcome
+    }
+
+    /// Adds a session for `run` in the place `reservation` holds.
+    pub(crate) fn insert(
+        self: &Arc<Self>,
+        mut reservation: Reservation,
+        slug: &str,
+        run: Run,
+    ) -> String {
+        self.start_sweeping();
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let session = Arc::new(Session::new(slug.to_owned(), reservation.owner, run));
+        let mut map = lock(&self.map);
+        reservation.release();
+        map.insert(id.clone(), session);
+        id
     }
 
     /// The session `id`, marked as used now.
