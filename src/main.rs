@@ -1,5 +1,6 @@
 //! The `parcel-hub` binary: parse the command line, start tracing, bind, serve.
 
+use std::io::Write;
 use std::sync::Arc;
 
 use clap::Parser;
@@ -57,7 +58,12 @@ async fn run() -> anyhow::Result<u8> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr()?;
-    println!("{}", app.banner(addr, &config));
+    // A closed stdout (a supervisor that stopped reading) must not stop
+    // the hub, as `println!` would by panicking.
+    let banner = app.banner(addr, &config);
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{banner}") {
+        tracing::warn!(error = %e, "cannot print the start-up message to stdout; serving anyway");
+    }
     app.serve(listener, shutdown_signal()).await?;
     Ok(0)
 }

@@ -273,11 +273,19 @@ async fn a_lesson_hubs_socket_lines_are_tagged_in_the_main_log() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("start parcel-hub");
+    // Read stdout to its end on a thread of its own: a hub whose stdout is
+    // closed stops when it next prints.
     let stdout = BufReader::new(child.stdout.take().unwrap());
-    let url = stdout
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|line| line.strip_prefix("listening on ").map(str::to_owned))
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("listening on ") {
+                let _test_ended = tx.send(url.trim().to_owned());
+            }
+        }
+    });
+    let url = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
         .expect("the hub prints its address");
     let client = reqwest::Client::new();
     let started: Value = client

@@ -145,3 +145,43 @@ fn a_copied_binary_lists_its_lessons_and_names_no_source_path() {
         "--help names the source tree: {help}"
     );
 }
+
+/// A hub whose stdout is closed (a supervisor that stopped reading) keeps
+/// serving: the start-up message is not worth a crash.
+#[tokio::test]
+async fn a_hub_keeps_serving_when_its_stdout_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port that was free a moment ago: the hub cannot tell its own here.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_parcel-hub"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--db"])
+        .arg(dir.path().join("hub.db"))
+        .stdout(writer)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start parcel-hub");
+    let url = format!("http://127.0.0.1:{port}");
+    let mut served = 0;
+    for _ in 0..100 {
+        if let Ok(response) = reqwest::get(format!("{url}/api/health/live")).await
+            && response.status() == StatusCode::OK
+        {
+            served += 1;
+            if served == 3 {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let running = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(running, "the hub stopped when it could not print");
+    assert_eq!(served, 3, "the hub answered");
+}
