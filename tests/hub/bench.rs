@@ -182,3 +182,34 @@ async fn two_hubs_without_redis_are_refused() {
         .expect_err("refused without --redis");
     assert!(e.to_string().contains("--hubs 2 needs --redis"), "{e}");
 }
+
+/// The relay's `/chat` sends the frames PROTOCOL.md asks of a chat server
+/// (`users` to the newcomer, `user connected` and `user disconnected`
+/// with a count to the others), so W4 compares the same wire traffic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_tells_who_is_here_like_the_hub() {
+    use crate::helpers::{BOTH_TRANSPORTS, HubProcess, chat_with};
+    use serde_json::json;
+    let relay = HubProcess::start(["bench", "relay", "--listen", "127.0.0.1:0"]);
+    let [websocket, polling] = BOTH_TRANSPORTS;
+    let ana = chat_with(&relay.url, json!({ "name": "ana" }), websocket).await;
+    assert_eq!(
+        ana.expect("users").await,
+        json!({ "users": ["ana"], "online": 1 })
+    );
+    let ben = chat_with(&relay.url, json!({ "name": "ben" }), polling).await;
+    assert_eq!(
+        ben.expect("users").await,
+        json!({ "users": ["ana", "ben"], "online": 2 })
+    );
+    assert_eq!(
+        ana.expect("user connected").await,
+        json!({ "name": "ben", "online": 2 })
+    );
+    ben.expect_none("user connected").await;
+    ben.disconnect().await;
+    assert_eq!(
+        ana.expect("user disconnected").await,
+        json!({ "name": "ben", "online": 1 })
+    );
+}
