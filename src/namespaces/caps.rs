@@ -27,13 +27,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{Extension, SocketRef, State};
+use socketioxide::extract::{SocketRef, State};
 use socketioxide::handler::FromMessageParts;
-use socketioxide::socket::{DisconnectReason, Socket};
+use socketioxide::socket::Socket;
 use tokio::sync::oneshot;
 
-use super::connect::{log_connected, log_disconnected, settle};
-use super::{Call, Courier, Session, order_ack};
+use super::connect::{on_disconnect_logged, settle};
+use super::{Call, Courier, order_ack};
 use crate::domain::{Identity, LabStore, Message, Status};
 use crate::ops::caps::{
     LabClient, confirm_queues, lab_confirm, lab_pending, lab_pickup, lab_step, queues_for,
@@ -130,26 +130,8 @@ pub(crate) async fn authenticate<A: Adapter>(
 pub(crate) async fn enter<A: Adapter>(socket: SocketRef<A>) -> Result<(), ConnectRefusal> {
     socket.extensions.insert(Arc::new(LabSocket::default()));
     socket.on_fallback(on_event::<A>);
-    socket.on_disconnect(on_disconnect::<A>);
+    socket.on_disconnect(on_disconnect_logged::<A>);
     Ok(())
-}
-
-/// The lab client is in: log it.
-pub(crate) async fn on_connect<A: Adapter>(
-    socket: SocketRef<A>,
-    Extension(session): Extension<Session>,
-    State(hub): State<Hub>,
-) {
-    log_connected(&hub, &socket, &session);
-}
-
-pub(crate) async fn on_disconnect<A: Adapter>(
-    socket: SocketRef<A>,
-    reason: DisconnectReason,
-    Extension(session): Extension<Session>,
-    State(hub): State<Hub>,
-) {
-    log_disconnected(&hub, &socket, &session, reason);
 }
 
 /// Every event of a lab client, in its socket's order.

@@ -11,13 +11,14 @@ use governor::{DefaultDirectRateLimiter, RateLimiter};
 use serde_json::Value;
 use socketioxide::ParserError;
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::SocketRef;
+use socketioxide::extract::{Extension, SocketRef, State};
 use socketioxide::socket::DisconnectReason;
 
-use super::call::namespace_of;
+use super::call::{cause_first, namespace_of};
+use super::{orders, queue};
 use crate::activity::RefusedConnection;
 use crate::domain::{Identity, InvalidValue, Recipient};
-use crate::protocol::{ConnectRefusal, Fields, Refusal};
+use crate::protocol::{ConnectRefusal, Fields, Refusal, event};
 use crate::state::Hub;
 use crate::telemetry::{REASON_CHARS, clip};
 
@@ -200,6 +201,37 @@ pub(crate) fn peer_of<A: Adapter>(socket: &SocketRef<A>) -> Option<IpAddr> {
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip())
+}
+
+/// Registers what every party's socket (`/vendor`, `/distributor`) answers
+/// besides its own steps: its queue (`received`, `getAll`), its orders
+/// (`orders`), any other event (refused), and its departure (logged).
+pub(crate) fn register_party_events<A: Adapter>(socket: &SocketRef<A>) {
+    socket.on(event::RECEIVED, cause_first(queue::on_received::<A>));
+    socket.on(event::GET_ALL, cause_first(queue::on_get_all::<A>));
+    socket.on(event::ORDERS, cause_first(orders::on_orders::<A>));
+    socket.on_fallback(cause_first(super::call::on_unknown_event::<A>));
+    socket.on_disconnect(on_disconnect_logged::<A>);
+}
+
+/// `on_connect` of a namespace whose arrival needs no announcement
+/// (`/vendor`, `/distributor`, `/caps`): logs it.
+pub(crate) async fn on_connect_logged<A: Adapter>(
+    socket: SocketRef<A>,
+    Extension(session): Extension<Session>,
+    State(hub): State<Hub>,
+) {
+    log_connected(&hub, &socket, &session);
+}
+
+/// `on_disconnect` of those namespaces: logs it with its reason.
+pub(crate) async fn on_disconnect_logged<A: Adapter>(
+    socket: SocketRef<A>,
+    reason: DisconnectReason,
+    Extension(session): Extension<Session>,
+    State(hub): State<Hub>,
+) {
+    log_disconnected(&hub, &socket, &session, reason);
 }
 
 /// Logs a connection with its namespace, identity and transport, and

@@ -77,7 +77,7 @@ pub(crate) async fn register<A: HubAdapter>(
         ns::VENDOR,
         io.ns(
             ns::VENDOR,
-            vendor::on_connect
+            connect::on_connect_logged
                 .with(vendor::enter)
                 .with(vendor::authenticate),
         ),
@@ -87,7 +87,7 @@ pub(crate) async fn register<A: HubAdapter>(
         ns::DISTRIBUTOR,
         io.ns(
             ns::DISTRIBUTOR,
-            distributor::on_connect
+            connect::on_connect_logged
                 .with(distributor::enter)
                 .with(distributor::authenticate),
         ),
@@ -126,7 +126,9 @@ pub(crate) async fn register<A: HubAdapter>(
             ns::CAPS,
             io.ns(
                 ns::CAPS,
-                caps::on_connect.with(caps::enter).with(caps::authenticate),
+                connect::on_connect_logged
+                    .with(caps::enter)
+                    .with(caps::authenticate),
             ),
         )
         .await?;

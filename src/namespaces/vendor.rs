@@ -1,15 +1,13 @@
 //! `/vendor`: shops ask for pickups and hear back about their orders.
 
-use super::call::cause_first;
 use crate::activity;
 use serde_json::Value;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
-use socketioxide::socket::DisconnectReason;
 
-use super::connect::{log_connected, log_disconnected, party_from_auth, settle};
-use super::{Call, Courier, Session, order_ack, orders, queue};
+use super::connect::{party_from_auth, register_party_events, settle};
+use super::{Call, Courier, order_ack};
 use crate::domain::{Identity, VendorId};
 use crate::ops;
 use crate::protocol::{ConnectRefusal, event, ns, parse_pickup};
@@ -48,21 +46,8 @@ pub(crate) async fn enter<A: Adapter>(
             async move { activity::cause_first(&hub.activity, on_pickup(call, io, vendor)).await }
         },
     );
-    socket.on(event::RECEIVED, cause_first(queue::on_received::<A>));
-    socket.on(event::GET_ALL, cause_first(queue::on_get_all::<A>));
-    socket.on(event::ORDERS, cause_first(orders::on_orders::<A>));
-    socket.on_fallback(cause_first(super::call::on_unknown_event::<A>));
-    socket.on_disconnect(on_disconnect::<A>);
+    register_party_events(&socket);
     Ok(())
-}
-
-/// The vendor is in: log it.
-pub(crate) async fn on_connect<A: Adapter>(
-    socket: SocketRef<A>,
-    Extension(session): Extension<Session>,
-    State(hub): State<Hub>,
-) {
-    log_connected(&hub, &socket, &session);
 }
 
 /// `pickup`: record the order, queue it for the distributor, tell them.
@@ -79,13 +64,4 @@ pub(crate) async fn on_pickup<A: Adapter>(
     }
     .await;
     call.answer(result);
-}
-
-pub(crate) async fn on_disconnect<A: Adapter>(
-    socket: SocketRef<A>,
-    reason: DisconnectReason,
-    Extension(session): Extension<Session>,
-    State(hub): State<Hub>,
-) {
-    log_disconnected(&hub, &socket, &session, reason);
 }
