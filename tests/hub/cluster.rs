@@ -34,6 +34,16 @@ async fn on(url: &str, namespace: &str, auth: Value, label: &str) -> Client {
     client
 }
 
+/// A vendor's socket on the hub at `url`, labelled for failures.
+async fn vendor_on(url: &str, id: &str, label: &str) -> Client {
+    on(url, "/vendor", vendor_auth(id), label).await
+}
+
+/// A distributor's socket on the hub at `url`, labelled for failures.
+async fn distributor_on(url: &str, id: &str, label: &str) -> Client {
+    on(url, "/distributor", distributor_auth(id), label).await
+}
+
 fn order_ref(order: &str) -> Value {
     json!({ "vendorId": "acme-widgets", "orderId": order })
 }
@@ -56,28 +66,10 @@ async fn a_pickup_reaches_every_hub_and_the_news_come_back_across_hubs() {
     let url = test_redis();
     let keys = RedisPrefix::new(&url);
     let (a, b) = (hub(&keys), hub(&keys));
-    let acme = on(&a.url, "/vendor", vendor_auth("acme-widgets"), "acme on A").await;
-    let north_a = on(
-        &a.url,
-        "/distributor",
-        distributor_auth("north-hub"),
-        "north on A",
-    )
-    .await;
-    let north_b = on(
-        &b.url,
-        "/distributor",
-        distributor_auth("north-hub"),
-        "north on B",
-    )
-    .await;
-    let south_b = on(
-        &b.url,
-        "/distributor",
-        distributor_auth("south-hub"),
-        "south on B",
-    )
-    .await;
+    let acme = vendor_on(&a.url, "acme-widgets", "acme on A").await;
+    let north_a = distributor_on(&a.url, "north-hub", "north on A").await;
+    let north_b = distributor_on(&b.url, "north-hub", "north on B").await;
+    let south_b = distributor_on(&b.url, "south-hub", "south on B").await;
 
     let ack = acme.ack("pickup", pickup("o-1", "north-hub")).await;
     assert_ok(&ack);
@@ -109,22 +101,10 @@ async fn notices_and_listings_of_current_state_span_the_hubs() {
     let url = test_redis();
     let keys = RedisPrefix::new(&url);
     let (a, b) = (hub(&keys), hub(&keys));
-    let acme_a = on(&a.url, "/vendor", vendor_auth("acme-widgets"), "acme on A").await;
-    let acme_b = on(&b.url, "/vendor", vendor_auth("acme-widgets"), "acme on B").await;
-    let north_a = on(
-        &a.url,
-        "/distributor",
-        distributor_auth("north-hub"),
-        "north on A",
-    )
-    .await;
-    let north_b = on(
-        &b.url,
-        "/distributor",
-        distributor_auth("north-hub"),
-        "north on B",
-    )
-    .await;
+    let acme_a = vendor_on(&a.url, "acme-widgets", "acme on A").await;
+    let acme_b = vendor_on(&b.url, "acme-widgets", "acme on B").await;
+    let north_a = distributor_on(&a.url, "north-hub", "north on A").await;
+    let north_b = distributor_on(&b.url, "north-hub", "north on B").await;
 
     let ack = acme_a.ack("pickup", pickup("o-1", "north-hub")).await;
     assert_ok(&ack);
@@ -160,17 +140,11 @@ async fn a_distributor_offline_during_the_pickup_catches_up_on_another_hub() {
     let url = test_redis();
     let keys = RedisPrefix::new(&url);
     let (a, b) = (hub(&keys), hub(&keys));
-    let acme = on(&a.url, "/vendor", vendor_auth("acme-widgets"), "acme on A").await;
+    let acme = vendor_on(&a.url, "acme-widgets", "acme on A").await;
     let ack = acme.ack("pickup", pickup("o-1", "north-hub")).await;
     assert_ok(&ack);
 
-    let north = on(
-        &b.url,
-        "/distributor",
-        distributor_auth("north-hub"),
-        "north on B",
-    )
-    .await;
+    let north = distributor_on(&b.url, "north-hub", "north on B").await;
     let all = north.ack("getAll", json!({})).await;
     assert_ok(&all);
     assert_eq!(all["messages"][0]["messageId"], ack["messageId"]);
@@ -179,13 +153,7 @@ async fn a_distributor_offline_during_the_pickup_catches_up_on_another_hub() {
         .ack("received", json!({ "messageId": ack["messageId"] }))
         .await;
     assert_eq!(confirmed["removed"], json!(true));
-    let again = on(
-        &a.url,
-        "/distributor",
-        distributor_auth("north-hub"),
-        "north on A",
-    )
-    .await;
+    let again = distributor_on(&a.url, "north-hub", "north on A").await;
     assert_eq!(message_ids(&again.ack("getAll", json!({})).await).len(), 0);
 }
 
@@ -198,7 +166,7 @@ async fn killing_a_hub_loses_nothing_it_acknowledged() {
     let url = test_redis();
     let keys = RedisPrefix::new(&url);
     let (mut a, b) = (hub(&keys), hub(&keys));
-    let acme = on(&a.url, "/vendor", vendor_auth("acme-widgets"), "acme on A").await;
+    let acme = vendor_on(&a.url, "acme-widgets", "acme on A").await;
     let mut acknowledged = Vec::new();
     for n in 0..30 {
         let ack = acme
@@ -211,13 +179,7 @@ async fn killing_a_hub_loses_nothing_it_acknowledged() {
     a.child.kill().unwrap();
     a.child.wait().unwrap();
 
-    let north = on(
-        &b.url,
-        "/distributor",
-        distributor_auth("north-hub"),
-        "north on B",
-    )
-    .await;
+    let north = distributor_on(&b.url, "north-hub", "north on B").await;
     let all = north.ack("getAll", json!({})).await;
     assert_eq!(message_ids(&all), acknowledged, "oldest first, none lost");
     let moved = north.ack("in-transit", order_ref("o-7")).await;
@@ -233,7 +195,7 @@ async fn two_hubs_racing_in_transit_move_the_order_exactly_once() {
     let url = test_redis();
     let keys = RedisPrefix::new(&url);
     let (a, b) = (hub(&keys), hub(&keys));
-    let acme = on(&a.url, "/vendor", vendor_auth("acme-widgets"), "acme on A").await;
+    let acme = vendor_on(&a.url, "acme-widgets", "acme on A").await;
     assert_ok(&acme.ack("pickup", pickup("o-race", "north-hub")).await);
     let mut drivers = Vec::new();
     for n in 0..6 {
