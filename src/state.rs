@@ -57,6 +57,9 @@ pub(crate) struct HubState {
     /// This hub's Socket.IO server id (the `hub` of sockets in a cluster).
     /// Set once the Socket.IO layer exists, which needs this state first.
     hub_id: OnceLock<String>,
+    /// True when this hub is one of a cluster (`--redis`): its broadcasts
+    /// then also go to the other hubs' sockets, through the adapter.
+    clustered: std::sync::atomic::AtomicBool,
     /// The `/caps` sandbox, while `/caps` is served (the demo credentials
     /// or `--caps`); `None` otherwise.
     pub caps: Option<Sandbox>,
@@ -92,6 +95,7 @@ impl HubState {
             chat: ChatState::default(),
             metrics,
             hub_id: OnceLock::new(),
+            clustered: std::sync::atomic::AtomicBool::new(false),
             caps: None,
             closing: std::sync::atomic::AtomicBool::new(false),
             sign_ins: SignInThrottle::default(),
@@ -167,11 +171,18 @@ impl HubState {
         self.hub_id.get().map(String::as_str).unwrap_or_default()
     }
 
-    /// Records the hub's id, once.
-    pub(crate) fn set_hub_id(&self, id: String) {
+    /// Records the hub's id, once, and whether it is one of a cluster.
+    pub(crate) fn set_hub_id(&self, id: String, clustered: bool) {
         if self.hub_id.set(id).is_err() {
             tracing::warn!("the hub id was already set");
         }
+        self.clustered
+            .store(clustered, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// True when this hub is one of a cluster.
+    pub(crate) fn clustered(&self) -> bool {
+        self.clustered.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -368,6 +379,19 @@ pub(crate) const SIGN_IN_FAILURES: u32 = 20;
 pub(crate) const SIGN_IN_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 /// Addresses remembered at most (the table is pruned past it).
 const SIGN_IN_ADDRESSES: usize = 10_000;
+
+/// What a throttled address is told, on every door (Socket.IO and HTTP).
+pub(crate) fn throttled_message(wait: std::time::Duration) -> String {
+    format!(
+        "too many failed sign-ins from your address; try again in {} s",
+        retry_seconds(wait)
+    )
+}
+
+/// Whole seconds to wait, rounded up (`Retry-After`).
+pub(crate) fn retry_seconds(wait: std::time::Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
 
 /// Failed sign-ins per client address, in fixed windows: an address past
 /// [`SIGN_IN_FAILURES`] in one [`SIGN_IN_WINDOW`] is refused (`rate_limited`)

@@ -36,24 +36,48 @@ pub(crate) struct Out<'a> {
     pub message_id: Option<&'a str>,
 }
 
-/// Emits `data` to `to` and reports it; true when the emit was accepted.
+/// Emits `data` to `to` and reports it; true when every socket took it.
+///
+/// On one hub, each socket `to` reaches gets its own emit: socketioxide's
+/// broadcast reports failures without saying whose buffer was full, and a
+/// socket that stops reading must be found and disconnected (see
+/// [`drop_if_slow`]) rather than silently miss live events. In a cluster
+/// the broadcast also reaches other hubs' sockets, which only that one
+/// broadcast can do; there a failure is logged and counted, and the
+/// message stays queued for `getAll` as always.
 pub(crate) async fn emit<A: Adapter, T: Serialize + ?Sized>(
-    activity: &Activity,
+    hub: &HubState,
     to: BroadcastOperators<A>,
     out: Out<'_>,
     data: &T,
 ) -> bool {
+    let activity = &hub.activity;
     // Counting recipients and copying the payload cost per message; only
     // while an inspector watches.
     let watched = activity.watched();
-    let recipients = watched.then(|| to.clone().sockets().len());
-    let (outcome, failure) = match to.emit(out.event, data).await {
-        Ok(()) => ("ok", None),
-        Err(e) => {
-            tracing::warn!(ns = out.namespace, event = out.event, target = out.target, error = %e, "emit failed");
-            ("internal", Some(e.to_string()))
+    let (recipients, failure) = if hub.clustered() {
+        let recipients = watched.then(|| to.clone().sockets().len());
+        let failure = match to.emit(out.event, data).await {
+            Ok(()) => None,
+            Err(e) => {
+                tracing::warn!(ns = out.namespace, event = out.event, target = out.target, error = %e, "emit failed");
+                Some(e.to_string())
+            }
+        };
+        (recipients, failure)
+    } else {
+        let sockets = to.sockets();
+        let mut failure = None;
+        for socket in &sockets {
+            if let Err(e) = socket.emit(out.event, data) {
+                tracing::warn!(ns = out.namespace, event = out.event, target = out.target, sid = %socket.id, error = %e, "emit failed");
+                drop_if_slow(hub, socket, out.namespace, &e);
+                failure = Some(e.to_string());
+            }
         }
+        (Some(sockets.len()), failure)
     };
+    let outcome = if failure.is_none() { "ok" } else { "internal" };
     let payload = if watched {
         serde_json::to_value(data).unwrap_or(Value::Null)
     } else {
@@ -63,14 +87,19 @@ pub(crate) async fn emit<A: Adapter, T: Serialize + ?Sized>(
         namespace: out.namespace,
         event: out.event,
         target: out.target,
-        recipients,
+        recipients: recipients.filter(|_| watched),
         outcome,
         reason: failure.as_deref(),
         message_id: out.message_id,
         payload: &payload,
     });
-    outcome == "ok"
+    failure.is_none()
 }
+
+/// Marks a socket being disconnected as a slow consumer, so it is
+/// counted and logged once however many emits it misses meanwhile.
+#[derive(Debug, Clone, Copy)]
+struct Dropping;
 
 /// Disconnects `socket` if `error` says its send buffer is full (a slow
 /// consumer): it would silently miss live events; disconnected, it
@@ -86,6 +115,13 @@ pub(crate) fn drop_if_slow<A: Adapter>(
     if !matches!(error, SendError::Socket(SocketError::InternalChannelFull)) {
         return false;
     }
+    if socket.extensions.get::<Dropping>().is_some() {
+        return true;
+    }
+    socket.extensions.insert(Dropping);
+    // Out of its rooms it misses nothing more quietly than it would
+    // anyway, and no later broadcast waits on its full buffer.
+    socket.leave_all();
     tracing::warn!(ns = namespace, sid = %socket.id, code = "slow_consumer", reason = "its send buffer (--socket-buffer) is full", "disconnecting a slow consumer");
     hub.metrics.socket_dropped(namespace, "slow_consumer");
     // The DISCONNECT packet needs room in that same buffer: try again as
@@ -254,7 +290,7 @@ impl<A: Adapter> Courier<'_, A> {
             message_id: Some(message.id.as_str()),
         };
         let payload = lab_message(message, &store, &name, extras.as_ref());
-        emit(&self.hub.activity, to, out, &payload).await;
+        emit(self.hub, to, out, &payload).await;
     }
 }
 
@@ -285,7 +321,7 @@ impl<A: Adapter> Notify for Courier<'_, A> {
             message_id: Some(message.id.as_str()),
         };
         emit(
-            &self.hub.activity,
+            self.hub,
             operators.to(room),
             out,
             &MessageEnvelope::from(message),
@@ -320,6 +356,6 @@ impl<A: Adapter> Notify for Courier<'_, A> {
         let notice = OrderNotice {
             order: OrderView::from(order),
         };
-        emit(&self.hub.activity, to, out, &notice).await;
+        emit(self.hub, to, out, &notice).await;
     }
 }
