@@ -681,7 +681,11 @@ async fn a_backup_taken_under_load_restores_every_acknowledged_order() {
             break;
         }
     }
-    assert!(queued >= before.len(), "{queued} queued, {} before", before.len());
+    assert!(
+        queued >= before.len(),
+        "{queued} queued, {} before",
+        before.len()
+    );
 }
 
 #[test]
