@@ -68,6 +68,8 @@ pub(crate) struct HubState {
     pub sign_ins: SignInThrottle,
     /// `/chat` joins per client address (see [`ChatJoins`]).
     pub chat_joins: ChatJoins,
+    /// Broadcast targets where some socket's buffer was full (see [`SlowTargets`]).
+    pub slow_targets: SlowTargets,
     /// Set when the hub starts shutting down: emits then find the
     /// namespaces gone, which is expected and not worth an error each.
     closing: std::sync::atomic::AtomicBool,
@@ -99,6 +101,7 @@ impl HubState {
             caps: None,
             closing: std::sync::atomic::AtomicBool::new(false),
             sign_ins: SignInThrottle::default(),
+            slow_targets: SlowTargets::default(),
             // With the rate limits off (benchmarks, lesson hubs), so is this one.
             chat_joins: ChatJoins::new(limits.rate_per_second > 0),
         }
@@ -430,6 +433,45 @@ impl SignInThrottle {
             *entry = (Instant::now(), 0);
         }
         entry.1 = entry.1.saturating_add(1);
+    }
+}
+
+/// Targets suspected at most (a target is a namespace and a room).
+const SLOW_TARGETS: usize = 1_024;
+
+/// Broadcast targets (a namespace and `room <name>` or `broadcast`) whose
+/// last broadcast found a socket's buffer full: socketioxide does not say
+/// whose, so the next emit there goes to each socket on its own, which
+/// finds the slow consumer and disconnects it.
+#[derive(Debug, Default)]
+pub(crate) struct SlowTargets {
+    suspected: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl SlowTargets {
+    fn key(namespace: &str, target: &str) -> String {
+        format!("{namespace} {target}")
+    }
+
+    fn set(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.suspected
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Notes that a broadcast to `target` found a full buffer.
+    pub(crate) fn suspect(&self, namespace: &str, target: &str) {
+        let mut suspected = self.set();
+        if suspected.len() < SLOW_TARGETS {
+            suspected.insert(Self::key(namespace, target));
+        }
+    }
+
+    /// Whether `target` is suspected; forgets it (its next emit goes to
+    /// each socket, which settles it).
+    pub(crate) fn take(&self, namespace: &str, target: &str) -> bool {
+        let mut suspected = self.set();
+        !suspected.is_empty() && suspected.remove(&Self::key(namespace, target))
     }
 }
 

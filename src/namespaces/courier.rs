@@ -38,13 +38,19 @@ pub(crate) struct Out<'a> {
 
 /// Emits `data` to `to` and reports it; true when every socket took it.
 ///
-/// On one hub, each socket `to` reaches gets its own emit: socketioxide's
-/// broadcast reports failures without saying whose buffer was full, and a
-/// socket that stops reading must be found and disconnected (see
-/// [`drop_if_slow`]) rather than silently miss live events. In a cluster
-/// the broadcast also reaches other hubs' sockets, which only that one
-/// broadcast can do; there a failure is logged and counted, and the
-/// message stays queued for `getAll` as always.
+/// A socket that stops reading must be found and disconnected (see
+/// [`drop_if_slow`]) rather than silently miss live events, but
+/// socketioxide's broadcast reports a full buffer without saying whose.
+/// So a party's room (`/vendor`, `/distributor`: that party's few pages)
+/// gets one emit per socket, and the full one is known at once. The
+/// crowds of `/chat` and `/caps` (thousands of sockets) get one broadcast,
+/// serialised once; when it finds a full buffer, the next emit to that
+/// target goes to each socket and finds it ([`SlowTargets`]). In a cluster
+/// a broadcast also reaches other hubs' sockets, which only the broadcast
+/// can do; there a full buffer is logged and counted, and a queued message
+/// stays queued for `getAll` as always.
+///
+/// [`SlowTargets`]: crate::state::SlowTargets
 pub(crate) async fn emit<A: Adapter, T: Serialize + ?Sized>(
     hub: &HubState,
     to: BroadcastOperators<A>,
@@ -55,27 +61,37 @@ pub(crate) async fn emit<A: Adapter, T: Serialize + ?Sized>(
     // Counting recipients and copying the payload cost per message; only
     // while an inspector watches.
     let watched = activity.watched();
-    let (recipients, failure) = if hub.clustered() {
+    let each = !hub.clustered()
+        && (out.namespace == ns::VENDOR
+            || out.namespace == ns::DISTRIBUTOR
+            || hub.slow_targets.take(out.namespace, out.target));
+    let (recipients, failure) = if each {
+        let sockets = to.sockets();
+        let failure = match sockets.as_slice() {
+            [one] => emit_each(hub, std::slice::from_ref(one), out, data),
+            many => match serde_json::value::to_raw_value(data) {
+                // Serialised once for all, as a broadcast would, copied into each.
+                Ok(raw) => emit_each(hub, many, out, &raw),
+                Err(e) => {
+                    tracing::warn!(ns = out.namespace, event = out.event, target = out.target, error = %e, "emit failed");
+                    Some(e.to_string())
+                }
+            },
+        };
+        (Some(sockets.len()), failure)
+    } else {
         let recipients = watched.then(|| to.clone().sockets().len());
         let failure = match to.emit(out.event, data).await {
             Ok(()) => None,
             Err(e) => {
                 tracing::warn!(ns = out.namespace, event = out.event, target = out.target, error = %e, "emit failed");
+                if !hub.clustered() && some_buffer_full(&e) {
+                    hub.slow_targets.suspect(out.namespace, out.target);
+                }
                 Some(e.to_string())
             }
         };
         (recipients, failure)
-    } else {
-        let sockets = to.sockets();
-        let mut failure = None;
-        for socket in &sockets {
-            if let Err(e) = socket.emit(out.event, data) {
-                tracing::warn!(ns = out.namespace, event = out.event, target = out.target, sid = %socket.id, error = %e, "emit failed");
-                drop_if_slow(hub, socket, out.namespace, &e);
-                failure = Some(e.to_string());
-            }
-        }
-        (Some(sockets.len()), failure)
     };
     let outcome = if failure.is_none() { "ok" } else { "internal" };
     let payload = if watched {
@@ -94,6 +110,32 @@ pub(crate) async fn emit<A: Adapter, T: Serialize + ?Sized>(
         payload: &payload,
     });
     failure.is_none()
+}
+
+/// True when a broadcast failed because some socket's buffer was full.
+fn some_buffer_full(error: &socketioxide::BroadcastError) -> bool {
+    use socketioxide_core::adapter::errors::SocketError;
+    matches!(error, socketioxide::BroadcastError::Socket(errors)
+        if errors.iter().any(|e| matches!(e, SocketError::InternalChannelFull)))
+}
+
+/// Emits `data` to each of `sockets`; a full buffer drops its socket.
+/// The last failure, if any.
+fn emit_each<A: Adapter, T: Serialize + ?Sized>(
+    hub: &HubState,
+    sockets: &[SocketRef<A>],
+    out: Out<'_>,
+    data: &T,
+) -> Option<String> {
+    let mut failure = None;
+    for socket in sockets {
+        if let Err(e) = socket.emit(out.event, data) {
+            tracing::warn!(ns = out.namespace, event = out.event, target = out.target, sid = %socket.id, error = %e, "emit failed");
+            drop_if_slow(hub, socket, out.namespace, &e);
+            failure = Some(e.to_string());
+        }
+    }
+    failure
 }
 
 /// Marks a socket being disconnected as a slow consumer, so it is

@@ -544,6 +544,40 @@ async fn a_socket_that_stops_reading_room_emits_is_disconnected_and_loses_nothin
     assert_eq!(all["messages"].as_array().unwrap().len(), 30, "{all}");
 }
 
+/// A chat socket that stops reading while messages are broadcast to
+/// everyone: the broadcast that finds its buffer full cannot say whose it
+/// is, the next one to everyone goes to each socket and finds it.
+#[tokio::test]
+async fn a_chat_socket_that_stops_reading_broadcasts_is_disconnected() {
+    let app = spawn_app_with(|c| c.socket_buffer = 8).await;
+    let stalled = StalledPolling::join(&app, "/chat", json!({ "name": "sleepy" })).await;
+    let alice = chatter(&app, "alice").await;
+    for i in 0..20 {
+        assert_ok(
+            &alice
+                .ack("chat message", json!({ "text": format!("m{i}") }))
+                .await,
+        );
+    }
+    let metrics = scrape(&app).await;
+    assert!(
+        metrics.contains(
+            "parcel_hub_sockets_dropped_total{namespace=\"/chat\",reason=\"slow_consumer\"} 1"
+        ),
+        "{metrics}"
+    );
+    let told = tokio::time::timeout(TIMEOUT, async {
+        loop {
+            match stalled.poll().await {
+                Some(packets) if !packets.iter().any(|p| p == "41/chat,") => {}
+                _ => return,
+            }
+        }
+    })
+    .await;
+    assert!(told.is_ok(), "the slow consumer is disconnected");
+}
+
 #[tokio::test]
 async fn a_socket_whose_buffer_is_full_is_disconnected_and_catches_up() {
     let app = spawn_app_with(|c| c.socket_buffer = 8).await;
