@@ -507,7 +507,9 @@ impl StalledPolling {
 
 /// A distributor's socket that stops reading while pickups are broadcast
 /// to its room is disconnected as a slow consumer, once, like one that
-/// stops reading its own re-emits; the pickups stay queued for `getAll`.
+/// stops reading its own re-emits (the broadcast that finds its buffer
+/// full cannot say whose it is; the next emit to the room goes to each
+/// socket and finds it); the pickups stay queued for `getAll`.
 #[tokio::test]
 async fn a_socket_that_stops_reading_room_emits_is_disconnected_and_loses_nothing() {
     let app = spawn_app_with(|c| c.socket_buffer = 8).await;
@@ -545,8 +547,7 @@ async fn a_socket_that_stops_reading_room_emits_is_disconnected_and_loses_nothin
 }
 
 /// A chat socket that stops reading while messages are broadcast to
-/// everyone: the broadcast that finds its buffer full cannot say whose it
-/// is, the next one to everyone goes to each socket and finds it.
+/// everyone is disconnected as a slow consumer, as in a party's room.
 #[tokio::test]
 async fn a_chat_socket_that_stops_reading_broadcasts_is_disconnected() {
     let app = spawn_app_with(|c| c.socket_buffer = 8).await;
