@@ -65,18 +65,7 @@ pub(crate) async fn emit<A: Adapter, T: Serialize + ?Sized>(
     let each = !hub.clustered() && hub.slow_targets.take(out.namespace, out.target);
     let (recipients, failure) = if each {
         let sockets = to.sockets();
-        let failure = match sockets.as_slice() {
-            [one] => emit_each(hub, std::slice::from_ref(one), out, data),
-            many => match serde_json::value::to_raw_value(data) {
-                // Serialised once for all, as a broadcast would, copied into each.
-                Ok(raw) => emit_each(hub, many, out, &raw),
-                Err(e) => {
-                    tracing::warn!(ns = out.namespace, event = out.event, target = out.target, error = %e, "emit failed");
-                    Some(e.to_string())
-                }
-            },
-        };
-        (Some(sockets.len()), failure)
+        (Some(sockets.len()), emit_each(hub, &sockets, out, data))
     } else {
         let recipients = watched.then(|| to.clone().sockets().len());
         let failure = match to.emit(out.event, data).await {
