@@ -396,7 +396,8 @@ pub(crate) fn retry_seconds(wait: std::time::Duration) -> u64 {
     wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
-/// Failed sign-ins per client address, in fixed windows: an address past
+/// Failed sign-ins per client address, in fixed windows, whatever the door
+/// (a namespace's connect, HTTP Basic or the admin token): an address past
 /// [`SIGN_IN_FAILURES`] in one [`SIGN_IN_WINDOW`] is refused (`rate_limited`)
 /// until its window ends, whatever token it sends, so guessing costs time.
 #[derive(Debug, Default)]

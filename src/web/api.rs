@@ -6,10 +6,11 @@
 //! same envelope. Every failure is one [`ApiError`], which maps to one
 //! status and one error envelope.
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use std::net::{IpAddr, SocketAddr};
 
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
@@ -168,11 +169,10 @@ const DISTRIBUTOR_DOOR: BasicDoor = BasicDoor {
 
 /// The client's address, from the connection the request came on (the
 /// hub's HTTP loop records it; `None` for a router driven without one).
-pub(crate) type Peer = Option<axum::Extension<axum::extract::ConnectInfo<SocketAddr>>>;
+pub(crate) type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
 
 fn address_of(peer: &Peer) -> Option<IpAddr> {
-    peer.as_ref()
-        .map(|axum::Extension(ConnectInfo(addr))| addr.ip())
+    peer.as_ref().map(|Extension(ConnectInfo(addr))| addr.ip())
 }
 
 /// Why the credentials of a request were not accepted.

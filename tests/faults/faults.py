@@ -520,7 +520,8 @@ def get_all(binary, quick):
 
         # Each client asks at least 5 times, and all keep asking for 10 s
         # (3 quick), so the probe's acks are a sample worth a p99.
-        until = time.time() + (3 if quick else 10)
+        asking = 3 if quick else 10
+        until = time.time() + asking
 
         def read_all(k):
             s = Polling(hub)
@@ -548,7 +549,7 @@ def get_all(binary, quick):
         worst = max(latencies) if latencies else 0
         p99 = latencies[int(len(latencies) * 0.99) - 1] if latencies else 0
         print(
-            f"get-all: {queued[0]} queued; 20 clients x getAll {{}} for 10 s ({len(answered)} answers; "
+            f"get-all: {queued[0]} queued; 20 clients x getAll {{}} for {asking} s ({len(answered)} answers; "
             f"the first: {answered[0][0] if answered else None} messages, more: {answered[0][1] if answered else None}); hub RSS +{grown:.1f} MB; another vendor's pickup over "
             f"HTTP: {len(latencies)} acks, p99 {p99:.1f} ms, max {worst:.1f} ms"
         )
