@@ -316,7 +316,7 @@ async fn wire<A: HubAdapter>(
     client: ClientScript,
     subscriptions: Option<PubSubDriver>,
 ) -> anyhow::Result<Router> {
-    hub.set_hub_id(io.config().server_id.to_string());
+    hub.set_hub_id(io.config().server_id.to_string(), subscriptions.is_some());
     namespaces::register(io, hub.caps.is_some()).await?;
     if let Some(driver) = &subscriptions {
         // Every namespace of the hub is subscribed; the ones socketioxide

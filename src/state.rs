@@ -57,6 +57,9 @@ pub(crate) struct HubState {
     /// This hub's Socket.IO server id (the `hub` of sockets in a cluster).
     /// Set once the Socket.IO layer exists, which needs this state first.
     hub_id: OnceLock<String>,
+    /// True when this hub is one of a cluster (`--redis`): its broadcasts
+    /// then also go to the other hubs' sockets, through the adapter.
+    clustered: std::sync::atomic::AtomicBool,
     /// The `/caps` sandbox, while `/caps` is served (the demo credentials
     /// or `--caps`); `None` otherwise.
     pub caps: Option<Sandbox>,
@@ -65,6 +68,8 @@ pub(crate) struct HubState {
     pub sign_ins: SignInThrottle,
     /// `/chat` joins per client address (see [`ChatJoins`]).
     pub chat_joins: ChatJoins,
+    /// Broadcast targets where some socket's buffer was full (see [`SlowTargets`]).
+    pub slow_targets: SlowTargets,
     /// Set when the hub starts shutting down: emits then find the
     /// namespaces gone, which is expected and not worth an error each.
     closing: std::sync::atomic::AtomicBool,
@@ -92,9 +97,11 @@ impl HubState {
             chat: ChatState::default(),
             metrics,
             hub_id: OnceLock::new(),
+            clustered: std::sync::atomic::AtomicBool::new(false),
             caps: None,
             closing: std::sync::atomic::AtomicBool::new(false),
             sign_ins: SignInThrottle::default(),
+            slow_targets: SlowTargets::default(),
             // With the rate limits off (benchmarks, lesson hubs), so is this one.
             chat_joins: ChatJoins::new(limits.rate_per_second > 0),
         }
@@ -167,11 +174,18 @@ impl HubState {
         self.hub_id.get().map(String::as_str).unwrap_or_default()
     }
 
-    /// Records the hub's id, once.
-    pub(crate) fn set_hub_id(&self, id: String) {
+    /// Records the hub's id, once, and whether it is one of a cluster.
+    pub(crate) fn set_hub_id(&self, id: String, clustered: bool) {
         if self.hub_id.set(id).is_err() {
             tracing::warn!("the hub id was already set");
         }
+        self.clustered
+            .store(clustered, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// True when this hub is one of a cluster.
+    pub(crate) fn clustered(&self) -> bool {
+        self.clustered.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -369,7 +383,21 @@ pub(crate) const SIGN_IN_WINDOW: std::time::Duration = std::time::Duration::from
 /// Addresses remembered at most (the table is pruned past it).
 const SIGN_IN_ADDRESSES: usize = 10_000;
 
-/// Failed sign-ins per client address, in fixed windows: an address past
+/// What a throttled address is told, on every door (Socket.IO and HTTP).
+pub(crate) fn throttled_message(wait: std::time::Duration) -> String {
+    format!(
+        "too many failed sign-ins from your address; try again in {} s",
+        retry_seconds(wait)
+    )
+}
+
+/// Whole seconds to wait, rounded up (`Retry-After`).
+pub(crate) fn retry_seconds(wait: std::time::Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
+/// Failed sign-ins per client address, in fixed windows, whatever the door
+/// (a namespace's connect, HTTP Basic or the admin token): an address past
 /// [`SIGN_IN_FAILURES`] in one [`SIGN_IN_WINDOW`] is refused (`rate_limited`)
 /// until its window ends, whatever token it sends, so guessing costs time.
 #[derive(Debug, Default)]
@@ -406,6 +434,45 @@ impl SignInThrottle {
             *entry = (Instant::now(), 0);
         }
         entry.1 = entry.1.saturating_add(1);
+    }
+}
+
+/// Targets suspected at most (a target is a namespace and a room).
+const SLOW_TARGETS: usize = 1_024;
+
+/// Broadcast targets (a namespace and `room <name>` or `broadcast`) whose
+/// last broadcast found a socket's buffer full: socketioxide does not say
+/// whose, so the next emit there goes to each socket on its own, which
+/// finds the slow consumer and disconnects it.
+#[derive(Debug, Default)]
+pub(crate) struct SlowTargets {
+    suspected: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl SlowTargets {
+    fn key(namespace: &str, target: &str) -> String {
+        format!("{namespace} {target}")
+    }
+
+    fn set(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.suspected
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Notes that a broadcast to `target` found a full buffer.
+    pub(crate) fn suspect(&self, namespace: &str, target: &str) {
+        let mut suspected = self.set();
+        if suspected.len() < SLOW_TARGETS {
+            suspected.insert(Self::key(namespace, target));
+        }
+    }
+
+    /// Whether `target` is suspected; forgets it (its next emit goes to
+    /// each socket, which settles it).
+    pub(crate) fn take(&self, namespace: &str, target: &str) -> bool {
+        let mut suspected = self.set();
+        !suspected.is_empty() && suspected.remove(&Self::key(namespace, target))
     }
 }
 

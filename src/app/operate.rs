@@ -26,7 +26,7 @@ use crate::config::ConfigError;
 use crate::domain::{OrderId, VendorId};
 use crate::protocol::{error_envelope, ns};
 use crate::state::Hub;
-use crate::web::api::{ApiError, Scheme, authorization};
+use crate::web::api::{Peer, authenticate_admin};
 
 /// How long each health check may take before it counts as failed.
 const CHECK_WITHIN: Duration = Duration::from_secs(2);
@@ -166,21 +166,15 @@ async fn live<A: Adapter>(State(state): State<OperateState<A>>) -> Response {
 
 /// `GET /metrics`: the Prometheus text format; the admin token as Bearer
 /// unless `--metrics-public`.
-async fn metrics<A: Adapter>(State(state): State<OperateState<A>>, headers: HeaderMap) -> Response {
-    if !state.metrics_public {
-        let refused = match authorization(&headers, "Bearer") {
-            Some(token) if state.hub.credentials.admin_token_ok(token) => None,
-            Some(_) => Some("wrong admin token"),
-            None => Some("send the admin token as Authorization: Bearer <token>"),
-        };
-        if let Some(message) = refused {
-            tracing::warn!(path = "/metrics", reason = message, "request refused");
-            return ApiError::Unauthorized {
-                scheme: Scheme::Admin,
-                message,
-            }
-            .into_response();
-        }
+async fn metrics<A: Adapter>(
+    State(state): State<OperateState<A>>,
+    peer: Peer,
+    headers: HeaderMap,
+) -> Response {
+    if !state.metrics_public
+        && let Err(refused) = authenticate_admin(&state.hub, &peer, &headers)
+    {
+        return refused.into_response();
     }
     let metrics = &state.hub.metrics;
     for namespace in ns::ALL.iter().chain([&ns::ADMIN, &ns::CAPS]) {

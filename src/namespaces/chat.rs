@@ -163,7 +163,7 @@ async fn relay<A: Adapter, T: Serialize>(
         event,
         message_id: None,
     };
-    emit(&hub.activity, to, out, data).await;
+    emit(hub, to, out, data).await;
 }
 
 /// Where a chat event goes: everyone else, or the others in a room the

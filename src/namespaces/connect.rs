@@ -153,12 +153,9 @@ pub(crate) fn settle<A: Adapter, T: Clone + Send + Sync + 'static>(
     let peer = peer_of(socket);
     // An address that failed too often is refused whatever it sends now,
     // so a right guess is not told apart from a wrong one.
-    let throttled = peer.and_then(|ip| hub.sign_ins.blocked(ip)).map(|wait| {
-        ConnectRefusal::Throttled(format!(
-            "too many failed sign-ins from your address; try again in {} s",
-            wait.as_secs() + 1
-        ))
-    });
+    let throttled = peer
+        .and_then(|ip| hub.sign_ins.blocked(ip))
+        .map(|wait| ConnectRefusal::Throttled(crate::state::throttled_message(wait)));
     let result = match (throttled, result) {
         (Some(refusal), _) => Err(refusal),
         (None, result) => result,

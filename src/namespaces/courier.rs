@@ -36,24 +36,51 @@ pub(crate) struct Out<'a> {
     pub message_id: Option<&'a str>,
 }
 
-/// Emits `data` to `to` and reports it; true when the emit was accepted.
+/// Emits `data` to `to` and reports it; true when every socket took it.
+///
+/// A socket that stops reading must be found and disconnected (see
+/// [`drop_if_slow`]) rather than silently miss live events, but
+/// socketioxide's broadcast reports a full buffer without saying whose.
+/// So an emit is one broadcast, serialised once (a room of W1 holds 100
+/// sockets, the chat thousands: an emit per socket cost W1 a fifth more
+/// CPU per delivery); when it finds a full buffer, the next emit to that
+/// target goes to each socket on its own and finds the slow one
+/// ([`SlowTargets`]). A socket that stops reading stops for good, so the
+/// next emit finds it still full; what it missed stays queued for
+/// `getAll` (and in the chat's history). In a cluster a broadcast also
+/// reaches other hubs' sockets, which only the broadcast can do; there a
+/// full buffer is logged and counted, as every failed emit is.
+///
+/// [`SlowTargets`]: crate::state::SlowTargets
 pub(crate) async fn emit<A: Adapter, T: Serialize + ?Sized>(
-    activity: &Activity,
+    hub: &HubState,
     to: BroadcastOperators<A>,
     out: Out<'_>,
     data: &T,
 ) -> bool {
+    let activity = &hub.activity;
     // Counting recipients and copying the payload cost per message; only
     // while an inspector watches.
     let watched = activity.watched();
-    let recipients = watched.then(|| to.clone().sockets().len());
-    let (outcome, failure) = match to.emit(out.event, data).await {
-        Ok(()) => ("ok", None),
-        Err(e) => {
-            tracing::warn!(ns = out.namespace, event = out.event, target = out.target, error = %e, "emit failed");
-            ("internal", Some(e.to_string()))
-        }
+    let each = !hub.clustered() && hub.slow_targets.take(out.namespace, out.target);
+    let (recipients, failure) = if each {
+        let sockets = to.sockets();
+        (Some(sockets.len()), emit_each(hub, &sockets, out, data))
+    } else {
+        let recipients = watched.then(|| to.clone().sockets().len());
+        let failure = match to.emit(out.event, data).await {
+            Ok(()) => None,
+            Err(e) => {
+                tracing::warn!(ns = out.namespace, event = out.event, target = out.target, error = %e, "emit failed");
+                if !hub.clustered() && some_buffer_full(&e) {
+                    hub.slow_targets.suspect(out.namespace, out.target);
+                }
+                Some(e.to_string())
+            }
+        };
+        (recipients, failure)
     };
+    let outcome = if failure.is_none() { "ok" } else { "internal" };
     let payload = if watched {
         serde_json::to_value(data).unwrap_or(Value::Null)
     } else {
@@ -63,14 +90,45 @@ pub(crate) async fn emit<A: Adapter, T: Serialize + ?Sized>(
         namespace: out.namespace,
         event: out.event,
         target: out.target,
-        recipients,
+        recipients: recipients.filter(|_| watched),
         outcome,
         reason: failure.as_deref(),
         message_id: out.message_id,
         payload: &payload,
     });
-    outcome == "ok"
+    failure.is_none()
 }
+
+/// True when a broadcast failed because some socket's buffer was full.
+fn some_buffer_full(error: &socketioxide::BroadcastError) -> bool {
+    use socketioxide_core::adapter::errors::SocketError;
+    matches!(error, socketioxide::BroadcastError::Socket(errors)
+        if errors.iter().any(|e| matches!(e, SocketError::InternalChannelFull)))
+}
+
+/// Emits `data` to each of `sockets`; a full buffer drops its socket.
+/// The last failure, if any.
+fn emit_each<A: Adapter, T: Serialize + ?Sized>(
+    hub: &HubState,
+    sockets: &[SocketRef<A>],
+    out: Out<'_>,
+    data: &T,
+) -> Option<String> {
+    let mut failure = None;
+    for socket in sockets {
+        if let Err(e) = socket.emit(out.event, data) {
+            tracing::warn!(ns = out.namespace, event = out.event, target = out.target, sid = %socket.id, error = %e, "emit failed");
+            drop_if_slow(hub, socket, out.namespace, &e);
+            failure = Some(e.to_string());
+        }
+    }
+    failure
+}
+
+/// Marks a socket being disconnected as a slow consumer, so it is
+/// counted and logged once however many emits it misses meanwhile.
+#[derive(Debug, Clone, Copy)]
+struct Dropping;
 
 /// Disconnects `socket` if `error` says its send buffer is full (a slow
 /// consumer): it would silently miss live events; disconnected, it
@@ -86,6 +144,13 @@ pub(crate) fn drop_if_slow<A: Adapter>(
     if !matches!(error, SendError::Socket(SocketError::InternalChannelFull)) {
         return false;
     }
+    if socket.extensions.get::<Dropping>().is_some() {
+        return true;
+    }
+    socket.extensions.insert(Dropping);
+    // Out of its rooms it misses nothing more quietly than it would
+    // anyway, and no later broadcast waits on its full buffer.
+    socket.leave_all();
     tracing::warn!(ns = namespace, sid = %socket.id, code = "slow_consumer", reason = "its send buffer (--socket-buffer) is full", "disconnecting a slow consumer");
     hub.metrics.socket_dropped(namespace, "slow_consumer");
     // The DISCONNECT packet needs room in that same buffer: try again as
@@ -254,7 +319,7 @@ impl<A: Adapter> Courier<'_, A> {
             message_id: Some(message.id.as_str()),
         };
         let payload = lab_message(message, &store, &name, extras.as_ref());
-        emit(&self.hub.activity, to, out, &payload).await;
+        emit(self.hub, to, out, &payload).await;
     }
 }
 
@@ -285,7 +350,7 @@ impl<A: Adapter> Notify for Courier<'_, A> {
             message_id: Some(message.id.as_str()),
         };
         emit(
-            &self.hub.activity,
+            self.hub,
             operators.to(room),
             out,
             &MessageEnvelope::from(message),
@@ -320,6 +385,6 @@ impl<A: Adapter> Notify for Courier<'_, A> {
         let notice = OrderNotice {
             order: OrderView::from(order),
         };
-        emit(&self.hub.activity, to, out, &notice).await;
+        emit(self.hub, to, out, &notice).await;
     }
 }

@@ -6,9 +6,12 @@
 //! same envelope. Every failure is one [`ApiError`], which maps to one
 //! status and one error envelope.
 
+use std::net::{IpAddr, SocketAddr};
+
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use base64::Engine;
@@ -27,7 +30,8 @@ use crate::protocol::{
     ErrorCode, OrderView, OrdersRequest, Refusal, error_envelope, event, ns, ok_envelope,
     parse_pickup,
 };
-use crate::state::HubState;
+use crate::state::{HubState, retry_seconds, throttled_message};
+use crate::telemetry::{REASON_CHARS, clip};
 
 /// Which credentials an endpoint wanted, for the `WWW-Authenticate` header.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +56,10 @@ pub(crate) enum ApiError {
         scheme: Scheme,
         message: &'static str,
     },
+    /// Too many failed sign-ins from this client's address (429): it is
+    /// refused, whatever it sends, until its window ends.
+    #[error("rate_limited: {}", throttled_message(*retry_after))]
+    Throttled { retry_after: std::time::Duration },
     /// The body is larger than the hub accepts (413).
     #[error("the request body is too large")]
     TooLarge,
@@ -71,12 +79,19 @@ fn status_of(code: ErrorCode) -> StatusCode {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        // Every refusal is logged with its reason, whatever the door.
-        let reason = self.to_string();
-        tracing::warn!(
-            reason = %crate::telemetry::clip(&reason, crate::telemetry::REASON_CHARS),
-            "HTTP request refused"
-        );
+        // Every refusal is logged with its reason, whatever the door; a
+        // refused sign-in was already logged where its address is known
+        // (see `signed_in`), within that address's budget of lines.
+        if !matches!(
+            self,
+            ApiError::Unauthorized { .. } | ApiError::Throttled { .. }
+        ) {
+            let reason = self.to_string();
+            tracing::warn!(
+                reason = %crate::telemetry::clip(&reason, crate::telemetry::REASON_CHARS),
+                "HTTP request refused"
+            );
+        }
         match self {
             ApiError::Refused(refusal) => {
                 (status_of(refusal.code), Json(refusal.envelope())).into_response()
@@ -99,6 +114,18 @@ impl IntoResponse for ApiError {
                 )
                     .into_response()
             }
+            ApiError::Throttled { retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_seconds(retry_after)),
+                )],
+                Json(error_envelope(
+                    ErrorCode::RateLimited.as_str(),
+                    &throttled_message(retry_after),
+                )),
+            )
+                .into_response(),
             ApiError::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 Json(error_envelope(
@@ -140,29 +167,85 @@ const DISTRIBUTOR_DOOR: BasicDoor = BasicDoor {
     unknown: "unknown distributor or wrong token",
 };
 
+/// The client's address, from the connection the request came on (the
+/// hub's HTTP loop records it; `None` for a router driven without one).
+pub(crate) type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+fn address_of(peer: &Peer) -> Option<IpAddr> {
+    peer.as_ref().map(|Extension(ConnectInfo(addr))| addr.ip())
+}
+
+/// Why the credentials of a request were not accepted.
+enum Failed {
+    /// Missing or not in the scheme's shape: a client that does not know
+    /// the door, not a guess.
+    Unreadable(&'static str),
+    /// Well formed, and wrong: a guess, counted against the address.
+    Wrong(&'static str),
+}
+
+/// Runs `check` on a request's credentials, through the per-address
+/// sign-in throttle the Socket.IO namespaces use ([`crate::state::SignInThrottle`]):
+/// an address past its budget of failures is refused (429, `Retry-After`)
+/// without looking at what it sent, so a right guess is not told apart
+/// from a wrong one; a wrong answer spends from the budget. Refusals are
+/// logged with their reason, within the address's budget of log lines.
+fn signed_in<T>(
+    hub: &HubState,
+    peer: Option<IpAddr>,
+    scheme: Scheme,
+    check: impl FnOnce() -> Result<T, Failed>,
+) -> Result<T, ApiError> {
+    let refusal = match peer.and_then(|ip| hub.sign_ins.blocked(ip)) {
+        Some(retry_after) => ApiError::Throttled { retry_after },
+        None => match check() {
+            Ok(found) => return Ok(found),
+            Err(Failed::Unreadable(message)) => ApiError::Unauthorized { scheme, message },
+            Err(Failed::Wrong(message)) => {
+                if let Some(ip) = peer {
+                    hub.sign_ins.failed(ip);
+                }
+                ApiError::Unauthorized { scheme, message }
+            }
+        },
+    };
+    let _hub = hub.activity.span().enter();
+    if hub.activity.may_log_refusal(peer) {
+        let code = match refusal {
+            ApiError::Throttled { .. } => ErrorCode::RateLimited.as_str(),
+            _ => "unauthorized",
+        };
+        // The reason, never the credentials.
+        let reason = refusal.to_string();
+        tracing::warn!(peer = ?peer, code, reason = %clip(&reason, REASON_CHARS), "HTTP request refused");
+    }
+    Err(refusal)
+}
+
 /// The party named by HTTP Basic `id:token`, if `accept` takes the id
 /// and token, and its request budget is not spent.
 fn authenticate_basic<A: Adapter, T>(
     state: &WebState<A>,
+    peer: &Peer,
     headers: &HeaderMap,
     door: &BasicDoor,
     accept: impl FnOnce(&str, &str) -> Option<T>,
     party: impl FnOnce(&T) -> Recipient,
 ) -> Result<T, ApiError> {
-    let unauthorized = |message| ApiError::Unauthorized {
-        scheme: door.scheme,
-        message,
-    };
-    let encoded = authorization(headers, "Basic").ok_or_else(|| unauthorized(door.missing))?;
-    let decoded = BASE64
-        .decode(encoded)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .ok_or_else(|| unauthorized("the Basic credentials are not valid base64 UTF-8"))?;
-    let (id, token) = decoded
-        .split_once(':')
-        .ok_or_else(|| unauthorized(door.shape))?;
-    let found = accept(id, token).ok_or_else(|| unauthorized(door.unknown))?;
+    let found = signed_in(&state.hub, address_of(peer), door.scheme, || {
+        let encoded = authorization(headers, "Basic").ok_or(Failed::Unreadable(door.missing))?;
+        let decoded = BASE64
+            .decode(encoded)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or(Failed::Unreadable(
+                "the Basic credentials are not valid base64 UTF-8",
+            ))?;
+        let (id, token) = decoded
+            .split_once(':')
+            .ok_or(Failed::Unreadable(door.shape))?;
+        accept(id, token).ok_or(Failed::Wrong(door.unknown))
+    })?;
     match &state.party_limits {
         Some(limits) if limits.check_key(&party(&found)).is_err() => {
             Err(Refusal::new(ErrorCode::RateLimited, "too many requests; slow down").into())
@@ -175,10 +258,12 @@ fn authenticate_basic<A: Adapter, T>(
 /// and the vendor's request budget is not spent.
 fn authenticate_vendor<A: Adapter>(
     state: &WebState<A>,
+    peer: &Peer,
     headers: &HeaderMap,
 ) -> Result<VendorId, ApiError> {
     authenticate_basic(
         state,
+        peer,
         headers,
         &VENDOR_DOOR,
         |id, token| {
@@ -193,10 +278,12 @@ fn authenticate_vendor<A: Adapter>(
 /// The distributor named by HTTP Basic `distributorId:token`, as for vendors.
 fn authenticate_distributor<A: Adapter>(
     state: &WebState<A>,
+    peer: &Peer,
     headers: &HeaderMap,
 ) -> Result<DistributorId, ApiError> {
     authenticate_basic(
         state,
+        peer,
         headers,
         &DISTRIBUTOR_DOOR,
         |id, token| {
@@ -211,21 +298,25 @@ fn authenticate_distributor<A: Adapter>(
     )
 }
 
-fn authenticate_admin<A: Adapter>(
-    state: &WebState<A>,
+/// The admin token as `Authorization: Bearer <token>` (the API's admin
+/// endpoints and `/metrics`), through the same throttle as Basic.
+pub(crate) fn authenticate_admin(
+    hub: &HubState,
+    peer: &Peer,
     headers: &HeaderMap,
 ) -> Result<(), ApiError> {
-    match authorization(headers, "Bearer") {
-        Some(token) if state.hub.credentials.admin_token_ok(token) => Ok(()),
-        Some(_) => Err(ApiError::Unauthorized {
-            scheme: Scheme::Admin,
-            message: "wrong admin token",
-        }),
-        None => Err(ApiError::Unauthorized {
-            scheme: Scheme::Admin,
-            message: "send the admin token as Authorization: Bearer <token>",
-        }),
-    }
+    signed_in(
+        hub,
+        address_of(peer),
+        Scheme::Admin,
+        || match authorization(headers, "Bearer") {
+            Some(token) if hub.credentials.admin_token_ok(token) => Ok(()),
+            Some(_) => Err(Failed::Wrong("wrong admin token")),
+            None => Err(Failed::Unreadable(
+                "send the admin token as Authorization: Bearer <token>",
+            )),
+        },
+    )
 }
 
 /// A JSON body, or the `invalid_payload` envelope instead of axum's plain text.
@@ -253,19 +344,21 @@ fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
 /// `GET /api/inspect` (admin): the inspector snapshot.
 pub(crate) async fn inspect<A: Adapter>(
     State(state): State<WebState<A>>,
+    peer: Peer,
     headers: HeaderMap,
 ) -> Result<Json<Snapshot>, ApiError> {
-    authenticate_admin(&state, &headers)?;
+    authenticate_admin(&state.hub, &peer, &headers)?;
     Ok(Json(snapshot(&state.hub, &state.io).await?))
 }
 
 /// `POST /api/pickups` (vendor): the `pickup` event over HTTP.
 pub(crate) async fn post_pickup<A: Adapter>(
     State(state): State<WebState<A>>,
+    peer: Peer,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let vendor = authenticate_vendor(&state, &headers)?;
+    let vendor = authenticate_vendor(&state, &peer, &headers)?;
     let payload = json_body(body)?;
     let courier = Courier::new(&state.io, &state.hub);
     let handling = async {
@@ -304,10 +397,11 @@ struct OrderFound<'a> {
 /// `GET /api/orders/{vendorId}/{orderId}` (that vendor): one order.
 pub(crate) async fn get_order<A: Adapter>(
     State(state): State<WebState<A>>,
+    peer: Peer,
     headers: HeaderMap,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let vendor = authenticate_vendor(&state, &headers)?;
+    let vendor = authenticate_vendor(&state, &peer, &headers)?;
     let Path((vendor_id, order_id)) =
         path.map_err(|_| Refusal::new(ErrorCode::InvalidPayload, "the path is not valid UTF-8"))?;
     if vendor.as_str() != vendor_id {
@@ -359,11 +453,12 @@ async fn list_orders(
 /// `GET /api/vendors/{vendorId}/orders` (that vendor): its orders.
 pub(crate) async fn get_vendor_orders<A: Adapter>(
     State(state): State<WebState<A>>,
+    peer: Peer,
     headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let vendor = authenticate_vendor(&state, &headers)?;
+    let vendor = authenticate_vendor(&state, &peer, &headers)?;
     own_path(
         path,
         vendor.as_str(),
@@ -376,11 +471,12 @@ pub(crate) async fn get_vendor_orders<A: Adapter>(
 /// orders sent to it.
 pub(crate) async fn get_distributor_orders<A: Adapter>(
     State(state): State<WebState<A>>,
+    peer: Peer,
     headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let distributor = authenticate_distributor(&state, &headers)?;
+    let distributor = authenticate_distributor(&state, &peer, &headers)?;
     own_path(
         path,
         distributor.as_str(),

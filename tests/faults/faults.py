@@ -518,14 +518,21 @@ def get_all(binary, quick):
         readers = []
         answered = []
 
+        # Each client asks at least 5 times, and all keep asking for 10 s
+        # (3 quick), so the probe's acks are a sample worth a p99.
+        asking = 3 if quick else 10
+        until = time.time() + asking
+
         def read_all(k):
             s = Polling(hub)
             if not s.join("/distributor", {"distributorId": "north-hub", "token": "demo-north"}):
                 return
-            for round_ in range(5):
+            round_ = 0
+            while round_ < 5 or time.time() < until:
                 ack = s.ack("/distributor", round_, "getAll", {})
                 if ack:
                     answered.append((len(ack["messages"]), ack.get("more")))
+                round_ += 1
             s.close()
 
         for k in range(20):
@@ -542,20 +549,21 @@ def get_all(binary, quick):
         worst = max(latencies) if latencies else 0
         p99 = latencies[int(len(latencies) * 0.99) - 1] if latencies else 0
         print(
-            f"get-all: {queued[0]} queued; 20 clients x 5 getAll {{}} (default limit 500) ({len(answered)} answers, "
-            f"{answered[0] if answered else None}); hub RSS +{grown:.1f} MB; another vendor's pickup over "
+            f"get-all: {queued[0]} queued; 20 clients x getAll {{}} for {asking} s ({len(answered)} answers; "
+            f"the first: {answered[0][0] if answered else None} messages, more: {answered[0][1] if answered else None}); hub RSS +{grown:.1f} MB; another vendor's pickup over "
             f"HTTP: {len(latencies)} acks, p99 {p99:.1f} ms, max {worst:.1f} ms"
         )
         if grown > 50:
             fail(f"hub memory grew {grown:.1f} MB (limit 50 MB)")
-        if any(count > 1000 for count, _ in answered):
+        if any(count > 500 for count, _ in answered):
             fail("a getAll answered more than its limit")
-        # The figure (50 ms) is for a release build; CI's quick run uses a
-        # debug build on a shared machine and only catches the defect
-        # (acks held for seconds behind the one connection).
-        limit = 2_000 if quick else 50
-        if p99 > limit:
-            fail(f"other clients' acks p99 {p99:.1f} ms (limit {limit} ms)")
+        # The figure (every ack under 50 ms) is for a release build; CI's
+        # quick run uses a debug build on a shared machine and only catches
+        # the defect (acks held for seconds behind the one connection).
+        if quick and p99 > 2_000:
+            fail(f"other clients' acks p99 {p99:.1f} ms (limit 2000 ms)")
+        if not quick and worst > 50:
+            fail(f"other clients' acks up to {worst:.1f} ms (limit 50 ms)")
     finally:
         hub.stop()
 

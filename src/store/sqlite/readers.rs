@@ -2,8 +2,14 @@
 //!
 //! A read runs on tokio's blocking pool with a connection of its own, so
 //! it neither holds an async worker nor waits for the writer's lock; in WAL
-//! mode it sees every commit made before it started. Connections are kept
-//! for reuse, a few at most, and opened on demand beyond that.
+//! mode it sees every commit made before it started.
+//!
+//! At most [`AT_ONCE`] reads run at a time, each on a connection kept for
+//! reuse; the others wait their turn without holding a thread. Twenty
+//! `getAll`s at once on a long queue, each on a thread and a connection of
+//! its own, kept both cores busy with reads: the writer thread, and the
+//! async workers answering other clients' acks, then waited for a CPU
+//! (acks up to 122 ms; README "Failure modes").
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,14 +20,18 @@ use rusqlite::{Connection, OpenFlags};
 use super::db;
 use crate::store::StoreError;
 
-/// Idle connections kept for the next reads.
-const KEEP_IDLE: usize = 4;
+/// Reads that run at once (and read connections kept): fewer than the
+/// cores of a small machine, so a burst of reads leaves a core to the
+/// writer and to the async workers.
+const AT_ONCE: usize = 2;
 
 #[derive(Debug)]
 pub(super) struct Readers {
     path: PathBuf,
     /// Connections no read is using right now.
     idle: Mutex<Vec<Connection>>,
+    /// A read's turn: [`AT_ONCE`] permits.
+    turns: Arc<tokio::sync::Semaphore>,
     /// Set on shutdown: no read opens a connection after it.
     closed: std::sync::atomic::AtomicBool,
 }
@@ -31,6 +41,7 @@ impl Readers {
         Self {
             path: path.to_owned(),
             idle: Mutex::new(Vec::new()),
+            turns: Arc::new(tokio::sync::Semaphore::new(AT_ONCE)),
             closed: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -70,7 +81,7 @@ impl Readers {
 
     fn give_back(&self, conn: Connection) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < KEEP_IDLE && !self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+        if idle.len() < AT_ONCE && !self.closed.load(std::sync::atomic::Ordering::SeqCst) {
             idle.push(conn);
         }
     }
@@ -80,8 +91,17 @@ impl Readers {
         self: &Arc<Self>,
         work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        // The turn goes with the work: a caller that stops waiting does
+        // not free it while its read still runs.
+        let turn = self
+            .turns
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is shut down"))?;
         let readers = self.clone();
         tokio::task::spawn_blocking(move || {
+            let _turn = turn;
             let conn = readers.take()?;
             let result = work(&conn);
             readers.give_back(conn);
