@@ -92,6 +92,7 @@ pub fn init_with(default_filter: &str) -> LogGuard {
 fn init_formatted(default_filter: &str, format: LogFormat) -> LogGuard {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let most_verbose = filter.max_level_hint();
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
         .thread_name("log-writer")
@@ -124,9 +125,31 @@ fn init_formatted(default_filter: &str, format: LogFormat) -> LogGuard {
             .try_init(),
     };
     match installed {
-        Ok(()) => LogGuard {
-            _writer: Some(guard),
-        },
+        Ok(()) => {
+            bridge_only_what_is_kept(most_verbose);
+            LogGuard {
+                _writer: Some(guard),
+            }
+        }
         Err(_already_set) => LogGuard { _writer: None },
     }
+}
+
+/// Tells the `log` crate which levels the filter may keep. The bridge
+/// that forwards `log` records to tracing is installed open to every level
+/// (the `no_secrets` layer gives no hint), so every `log::trace!` of a
+/// dependency (tungstenite: one per WebSocket frame sent) went through
+/// tracing's dispatch before being dropped, about 3 % of a hub's CPU under
+/// W1. With the filter's own most verbose level, it stops at one compare.
+fn bridge_only_what_is_kept(most_verbose: Option<tracing::level_filters::LevelFilter>) {
+    use tracing::level_filters::LevelFilter;
+    let level = match most_verbose {
+        None | Some(LevelFilter::TRACE) => log::LevelFilter::Trace,
+        Some(LevelFilter::DEBUG) => log::LevelFilter::Debug,
+        Some(LevelFilter::INFO) => log::LevelFilter::Info,
+        Some(LevelFilter::WARN) => log::LevelFilter::Warn,
+        Some(LevelFilter::ERROR) => log::LevelFilter::Error,
+        Some(_) => log::LevelFilter::Off,
+    };
+    log::set_max_level(level);
 }
