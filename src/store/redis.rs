@@ -77,8 +77,8 @@ use redis::{
     AsyncCommands, Client, Cmd, ErrorKind, IntoConnectionInfo, ProtocolVersion, RedisError,
     RedisResult, Script, ServerErrorKind, Value,
 };
-use tokio::sync::{mpsc, oneshot};
 use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{CHAT_KEPT, OrderListing, OrderPage, QueueDepth, Recorded, Store, StoreError};
 use crate::domain::{
@@ -120,12 +120,7 @@ struct Committer {
 impl Committer {
     async fn run(mut self) {
         let mut batch: Vec<Write> = Vec::with_capacity(WRITES_PER_PIPELINE);
-        while self
-            .inbox
-            .recv_many(&mut batch, WRITES_PER_PIPELINE)
-            .await
-            > 0
-        {
+        while self.inbox.recv_many(&mut batch, WRITES_PER_PIPELINE).await > 0 {
             let mut pipe = redis::pipe();
             // One script's error (a lost script cache) is its caller's, not the batch's.
             pipe.ignore_errors();
@@ -841,9 +836,7 @@ impl RedisStore {
                 .await
                 .map_err(|_| stopped())?;
             match answered.await.map_err(|_| stopped())? {
-                Err(e)
-                    if !loaded && e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) =>
-                {
+                Err(e) if !loaded && e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                     script.load_async(&mut self.conn.clone()).await?;
                     loaded = true;
                 }
@@ -869,11 +862,7 @@ impl RedisStore {
 
     /// Writes the order of `recorded` and queues its message, if the order
     /// is still `expected`.
-    async fn commit(
-        &self,
-        expected: &str,
-        recorded: Recorded,
-    ) -> Result<Attempt, StoreError> {
+    async fn commit(&self, expected: &str, recorded: Recorded) -> Result<Attempt, StoreError> {
         let Some(message) = &recorded.queued else {
             return Ok(Attempt::Done(Box::new(recorded)));
         };
