@@ -633,7 +633,7 @@ pub struct RedisStore {
     migrate: Script,
     /// The write scripts' way to Redis, through the [`Committer`].
     writes: mpsc::Sender<Write>,
-    /// Where each commit script's round trip goes, once the hub's metrics exist.
+    /// Where each write script's time in the committer goes, once the hub's metrics exist.
     commits: Arc<OnceLock<metrics::Histogram>>,
 }
 
