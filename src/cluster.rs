@@ -66,6 +66,28 @@ impl HubAdapter for ClusterAdapter {
 /// Where each subscribed channel's messages go.
 type Channels = Arc<RwLock<HashMap<String, mpsc::Sender<ChanItem>>>>;
 
+/// The ids this hub's adapter sends its requests under (one per Socket.IO
+/// server; learnt from what it publishes).
+type OwnIds = Arc<RwLock<Vec<Vec<u8>>>>;
+
+/// The id of the server that sent an adapter request, as its bytes:
+/// socketioxide's requests are msgpack arrays whose first element is the
+/// sender's id, a string. `None` if `payload` does not start that way (a
+/// response, whose first element is a request id, or another format).
+fn sender_of(payload: &[u8]) -> Option<&[u8]> {
+    let rest = match *payload.first()? {
+        0x90..=0x9f => payload.get(1..)?,
+        0xdc => payload.get(3..)?,
+        _ => return None,
+    };
+    let (len, start) = match *rest.first()? {
+        b @ 0xa0..=0xbf => (usize::from(b & 0x1f), 1_usize),
+        0xd9 => (usize::from(*rest.get(1)?), 2),
+        _ => return None,
+    };
+    rest.get(start..start.checked_add(len)?)
+}
+
 /// Pub/sub for socketioxide's Redis adapter over a reconnecting connection.
 #[derive(Clone)]
 pub struct PubSubDriver {
@@ -77,6 +99,10 @@ pub struct PubSubDriver {
     sealed: Arc<AtomicBool>,
     /// Broadcasts to the other hubs, in order ([`Publisher`]).
     outbox: mpsc::Sender<(String, Vec<u8>)>,
+    /// Filled by `publish`, read by the push handler: Redis sends a hub
+    /// its own broadcasts back, which the adapter would decode only to
+    /// ignore them.
+    own: OwnIds,
 }
 
 /// Messages waiting for the publisher at most; `publish` waits for room past this.
@@ -144,8 +170,10 @@ impl PubSubDriver {
     }
 }
 
-/// Hands a pushed message to the stream of its channel.
-fn route(channels: &Channels, push: PushInfo) {
+/// Hands a pushed message to the stream of its channel, unless this hub
+/// sent it (the adapter ignores its own requests; dropped here, they cost
+/// neither a copy nor a decoding).
+fn route(channels: &Channels, own: &OwnIds, push: PushInfo) {
     if push.kind != PushKind::Message {
         return;
     }
@@ -153,6 +181,16 @@ fn route(channels: &Channels, push: PushInfo) {
     let (Some(channel), Some(payload)) = (data.next(), data.next()) else {
         return;
     };
+    if let redis::Value::BulkString(bytes) = &payload
+        && let Some(sender) = sender_of(bytes)
+        && own
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .any(|id| id == sender)
+    {
+        return;
+    }
     let (channel, payload) = match (
         redis::from_redis_value::<String>(channel),
         redis::from_redis_value::<Vec<u8>>(payload),
@@ -191,10 +229,12 @@ pub(crate) struct Connection {
 pub(crate) async fn connect(url: &str) -> Result<Connection, RedisError> {
     let client = crate::store::redis_client(url)?;
     let channels: Channels = Arc::default();
+    let own: OwnIds = Arc::default();
     let routed = channels.clone();
+    let own_routed = own.clone();
     let config = crate::store::redis_connection_config()
         .set_push_sender(move |push: PushInfo| {
-            route(&routed, push);
+            route(&routed, &own_routed, push);
             Ok::<(), std::convert::Infallible>(())
         })
         .set_automatic_resubscription();
@@ -213,6 +253,7 @@ pub(crate) async fn connect(url: &str) -> Result<Connection, RedisError> {
             channels,
             sealed: Arc::default(),
             outbox,
+            own,
         },
         conn,
     })
@@ -224,6 +265,20 @@ impl Driver for PubSubDriver {
     /// Queues the message for the [`Publisher`]: the caller does not wait
     /// for Redis, and messages leave in the order they were queued.
     async fn publish(&self, chan: String, val: Vec<u8>) -> Result<(), RedisError> {
+        if let Some(sender) = sender_of(&val) {
+            let known = self
+                .own
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .any(|id| id == sender);
+            if !known {
+                self.own
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(sender.to_vec());
+            }
+        }
         self.outbox.send((chan, val)).await.map_err(|_| {
             RedisError::from((redis::ErrorKind::Client, "the hub's publisher has stopped"))
         })

@@ -7,6 +7,8 @@
 //! script writes nothing and the hub reads it again and re-applies the rules,
 //! so exactly one racer moves the order and queues one message; the others
 //! then find it already there (a duplicate) or see why it cannot move.
+//! A pickup needs no rule beyond "the order does not exist yet", so its
+//! script checks that itself and records the order in one round trip.
 //!
 //! `WATCH`/`MULTI` would do the same, but a watch belongs to a connection,
 //! and the hub multiplexes every request over one connection, so a script is
@@ -54,6 +56,13 @@
 //! and the version key. A Redis whose version is newer than this release
 //! knows is refused, never rewritten.
 //!
+//! The write scripts go through one [`Committer`] task per hub, which keeps
+//! one pipeline in flight and sends what queued meanwhile as the next: the
+//! group commit of the SQLite store, for Redis. Under load the answers of a
+//! whole pipeline come back together, so the hub delivers their messages in
+//! one burst and every socket's writer sends several frames per system
+//! call (README, "What each optimisation bought").
+//!
 //! A write returns once Redis has applied it, which is when the hub may ack
 //! `ok`. How much an applied write survives is Redis's own persistence
 //! setting (`appendonly`, `appendfsync`); the README says what to choose.
@@ -64,8 +73,12 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Client, IntoConnectionInfo, ProtocolVersion, Script};
+use redis::{
+    AsyncCommands, Client, Cmd, ErrorKind, IntoConnectionInfo, ProtocolVersion, RedisError,
+    RedisResult, Script, ServerErrorKind, Value,
+};
 use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{CHAT_KEPT, OrderListing, OrderPage, QueueDepth, Recorded, Store, StoreError};
 use crate::domain::{
@@ -83,6 +96,75 @@ const MAX_ATTEMPTS: usize = 32;
 
 /// How many bodies one `HMGET` fetches.
 const READ_CHUNK: usize = 500;
+
+/// Write scripts waiting for the [`Committer`] at most; a write waits for
+/// room past this.
+const WRITES_QUEUED: usize = 4_096;
+
+/// Write scripts sent in one pipeline at most.
+const WRITES_PER_PIPELINE: usize = 256;
+
+/// A write script for the [`Committer`], and where its answer goes.
+type Write = (Cmd, oneshot::Sender<RedisResult<Value>>);
+
+/// Sends the store's write scripts to Redis in pipelines, in the order
+/// they were queued, with one pipeline in flight: what queues while Redis
+/// answers leaves together in the next. Alone, a write leaves at once;
+/// under load, a pipeline's answers wake their callers together (see the
+/// module's doc). Ends when every clone of the store is dropped.
+struct Committer {
+    conn: ConnectionManager,
+    inbox: mpsc::Receiver<Write>,
+}
+
+impl Committer {
+    async fn run(mut self) {
+        let mut batch: Vec<Write> = Vec::with_capacity(WRITES_PER_PIPELINE);
+        while self.inbox.recv_many(&mut batch, WRITES_PER_PIPELINE).await > 0 {
+            let mut pipe = redis::pipe();
+            // One script's error (a lost script cache) is its caller's, not the batch's.
+            pipe.ignore_errors();
+            let mut answers = Vec::with_capacity(batch.len());
+            for (cmd, answer) in batch.drain(..) {
+                pipe.add_command(cmd);
+                answers.push(answer);
+            }
+            let results: RedisResult<Vec<RedisResult<Value>>> =
+                pipe.query_async(&mut self.conn).await;
+            match results {
+                Ok(results) if results.len() == answers.len() => {
+                    for (answer, result) in answers.into_iter().zip(results) {
+                        // A caller that stopped waiting (its client left) needs no answer.
+                        let _gone = answer.send(result);
+                    }
+                }
+                Ok(results) => {
+                    let e = RedisError::from((
+                        ErrorKind::Client,
+                        "a pipeline of writes was answered with the wrong number of replies",
+                        format!("{} for {}", results.len(), answers.len()),
+                    ));
+                    for answer in answers {
+                        let _gone = answer.send(Err(e.clone()));
+                    }
+                }
+                Err(e) => {
+                    for answer in answers {
+                        let _gone = answer.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The start of an `EVALSHA` of `script` with `keys` keys: the keys and
+/// then the arguments follow.
+fn evalsha(script: &Script, keys: usize) -> Cmd {
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(script.get_hash()).arg(keys);
+    cmd
+}
 
 /// How many orders one step of the layout 2 migration lists.
 const MIGRATION_CHUNK: usize = 500;
@@ -106,21 +188,16 @@ local function list(first, status, score, member)
 end
 ";
 
-/// Sets the order to its new body, lists it under its new status and
-/// queues its message, but only if the order is still what the caller
-/// read (`ARGV[1]`, empty: "does not exist").
+/// Moves an order to its next step: sets it to its new body, lists it
+/// under its new status and queues its message, but only if the order is
+/// still what the caller read (`ARGV[1]`).
 ///
 /// KEYS: order, seq, queue, messages, queues, then the six listing sets.
 /// ARGV: expected body, new body, message id, message body, owner, status
 /// (1 to 3), update time (ms), listing member.
 /// Returns 1 when written, 0 when the order changed in the meantime.
 const COMMIT_LUA: &str = r"
-local current = redis.call('GET', KEYS[1])
-if ARGV[1] == '' then
-  if current then return 0 end
-elseif current ~= ARGV[1] then
-  return 0
-end
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2])
 local seq = redis.call('INCR', KEYS[2])
 redis.call('ZADD', KEYS[3], seq, ARGV[3])
@@ -128,6 +205,30 @@ redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
 redis.call('SADD', KEYS[5], ARGV[5])
 list(6, tonumber(ARGV[6]), ARGV[7], ARGV[8])
 return 1
+";
+
+/// Records a new order and queues its `pickup` in one round trip: if the
+/// order already exists, writes nothing and returns its stored body (the
+/// hub then tells a repeat from a conflict); otherwise writes it, files it
+/// in its vendor's and its distributor's `pending` listings, queues the
+/// message and returns nil. A new order is in no listing yet (orders are
+/// never deleted in a cluster), so nothing is taken out of the others.
+///
+/// KEYS: order, seq, queue, messages, queues, the vendor's and the
+/// distributor's `pending` listing sets.
+/// ARGV: new body, message id, message body, owner, update time (ms),
+/// listing member.
+const PICKUP_LUA: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current then return current end
+redis.call('SET', KEYS[1], ARGV[1])
+local seq = redis.call('INCR', KEYS[2])
+redis.call('ZADD', KEYS[3], seq, ARGV[2])
+redis.call('HSET', KEYS[4], ARGV[2], ARGV[3])
+redis.call('SADD', KEYS[5], ARGV[4])
+redis.call('ZADD', KEYS[6], ARGV[5], ARGV[6])
+redis.call('ZADD', KEYS[7], ARGV[5], ARGV[6])
+return false
 ";
 
 /// Gives a chat message the next offset, adds it to its sorted set and
@@ -527,9 +628,12 @@ pub struct RedisStore {
     conn: ConnectionManager,
     keys: Keys,
     commit: Script,
+    pickup: Script,
     chat: Script,
     migrate: Script,
-    /// Where each commit script's round trip goes, once the hub's metrics exist.
+    /// The write scripts' way to Redis, through the [`Committer`].
+    writes: mpsc::Sender<Write>,
+    /// Where each write script's time in the committer goes, once the hub's metrics exist.
     commits: Arc<OnceLock<metrics::Histogram>>,
 }
 
@@ -554,12 +658,22 @@ impl RedisStore {
     /// A store over an existing connection, keys under `prefix`; checks the
     /// layout version and brings a 0.1.0 or 0.2.0 layout to this one.
     pub async fn open(conn: ConnectionManager, prefix: &str) -> Result<Self, StoreError> {
+        let (writes, inbox) = mpsc::channel(WRITES_QUEUED);
+        tokio::spawn(
+            Committer {
+                conn: conn.clone(),
+                inbox,
+            }
+            .run(),
+        );
         let store = Self {
+            writes,
             conn,
             keys: Keys {
                 prefix: prefix.to_owned(),
             },
             commit: Script::new(&format!("{LIST_LUA}{COMMIT_LUA}")),
+            pickup: Script::new(PICKUP_LUA),
             commits: Arc::default(),
             migrate: Script::new(&format!("{LIST_LUA}{MIGRATE_LUA}")),
             chat: Script::new(CHAT_LUA),
@@ -705,6 +819,32 @@ impl RedisStore {
         ))
     }
 
+    /// Runs the write script `script` through the [`Committer`], as the
+    /// command `build` makes; loads the script first if Redis does not
+    /// have it (a restarted Redis, `SCRIPT FLUSH`) and runs it again.
+    async fn write<T: redis::FromRedisValue>(
+        &self,
+        script: &Script,
+        build: impl Fn() -> Cmd,
+    ) -> RedisResult<T> {
+        let stopped = || RedisError::from((ErrorKind::Client, "the store's committer has stopped"));
+        let mut loaded = false;
+        loop {
+            let (answer, answered) = oneshot::channel();
+            self.writes
+                .send((build(), answer))
+                .await
+                .map_err(|_| stopped())?;
+            match answered.await.map_err(|_| stopped())? {
+                Err(e) if !loaded && e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    script.load_async(&mut self.conn.clone()).await?;
+                    loaded = true;
+                }
+                result => return redis::from_redis_value(result?).map_err(RedisError::from),
+            }
+        }
+    }
+
     /// The order's stored JSON, if any.
     async fn load(&self, key: &str) -> Result<Option<(String, Order)>, StoreError> {
         let body: Option<String> = self
@@ -721,12 +861,8 @@ impl RedisStore {
     }
 
     /// Writes the order of `recorded` and queues its message, if the order
-    /// is still `expected` (`None`: still absent).
-    async fn commit(
-        &self,
-        expected: Option<&str>,
-        recorded: Recorded,
-    ) -> Result<Attempt, StoreError> {
+    /// is still `expected`.
+    async fn commit(&self, expected: &str, recorded: Recorded) -> Result<Attempt, StoreError> {
         let Some(message) = &recorded.queued else {
             return Ok(Attempt::Done(Box::new(recorded)));
         };
@@ -735,23 +871,30 @@ impl RedisStore {
         let body = OrderRow::encode(order)?;
         let row = MessageRow::encode(message)?;
         let started = Instant::now();
+        let keys = [
+            self.keys.order(&order.vendor_id, &order.order_id),
+            self.keys.seq(),
+            self.keys.queue(&owner),
+            self.keys.messages(&owner),
+            self.keys.queues(),
+        ];
+        let listings = self.keys.listings_of(order);
+        let member = member(&order.vendor_id, &order.order_id);
         let written: i64 = self
-            .commit
-            .key(self.keys.order(&order.vendor_id, &order.order_id))
-            .key(self.keys.seq())
-            .key(self.keys.queue(&owner))
-            .key(self.keys.messages(&owner))
-            .key(self.keys.queues())
-            .key(&self.keys.listings_of(order)[..])
-            .arg(expected.unwrap_or(""))
-            .arg(body)
-            .arg(message.id.as_str())
-            .arg(row)
-            .arg(&owner)
-            .arg(status_place(order.status))
-            .arg(order.updated_at.timestamp_millis())
-            .arg(member(&order.vendor_id, &order.order_id))
-            .invoke_async(&mut self.conn.clone())
+            .write(&self.commit, || {
+                let mut cmd = evalsha(&self.commit, keys.len() + listings.len());
+                cmd.arg(&keys[..])
+                    .arg(&listings[..])
+                    .arg(expected)
+                    .arg(&body)
+                    .arg(message.id.as_str())
+                    .arg(&row)
+                    .arg(&owner)
+                    .arg(status_place(order.status))
+                    .arg(order.updated_at.timestamp_millis())
+                    .arg(&member);
+                cmd
+            })
             .await
             .map_err(backend("committing a write"))?;
         if let Some(commits) = self.commits.get() {
@@ -764,21 +907,62 @@ impl RedisStore {
         })
     }
 
+    /// Records a new order in one round trip ([`PICKUP_LUA`]), or finds
+    /// the one stored under its id: the same request repeated, or a
+    /// conflicting one. It cannot lose a race: the script checks and
+    /// writes in one atomic step.
     async fn try_pickup(
         &self,
         vendor: &VendorId,
         pickup: &Pickup,
         at: DateTime<Utc>,
-    ) -> Result<Attempt, StoreError> {
-        let key = self.keys.order(vendor, &pickup.order_id);
-        if let Some((_, order)) = self.load(&key).await? {
-            if order.same_request(pickup) {
-                return Ok(Attempt::Done(Box::new(Recorded::repeated(order))));
-            }
-            return Err(StoreError::ConflictingPickup(pickup.order_id.clone()));
-        }
+    ) -> Result<Recorded, StoreError> {
         let order = Order::new_pending(vendor.clone(), pickup.clone(), at);
-        self.commit(None, Recorded::moved(order)).await
+        let message = Message::about(&order);
+        let owner = message.recipient.key();
+        let member = member(&order.vendor_id, &order.order_id);
+        let vendor_key = Recipient::Vendor(order.vendor_id.clone()).key();
+        let distributor_key = Recipient::Distributor(order.distributor_id.clone()).key();
+        let keys = [
+            self.keys.order(&order.vendor_id, &order.order_id),
+            self.keys.seq(),
+            self.keys.queue(&owner),
+            self.keys.messages(&owner),
+            self.keys.queues(),
+            self.keys.listing(&vendor_key, Status::Pending),
+            self.keys.listing(&distributor_key, Status::Pending),
+        ];
+        let body = OrderRow::encode(&order)?;
+        let row = MessageRow::encode(&message)?;
+        let started = Instant::now();
+        let stored: Option<String> = self
+            .write(&self.pickup, || {
+                let mut cmd = evalsha(&self.pickup, keys.len());
+                cmd.arg(&keys[..])
+                    .arg(&body)
+                    .arg(message.id.as_str())
+                    .arg(&row)
+                    .arg(&owner)
+                    .arg(order.updated_at.timestamp_millis())
+                    .arg(&member);
+                cmd
+            })
+            .await
+            .map_err(backend("recording a pickup"))?;
+        if let Some(commits) = self.commits.get() {
+            commits.record(started.elapsed().as_secs_f64());
+        }
+        let Some(body) = stored else {
+            return Ok(Recorded {
+                order,
+                queued: Some(message),
+            });
+        };
+        let order = OrderRow::decode(&body)?;
+        if order.same_request(pickup) {
+            return Ok(Recorded::repeated(order));
+        }
+        Err(StoreError::ConflictingPickup(pickup.order_id.clone()))
     }
 
     async fn try_transition(
@@ -798,7 +982,7 @@ impl RedisStore {
             TransitionOutcome::AlreadyThere => {
                 Ok(Attempt::Done(Box::new(Recorded::repeated(order))))
             }
-            TransitionOutcome::Moved => self.commit(Some(&body), Recorded::moved(order)).await,
+            TransitionOutcome::Moved => self.commit(&body, Recorded::moved(order)).await,
         }
     }
 }
@@ -836,7 +1020,7 @@ impl Store for RedisStore {
         pickup: &Pickup,
         at: DateTime<Utc>,
     ) -> Result<Recorded, StoreError> {
-        until_settled("pickup", || self.try_pickup(vendor, pickup, at)).await
+        self.try_pickup(vendor, pickup, at).await
     }
 
     async fn record_transition(

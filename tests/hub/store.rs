@@ -787,3 +787,52 @@ async fn two_redis_connections_racing_on_one_order_move_it_exactly_once() {
         1
     );
 }
+
+/// Redis forgets its scripts when it restarts (or on `SCRIPT FLUSH`): the
+/// store's writes, which go out in pipelines as bare `EVALSHA`, load their
+/// script again and go through, each exactly once.
+#[tokio::test]
+#[cfg_attr(
+    not(redis_tests),
+    ignore = "set PARCEL_HUB_TEST_REDIS to run the Redis cases"
+)]
+async fn writes_go_through_after_redis_forgot_the_scripts() {
+    let url = test_redis();
+    let keys = RedisPrefix::new(&url);
+    let store = RedisStore::connect(&url, &keys.prefix).await.unwrap();
+    let mut admin = ::redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let mut forget = || {
+        ::redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query::<()>(&mut admin)
+            .unwrap();
+    };
+    forget();
+    let first = acme_pickup_for_north(&store, 1).await.unwrap();
+    assert!(!first.duplicate());
+    forget();
+    let again = acme_pickup_for_north(&store, 1).await.unwrap();
+    assert!(again.duplicate(), "the same pickup again is a repeat");
+    forget();
+    let moved = store
+        .record_transition(
+            &distributor("north"),
+            &vendor("acme"),
+            &OrderId::parse("o-1").unwrap(),
+            Status::InTransit,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    assert!(!moved.duplicate());
+    let north = Recipient::Distributor(distributor("north"));
+    let acme = Recipient::Vendor(vendor("acme"));
+    assert_eq!(
+        store.pending_for(&north, usize::MAX).await.unwrap().len(),
+        1
+    );
+    assert_eq!(store.pending_for(&acme, usize::MAX).await.unwrap().len(), 1);
+}
