@@ -32,13 +32,13 @@ use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 use socketioxide::handler::FromMessageParts;
-use socketioxide::socket::{DisconnectReason, Socket};
+use socketioxide::socket::Socket;
 use subtle::ConstantTimeEq;
 use tokio::sync::Notify;
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 
 use super::Session;
-use super::connect::{log_connected, log_disconnected, settle};
+use super::connect::{log_connected, on_disconnect_logged, settle};
 use super::sockets::{ClusterSocket, sockets};
 use crate::activity::{ActivityRecord, Direction};
 use crate::domain::{Identity, RoomName};
@@ -139,7 +139,7 @@ pub(crate) async fn enter<A: Adapter>(socket: SocketRef<A>) -> Result<(), Connec
     socket.on("leave", on_leave::<A>);
     socket.on("emit", on_emit::<A>);
     socket.on_fallback(on_unknown::<A>);
-    socket.on_disconnect(on_disconnect::<A>);
+    socket.on_disconnect(on_disconnect_logged::<A>);
     Ok(())
 }
 
@@ -170,15 +170,6 @@ pub(crate) async fn on_connect<A: Adapter>(
         }
         Err(e) => tracing::warn!(ns = ns::ADMIN, error = %e, "could not list the sockets"),
     }
-}
-
-pub(crate) async fn on_disconnect<A: Adapter>(
-    socket: SocketRef<A>,
-    reason: DisconnectReason,
-    Extension(session): Extension<Session>,
-    State(hub): State<Hub>,
-) {
-    log_disconnected(&hub, &socket, &session, reason);
 }
 
 /// The arguments of an event, every one (the Admin UI sends several).

@@ -21,12 +21,11 @@ use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 use socketioxide::operators::BroadcastOperators;
-use socketioxide::socket::DisconnectReason;
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 use tokio::time::Instant;
 
 use super::Session;
-use super::connect::{log_connected, log_disconnected, settle, token_from_auth};
+use super::connect::{log_connected, on_disconnect_logged, settle, token_from_auth};
 use super::sockets::{ClusterSocket, sockets};
 use crate::activity::ActivityRecord;
 use crate::domain::Identity;
@@ -117,7 +116,7 @@ pub(crate) async fn authenticate<A: Adapter>(
 /// the client hears CONNECT (see [`super`] for why).
 pub(crate) async fn enter<A: Adapter>(socket: SocketRef<A>) -> Result<(), ConnectRefusal> {
     socket.on_fallback(cause_first(super::call::on_unknown_event::<A>));
-    socket.on_disconnect(on_disconnect::<A>);
+    socket.on_disconnect(on_disconnect_logged::<A>);
     Ok(())
 }
 
@@ -142,15 +141,6 @@ pub(crate) async fn on_connect<A: Adapter>(
             tracing::warn!(ns = ns::INSPECTOR, sid = %socket.id, %refusal, "no first snapshot")
         }
     }
-}
-
-pub(crate) async fn on_disconnect<A: Adapter>(
-    socket: SocketRef<A>,
-    reason: DisconnectReason,
-    Extension(session): Extension<Session>,
-    State(hub): State<Hub>,
-) {
-    log_disconnected(&hub, &socket, &session, reason);
 }
 
 /// The hub as it is now: every namespace, its sockets and rooms (across the

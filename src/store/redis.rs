@@ -819,6 +819,14 @@ impl RedisStore {
         ))
     }
 
+    /// Records how long a write took, from `started`, in the commit
+    /// histogram (once metrics observe it).
+    fn record_commit(&self, started: Instant) {
+        if let Some(commits) = self.commits.get() {
+            commits.record(started.elapsed().as_secs_f64());
+        }
+    }
+
     /// Runs the write script `script` through the [`Committer`], as the
     /// command `build` makes; loads the script first if Redis does not
     /// have it (a restarted Redis, `SCRIPT FLUSH`) and runs it again.
@@ -897,9 +905,7 @@ impl RedisStore {
             })
             .await
             .map_err(backend("committing a write"))?;
-        if let Some(commits) = self.commits.get() {
-            commits.record(started.elapsed().as_secs_f64());
-        }
+        self.record_commit(started);
         Ok(if written == 1 {
             Attempt::Done(Box::new(recorded))
         } else {
@@ -949,9 +955,7 @@ impl RedisStore {
             })
             .await
             .map_err(backend("recording a pickup"))?;
-        if let Some(commits) = self.commits.get() {
-            commits.record(started.elapsed().as_secs_f64());
-        }
+        self.record_commit(started);
         let Some(body) = stored else {
             return Ok(Recorded {
                 order,

@@ -487,6 +487,22 @@ impl StalledPolling {
         assert_eq!(sent.status(), 200);
     }
 
+    /// Polls what the buffer held until the DISCONNECT of `namespace`
+    /// comes (or the session is closed): true if within the time limit.
+    async fn until_disconnected(&self, namespace: &str) -> bool {
+        let disconnect = format!("41{namespace},");
+        tokio::time::timeout(TIMEOUT, async {
+            loop {
+                match self.poll().await {
+                    Some(packets) if !packets.contains(&disconnect) => {}
+                    _ => return,
+                }
+            }
+        })
+        .await
+        .is_ok()
+    }
+
     /// One poll: the packets the hub had for this session; `None` once
     /// the hub has closed the session.
     async fn poll(&self) -> Option<Vec<String>> {
@@ -531,16 +547,10 @@ async fn a_socket_that_stops_reading_room_emits_is_disconnected_and_loses_nothin
     );
     // Polling again, it reads what its buffer held, then the DISCONNECT
     // (or finds its session closed).
-    let told = tokio::time::timeout(TIMEOUT, async {
-        loop {
-            match stalled.poll().await {
-                Some(packets) if !packets.iter().any(|p| p == "41/distributor,") => {}
-                _ => return,
-            }
-        }
-    })
-    .await;
-    assert!(told.is_ok(), "the slow consumer is disconnected");
+    assert!(
+        stalled.until_disconnected("/distributor").await,
+        "the slow consumer is disconnected"
+    );
     let again = distributor(&app, "south-hub").await;
     let all = again.ack("getAll", json!({ "limit": 100 })).await;
     assert_eq!(all["messages"].as_array().unwrap().len(), 30, "{all}");
@@ -567,16 +577,10 @@ async fn a_chat_socket_that_stops_reading_broadcasts_is_disconnected() {
         ),
         "{metrics}"
     );
-    let told = tokio::time::timeout(TIMEOUT, async {
-        loop {
-            match stalled.poll().await {
-                Some(packets) if !packets.iter().any(|p| p == "41/chat,") => {}
-                _ => return,
-            }
-        }
-    })
-    .await;
-    assert!(told.is_ok(), "the slow consumer is disconnected");
+    assert!(
+        stalled.until_disconnected("/chat").await,
+        "the slow consumer is disconnected"
+    );
 }
 
 #[tokio::test]
