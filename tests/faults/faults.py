@@ -168,6 +168,36 @@ def _measure_acks(host, port, tag, stop, out):
     out.put(latencies)
 
 
+class PeakRss:
+    """Samples the hub's RSS every 50 ms from now until `finish`, which
+    answers how far the peak rose above the RSS at the start, in MB."""
+
+    def __init__(self, hub):
+        self.hub = hub
+        self.start = hub.rss_kb()
+        self.peak = self.start
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._sample)
+        self.thread.start()
+
+    def _sample(self):
+        while not self.stop.is_set():
+            self.peak = max(self.peak, self.hub.rss_kb())
+            time.sleep(0.05)
+
+    def finish(self):
+        self.stop.set()
+        self.thread.join()
+        return (self.peak - self.start) / 1024
+
+
+def p99_and_max(latencies):
+    """The p99 and the largest of sorted `latencies` (0 when there are none)."""
+    if not latencies:
+        return 0, 0
+    return latencies[int(len(latencies) * 0.99) - 1], latencies[-1]
+
+
 class AckProbe:
     """Measures another client's acks from a separate process."""
 
@@ -504,17 +534,7 @@ def get_all(binary, quick):
         for w in workers:
             w.join()
         time.sleep(1)
-        before = hub.rss_kb()
-        peak = [before]
-        stop = threading.Event()
-
-        def sample():
-            while not stop.is_set():
-                peak[0] = max(peak[0], hub.rss_kb())
-                time.sleep(0.05)
-
-        sampler = threading.Thread(target=sample)
-        sampler.start()
+        rss = PeakRss(hub)
         readers = []
         answered = []
 
@@ -543,11 +563,8 @@ def get_all(binary, quick):
         for t in readers:
             t.join()
         latencies = probe.finish()
-        stop.set()
-        sampler.join()
-        grown = (peak[0] - before) / 1024
-        worst = max(latencies) if latencies else 0
-        p99 = latencies[int(len(latencies) * 0.99) - 1] if latencies else 0
+        grown = rss.finish()
+        p99, worst = p99_and_max(latencies)
         print(
             f"get-all: {queued[0]} queued; 20 clients x getAll {{}} for {asking} s ({len(answered)} answers; "
             f"the first: {answered[0][0] if answered else None} messages, more: {answered[0][1] if answered else None}); hub RSS +{grown:.1f} MB; another vendor's pickup over "
@@ -574,17 +591,8 @@ def join_storm(binary, quick):
     hub = Hub(binary)
     try:
         time.sleep(0.5)
-        rss0, cpu0, out0 = hub.rss_kb(), hub.cpu_s(), hub.written()
-        peak = [rss0]
-        stop = threading.Event()
-
-        def sample():
-            while not stop.is_set():
-                peak[0] = max(peak[0], hub.rss_kb())
-                time.sleep(0.05)
-
-        watcher = threading.Thread(target=sample)
-        watcher.start()
+        cpu0, out0 = hub.cpu_s(), hub.written()
+        rss = PeakRss(hub)
         probe = AckProbe(hub, f"storm-{RUN}")
         sessions = []
         lock = threading.Lock()
@@ -605,13 +613,10 @@ def join_storm(binary, quick):
         took = time.time() - started
         time.sleep(2)
         latencies = probe.finish()
-        stop.set()
-        watcher.join()
+        grown = rss.finish()
         cpu = hub.cpu_s() - cpu0
         sent_mb = (hub.written() - out0) / 1024 / 1024
-        grown = (peak[0] - rss0) / 1024
-        worst = latencies[-1] if latencies else 0
-        p99 = latencies[int(len(latencies) * 0.99) - 1] if latencies else 0
+        p99, worst = p99_and_max(latencies)
         print(
             f"join-storm: {n // 8 * 8} /chat joins tried, {len(sessions)} admitted, in {took:.1f} s: "
             f"hub wrote {sent_mb:.1f} MB, "
