@@ -141,6 +141,18 @@ pub struct Config {
     )]
     pub socket_buffer: usize,
 
+    /// Threads that run the hub's sockets and handlers [default: one per
+    /// CPU core]. Hubs that share a machine each take their share of its
+    /// cores (`--workers` = cores / hubs): each running one per core, they
+    /// fight over every core and each delivery costs more.
+    #[arg(
+        long,
+        env = "PARCEL_HUB_WORKERS",
+        value_name = "N",
+        value_parser = clap::value_parser!(u16).range(1..=1024)
+    )]
+    pub workers: Option<u16>,
+
     /// A local copy of the Socket.IO browser client (`socket.io.min.js`) for
     /// the pages; without it they load the pinned official CDN build.
     #[arg(long, env = "PARCEL_HUB_CLIENT_JS", value_name = "FILE")]

@@ -8,9 +8,20 @@ use parcel_hub::app::{App, LessonHubs};
 use parcel_hub::cli::{Cli, Command};
 use parcel_hub::telemetry;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    match run().await {
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // Built by hand rather than by `#[tokio::main]`: `--workers` sets how
+    // many threads run it.
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(workers) = cli.config.workers {
+        runtime.worker_threads(usize::from(workers));
+    }
+    let outcome = match runtime.build() {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(e) => Err(anyhow::anyhow!("cannot start the async runtime: {e}")),
+    };
+    match outcome {
         Ok(code) => std::process::ExitCode::from(code),
         Err(e) => {
             // One readable line (with its causes), not a debug dump.
@@ -20,8 +31,8 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run() -> anyhow::Result<u8> {
-    let Cli { config, command } = Cli::parse();
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let Cli { config, command } = cli;
     match command {
         Some(Command::Scenario { command }) => {
             // The learner reads the runner's own output, in one piece: the

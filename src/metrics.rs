@@ -73,6 +73,7 @@ const CONFIRMED: &str = "parcel_hub_messages_confirmed_total";
 const RETENTION_DELETED: &str = "parcel_hub_retention_deleted_orders_total";
 const REDIS_UP: &str = "parcel_hub_redis_up";
 const BUILD_INFO: &str = "parcel_hub_build_info";
+const WORKER_THREADS: &str = "parcel_hub_worker_threads";
 const SOCKETS_DROPPED: &str = "parcel_hub_sockets_dropped_total";
 const LOG_SUPPRESSED: &str = "parcel_hub_log_suppressed_total";
 
@@ -292,6 +293,14 @@ impl Metrics {
             Label::from_static_parts("store", store),
         ];
         self.gauge(BUILD_INFO, labels).set(1.0);
+        // How many threads run the sockets (`--workers`), for an operator
+        // checking how co-located hubs share a machine. Outside a
+        // multi-threaded runtime (a test's), whatever runs this hub.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            #[allow(clippy::cast_precision_loss)]
+            let workers = runtime.metrics().num_workers() as f64;
+            self.gauge(WORKER_THREADS, Vec::new()).set(workers);
+        }
     }
 
     /// Drains recorded histogram samples into their buckets; called now and
@@ -355,6 +364,10 @@ fn describe(recorder: &PrometheusRecorder) {
         (
             BUILD_INFO,
             "Always 1; the labels say the version and the store",
+        ),
+        (
+            WORKER_THREADS,
+            "Threads running the hub's sockets and handlers (--workers)",
         ),
     ];
     for (name, help) in gauges {

@@ -126,6 +126,11 @@ pub struct SharedArgs {
     /// receiving sockets are spread over all of them; CPU and RSS are summed.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=8), conflicts_with = "url")]
     pub hubs: u16,
+    /// `--workers` of each spawned hub [default: with several hubs, this
+    /// machine's cores shared between them, at least one each; one hub
+    /// takes the hub's own default, a thread per core].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024), conflicts_with = "url")]
+    pub hub_workers: Option<u16>,
     /// With --redis: measure the cluster and one SQLite hub by turns; prints
     /// both medians and their ratio.
     #[arg(long, requires = "redis", conflicts_with_all = ["versus_relay", "url"])]
@@ -213,6 +218,7 @@ pub struct BenchArgs {
     pub json: Option<PathBuf>,
     pub redis: Option<String>,
     pub hubs: u16,
+    pub hub_workers: Option<u16>,
     pub versus_sqlite: bool,
     pub distributors: usize,
     pub sockets_per_distributor: usize,
@@ -297,6 +303,7 @@ impl BenchArgs {
             json: shared.json,
             redis: shared.redis,
             hubs: shared.hubs,
+            hub_workers: shared.hub_workers,
             versus_sqlite: shared.versus_sqlite,
             distributors: rooms.distributors,
             sockets_per_distributor: fleet.sockets_per_distributor,
@@ -443,6 +450,8 @@ pub struct Report {
     pub unexpected_to_sender: u64,
     /// Hubs measured (their CPU and RSS are summed).
     pub hubs: usize,
+    /// The `--workers` each spawned hub was given, if any.
+    pub hub_workers: Option<u16>,
     /// CPU seconds of the hubs, summed.
     pub hub_cpu_seconds: Option<f64>,
     /// Hub CPU per delivered message, in microseconds.
@@ -534,8 +543,20 @@ impl Report {
         if let Some(d) = &self.durability {
             rows.insert(1, ("durability", d.clone()));
         }
+        let workers = self
+            .hub_workers
+            .map(|n| format!(", --workers {n} each"))
+            .unwrap_or_default();
         if self.hubs > 1 {
-            rows.insert(1, ("hubs", format!("{} (cpu and rss summed)", self.hubs)));
+            rows.insert(
+                1,
+                (
+                    "hubs",
+                    format!("{} (cpu and rss summed{workers})", self.hubs),
+                ),
+            );
+        } else if let Some(n) = self.hub_workers {
+            rows.insert(1, ("workers", n.to_string()));
         }
         rows.iter().map(|(k, v)| format!("{k:<14} {v}\n")).collect()
     }

@@ -85,7 +85,11 @@ enum Storage<'a> {
 }
 
 /// Starts the hub (or the relay) on a free loopback port and waits for its address.
-fn spawn_one(args: &BenchArgs, storage: Storage<'_>) -> anyhow::Result<Spawned> {
+fn spawn_one(
+    args: &BenchArgs,
+    storage: Storage<'_>,
+    workers: Option<u16>,
+) -> anyhow::Result<Spawned> {
     let dir = tempfile::tempdir()?;
     let bin = match &args.hub_bin {
         Some(bin) => bin.clone(),
@@ -106,6 +110,9 @@ fn spawn_one(args: &BenchArgs, storage: Storage<'_>) -> anyhow::Result<Spawned> 
             .arg(args.durability.name());
         if let Storage::Redis { url, prefix } = storage {
             cmd.args(["--redis", url, "--redis-prefix", prefix]);
+        }
+        if let Some(workers) = workers {
+            cmd.arg("--workers").arg(workers.to_string());
         }
     }
     let mut child = cmd
@@ -267,6 +274,16 @@ pub(crate) struct Target {
     redis: Option<RedisSide>,
     /// `parcel-hub`, `relay`, `parcel-hub on Redis`, `2 parcel-hubs on Redis`.
     pub name: String,
+    /// The `--workers` each spawned hub was given, if any.
+    pub workers: Option<u16>,
+}
+
+/// The `--workers` each of `hubs` spawned hubs gets: what was `asked`;
+/// else, with several hubs, the machine's `cores` shared between them (at
+/// least one each), as hubs on machines of their own would have them; one
+/// hub keeps the hub's own default (a thread per core).
+pub(crate) fn workers_per_hub(asked: Option<u16>, hubs: usize, cores: usize) -> Option<u16> {
+    asked.or_else(|| (hubs > 1).then(|| u16::try_from((cores / hubs).max(1)).unwrap_or(u16::MAX)))
 }
 
 impl Target {
@@ -296,6 +313,7 @@ impl Target {
                 spawned: Vec::new(),
                 redis: redis.take(),
                 name,
+                workers: None,
             });
         }
         let storage = match on_redis {
@@ -305,9 +323,16 @@ impl Target {
             },
             None => Storage::Sqlite,
         };
-        let mut spawned = Vec::with_capacity(hubs);
-        for _ in 0..if on_redis.is_some() { hubs } else { 1 } {
-            spawned.push(spawn_one(args, storage)?);
+        let count = if on_redis.is_some() { hubs } else { 1 };
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let workers = if args.relay_only {
+            None
+        } else {
+            workers_per_hub(args.hub_workers, count, cores)
+        };
+        let mut spawned = Vec::with_capacity(count);
+        for _ in 0..count {
+            spawned.push(spawn_one(args, storage, workers)?);
         }
         Ok(Self {
             urls: spawned.iter().map(|s| s.url.clone()).collect(),
@@ -315,6 +340,7 @@ impl Target {
             spawned,
             redis,
             name,
+            workers,
         })
     }
 
@@ -374,5 +400,18 @@ mod tests {
             bytes_out: 9500,
         };
         assert_eq!(later.since(sample).commands, 30);
+    }
+
+    #[test]
+    fn hubs_sharing_a_machine_share_its_cores() {
+        // One hub keeps the hub's default, a thread per core.
+        assert_eq!(workers_per_hub(None, 1, 8), None);
+        assert_eq!(workers_per_hub(None, 2, 8), Some(4));
+        assert_eq!(workers_per_hub(None, 2, 2), Some(1));
+        // More hubs than cores: one each, never none.
+        assert_eq!(workers_per_hub(None, 3, 2), Some(1));
+        // What was asked wins.
+        assert_eq!(workers_per_hub(Some(3), 2, 8), Some(3));
+        assert_eq!(workers_per_hub(Some(2), 1, 8), Some(2));
     }
 }

@@ -234,6 +234,7 @@ pub async fn run_workload(workload: Workload, args: &BenchArgs) -> anyhow::Resul
         connect_ms: Percentiles::default(),
         unexpected_to_sender: 0,
         hubs: target.urls.len(),
+        hub_workers: target.workers,
         hub_cpu_seconds: None,
         hub_cpu_us_per_delivery: None,
         redis_cpu_seconds: None,

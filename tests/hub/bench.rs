@@ -48,6 +48,16 @@ async fn w1_fan_out_delivers_everything_at_a_tiny_size() {
     assert!(r.hub_cpu_seconds.is_some() && r.hub_peak_rss_mb.is_some());
 }
 
+/// `--hub-workers` reaches the spawned hub as its `--workers`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn w1_runs_on_a_hub_with_one_worker_thread() {
+    let r =
+        run("w1 --hub-workers 1 --distributors 2 --sockets-per-distributor 3 --pickups 40").await;
+    assert_complete(&r);
+    assert_eq!(r.hub_workers, Some(1));
+    assert!(r.table().contains("workers        1"), "{}", r.table());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn w1_runs_against_the_bare_relay_too() {
     let r = run("w1 --relay-only --distributors 2 --sockets-per-distributor 3 --pickups 40").await;
@@ -139,6 +149,7 @@ async fn w1_and_w4_run_on_one_hub_and_on_two_hubs_behind_redis() {
     .await;
     assert_complete(&one);
     assert_eq!((one.target.as_str(), one.hubs), ("parcel-hub on Redis", 1));
+    assert_eq!(one.hub_workers, None, "one hub keeps its default");
     assert!(one.redis_cpu_seconds.is_some(), "{one:?}");
 
     let two = run(&format!(
@@ -151,6 +162,10 @@ async fn w1_and_w4_run_on_one_hub_and_on_two_hubs_behind_redis() {
         ("2 parcel-hubs on Redis", 2)
     );
     assert_eq!(two.expected, 60 * 4);
+    // The two hubs share this machine's cores, as on machines of their own.
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let each = u16::try_from((cores / 2).max(1)).unwrap();
+    assert_eq!(two.hub_workers, Some(each), "{two:?}");
     assert!(two.redis_cpu_seconds.is_some() && two.hub_cpu_us_per_delivery.is_some());
     let crossed = two.redis.as_ref().expect("what crossed Redis");
     assert!(

@@ -185,3 +185,39 @@ async fn a_hub_keeps_serving_when_its_stdout_is_closed() {
     assert!(running, "the hub stopped when it could not print");
     assert_eq!(served, 3, "the hub answered");
 }
+
+/// `--workers N` sets how many threads run the hub's sockets and handlers
+/// (hubs that share a machine each take their share of its cores); 0 is
+/// refused with the reason.
+#[tokio::test]
+async fn workers_sets_the_hubs_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    let hub = HubProcess::start(["--workers", "1", "--db", db.to_str().unwrap()]);
+    let (status, body) = get(&format!("{}/api/health/live", hub.url)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let metrics = reqwest::Client::new()
+        .get(format!("{}/metrics", hub.url))
+        .bearer_auth(parcel_hub::config::DEMO_ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "parcel_hub_worker_threads 1"),
+        "{metrics}"
+    );
+
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_parcel-hub"))
+        .args(["--workers", "0"])
+        .output()
+        .expect("run parcel-hub");
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("'--workers <N>'") && stderr.contains("not in 1..=1024"),
+        "{stderr}"
+    );
+}
