@@ -396,16 +396,7 @@ async fn chat_events_and_notices_are_counted_by_name() {
     assert_ok(&said);
     assert_eq!(bo.expect("chat message").await["offset"], said["offset"]);
     assert_ok(&ana.ack("join", json!({ "room": "lobby" })).await);
-    let metrics = reqwest::Client::new()
-        .get(format!("{}/metrics", app.url()))
-        .bearer_auth("demo-admin")
-        .timeout(TIMEOUT)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = scrape_metrics(&app.url()).await;
     for series in [
         r#"parcel_hub_events_received_total{namespace="/chat",event="chat message",outcome="ok"} 1"#,
         r#"parcel_hub_events_received_total{namespace="/chat",event="join",outcome="ok"} 1"#,

@@ -58,16 +58,7 @@ async fn closed_by_the_hub(mut ws: RawSocket, frames: Vec<Message>) {
 }
 
 async fn scrape(app: &TestApp) -> String {
-    reqwest::Client::new()
-        .get(format!("{}/metrics", app.url()))
-        .bearer_auth("demo-admin")
-        .timeout(TIMEOUT)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    scrape_metrics(&app.url()).await
 }
 
 #[tokio::test]

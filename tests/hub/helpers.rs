@@ -489,3 +489,17 @@ pub(crate) fn assert_error(envelope: &Value, code: &str) -> String {
 pub(crate) fn assert_ok(envelope: &Value) {
     assert_eq!(envelope["ok"], json!(true), "expected ok: {envelope}");
 }
+
+/// The text of `GET /metrics` at `base` (a hub's URL), with the demo admin token.
+pub(crate) async fn scrape_metrics(base: &str) -> String {
+    reqwest::Client::new()
+        .get(format!("{base}/metrics"))
+        .bearer_auth(parcel_hub::config::DEMO_ADMIN_TOKEN)
+        .timeout(TIMEOUT)
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("the metrics text")
+}

@@ -444,15 +444,7 @@ async fn orders_and_order_notices_are_counted_by_name() {
     assert_ok(&tab.ack("pickup", pickup("o-1", "north-hub")).await);
     other_tab.expect("order").await;
     assert_ok(&tab.ack("orders", json!({})).await);
-    let metrics = reqwest::Client::new()
-        .get(format!("{}/metrics", app.url()))
-        .bearer_auth("demo-admin")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = scrape_metrics(&app.url()).await;
     for series in [
         r#"parcel_hub_events_received_total{namespace="/vendor",event="orders",outcome="ok"} 1"#,
         r#"parcel_hub_events_sent_total{namespace="/vendor",event="order",outcome="ok"} 1"#,

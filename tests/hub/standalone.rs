@@ -196,15 +196,7 @@ async fn workers_sets_the_hubs_thread_count() {
     let hub = HubProcess::start(["--workers", "1", "--db", db.to_str().unwrap()]);
     let (status, body) = get(&format!("{}/api/health/live", hub.url)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let metrics = reqwest::Client::new()
-        .get(format!("{}/metrics", hub.url))
-        .bearer_auth(parcel_hub::config::DEMO_ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = scrape_metrics(&hub.url).await;
     assert!(
         metrics.lines().any(|l| l == "parcel_hub_worker_threads 1"),
         "{metrics}"
