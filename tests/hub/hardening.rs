@@ -522,13 +522,7 @@ async fn a_socket_that_stops_reading_room_emits_is_disconnected_and_loses_nothin
     let app = spawn_app_with(|c| c.socket_buffer = 8).await;
     let stalled = StalledPolling::join(&app, "/distributor", distributor_auth("south-hub")).await;
     let acme = vendor(&app, "acme-widgets").await;
-    for i in 0..30 {
-        assert_ok(
-            &acme
-                .ack("pickup", pickup(&format!("o-stall-{i}"), "south-hub"))
-                .await,
-        );
-    }
+    acme.pickups_ok("o-stall", 30, "south-hub").await;
     let metrics = scrape(&app).await;
     assert!(
         metrics.contains(
@@ -578,13 +572,7 @@ async fn a_chat_socket_that_stops_reading_broadcasts_is_disconnected() {
 async fn a_socket_whose_buffer_is_full_is_disconnected_and_catches_up() {
     let app = spawn_app_with(|c| c.socket_buffer = 8).await;
     let acme = vendor(&app, "acme-widgets").await;
-    for i in 0..40 {
-        assert_ok(
-            &acme
-                .ack("pickup", pickup(&format!("o-slow-{i}"), "south-hub"))
-                .await,
-        );
-    }
+    acme.pickups_ok("o-slow", 40, "south-hub").await;
     let south = distributor(&app, "south-hub").await;
     // Re-emits 40 messages at once into a buffer of 8.
     south.emit_args("getAll", &[]).await;

@@ -341,6 +341,18 @@ pub(crate) fn pickup(order_id: &str, distributor: &str) -> Value {
 }
 
 impl Client {
+    /// Sends `count` pickups to `distributor`, orders `{prefix}-0` onwards,
+    /// each acked `ok`.
+    pub(crate) async fn pickups_ok(&self, prefix: &str, count: usize, distributor: &str) {
+        for n in 0..count {
+            assert_ok(
+                &self
+                    .ack("pickup", pickup(&format!("{prefix}-{n}"), distributor))
+                    .await,
+            );
+        }
+    }
+
     /// Emits with an ack and returns the ack envelope.
     pub(crate) async fn ack(&self, event: &str, payload: Value) -> Value {
         self.inner

@@ -83,13 +83,7 @@ async fn scraped_numbers_move_with_the_traffic() {
 
     let shop = vendor(&app, "acme-widgets").await;
     let truck = distributor(&app, "north-hub").await;
-    for n in 0..3 {
-        assert_ok(
-            &shop
-                .ack("pickup", pickup(&format!("m-{n}"), "north-hub"))
-                .await,
-        );
-    }
+    shop.pickups_ok("m", 3, "north-hub").await;
     let first = truck.expect("pickup").await;
     assert_ok(
         &truck
