@@ -296,15 +296,13 @@ fn writer_loop(
         let guard = lock(conn);
         let mut batch = vec![first];
         let busy = waiting || last_batch > 1;
-        let linger_until = Instant::now() + if busy { LINGER } else { Duration::ZERO };
+        if busy {
+            std::thread::sleep(LINGER);
+        }
         while batch.len() < MAX_BATCH {
-            let next = match linger_until.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => inbox.recv_timeout(left).ok(),
-                _ => inbox.try_recv().ok(),
-            };
-            match next {
-                Some(job) => batch.push(job),
-                None => break,
+            match inbox.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
             }
         }
         last_batch = batch.len();
