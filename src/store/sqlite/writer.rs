@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 use super::db;
 use crate::store::StoreError;
 
-/// Under load, how long the writer waits for more jobs to share a commit.
+/// Under load, how long the writer sleeps for more jobs to share a commit.
 const LINGER: Duration = Duration::from_micros(200);
 
 /// How long (microseconds) the store must have had no new job for a caller
@@ -282,7 +282,11 @@ fn writer_loop(
     // than one) the writer lingers a moment for more jobs: bigger batches
     // mean fewer commits and, after them, deliveries that reach each socket
     // together. The connection is held while lingering, so callers that
-    // arrive meanwhile queue up and share the commit.
+    // arrive meanwhile queue up and share the commit. It sleeps through
+    // the linger rather than waiting on its channel: waiting there, each
+    // job sent meanwhile woke the thread from an async worker (a futex
+    // call and a context switch each) only for it to take that one job
+    // and wait again.
     let mut last_batch = 1;
     loop {
         let (first, waiting) = match inbox.try_recv() {
