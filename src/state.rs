@@ -6,6 +6,7 @@
 //! the namespaces and the web all sit above it. Shared as [`Hub`]; cloning
 //! is shallow.
 
+mod deliveries;
 mod sandbox;
 
 use std::collections::{BTreeMap, HashMap};
@@ -24,6 +25,7 @@ use crate::domain::{ChatName, DistributorId, LabStore, VendorId, is_lab_drivers,
 use crate::metrics::Metrics;
 use crate::store::SharedStore;
 
+pub(crate) use deliveries::{Deliveries, Delivery};
 pub(crate) use sandbox::{CapsLimits, Sandbox};
 
 /// Per-socket event budget (also each vendor's budget of API requests).
@@ -70,6 +72,8 @@ pub(crate) struct HubState {
     pub chat_joins: ChatJoins,
     /// Broadcast targets where some socket's buffer was full (see [`SlowTargets`]).
     pub slow_targets: SlowTargets,
+    /// Where the live emits of committed steps wait for their turn.
+    pub deliveries: Deliveries,
     /// Set when the hub starts shutting down: emits then find the
     /// namespaces gone, which is expected and not worth an error each.
     closing: std::sync::atomic::AtomicBool,
@@ -102,6 +106,7 @@ impl HubState {
             closing: std::sync::atomic::AtomicBool::new(false),
             sign_ins: SignInThrottle::default(),
             slow_targets: SlowTargets::default(),
+            deliveries: Deliveries::default(),
             // With the rate limits off (benchmarks, lesson hubs), so is this one.
             chat_joins: ChatJoins::new(limits.rate_per_second > 0),
         }

@@ -143,10 +143,13 @@ pub(crate) async fn on_event<A: Adapter>(call: Call<A>, turn: Turn, io: SocketIo
 async fn on_lab_event<A: Adapter>(call: Call<A>, mut turn: Turn, io: SocketIo<A>) {
     turn.wait().await;
     let name = call.event().to_owned();
+    // The answer takes `call`; the held emits go out after it.
+    let (hub, sender) = (call.hub().clone(), call.socket().clone());
+    let courier = Courier::for_sender(&io, &hub, &sender);
     let result = match lab_event(&name) {
         Some(meaning) => {
             turn.lab.said().style = Style::of(&name);
-            handle(&call, &io, &turn.lab, &name, meaning).await
+            handle(&call, &courier, &turn.lab, &name, meaning).await
         }
         None => call.request(|_| {
             Err::<Value, _>(Refusal::new(
@@ -156,11 +159,12 @@ async fn on_lab_event<A: Adapter>(call: Call<A>, mut turn: Turn, io: SocketIo<A>
         }),
     };
     call.answer(result);
+    courier.dispatch().await;
 }
 
 async fn handle<A: Adapter>(
     call: &Call<A>,
-    io: &SocketIo<A>,
+    courier: &Courier<'_, A>,
     lab: &LabSocket,
     name: &str,
     meaning: LabEvent,
@@ -176,8 +180,7 @@ async fn handle<A: Adapter>(
             }
             // The store's news comes back to the socket that sent its pickups.
             enter_store(socket, &mut lab.said(), &store);
-            let courier = Courier::for_sender(io, hub, socket);
-            let recorded = lab_pickup(hub, &courier, pickup).await?;
+            let recorded = lab_pickup(hub, courier, pickup).await?;
             Ok(order_ack(&recorded))
         }
         LabEvent::Step(to) => {
@@ -186,8 +189,7 @@ async fn handle<A: Adapter>(
                 sandbox.note_spelling(step.store.vendor_id(), to, name);
             }
             lab.said().client.driver = true;
-            let courier = Courier::for_sender(io, hub, socket);
-            let recorded = lab_step(hub, &courier, &step, to).await?;
+            let recorded = lab_step(hub, courier, &step, to).await?;
             Ok(order_ack(&recorded))
         }
         LabEvent::Received(implied) => {

@@ -23,7 +23,8 @@ use crate::ops::Notify;
 use crate::protocol::caps::{Style, lab_message};
 use crate::protocol::{MessageEnvelope, OrderNotice, OrderView, event, ns, status_event};
 use crate::rooms;
-use crate::state::HubState;
+use crate::state::{Delivery, Hub, HubState};
+use std::sync::Mutex;
 
 /// Where an emit goes and what it is, for the log and the feed.
 #[derive(Debug, Clone, Copy)]
@@ -204,36 +205,106 @@ pub(crate) fn emit_to_socket<A: Adapter, T: Serialize + ?Sized>(
     });
 }
 
-/// Delivers queued messages and live notices through one hub's Socket.IO server.
-#[derive(Debug)]
+/// Delivers queued messages and live notices through one hub's Socket.IO
+/// server.
+///
+/// An operation hands it a step's news right after the commit; it holds
+/// the emits until the handler has answered ([`Courier::dispatch`]), so the
+/// sender's ack and the feed's record of the event come first, then gives
+/// them to the hub's delivery lanes (see [`Deliveries`]), where a burst of
+/// steps reaches each socket together. In a cluster the emits cross Redis
+/// and run at once, in the handler's task.
+///
+/// [`Deliveries`]: crate::state::Deliveries
 pub(crate) struct Courier<'a, A: Adapter> {
     io: &'a SocketIo<A>,
-    hub: &'a HubState,
+    hub: &'a Hub,
     /// The socket whose event caused the step, if it came by Socket.IO: a
     /// notice to its own party's room skips it (its ack already says it).
     sender: Option<&'a SocketRef<A>>,
+    /// The emits held until [`Courier::dispatch`], each with its room.
+    outbox: Mutex<Vec<(String, Delivery)>>,
+}
+
+impl<A: Adapter> std::fmt::Debug for Courier<'_, A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Courier")
+            .field("sender", &self.sender.map(|s| s.id))
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a, A: Adapter> Courier<'a, A> {
     /// For a step that came over HTTP: notices reach every page of the party.
-    pub(crate) fn new(io: &'a SocketIo<A>, hub: &'a HubState) -> Self {
+    pub(crate) fn new(io: &'a SocketIo<A>, hub: &'a Hub) -> Self {
         Self {
             io,
             hub,
             sender: None,
+            outbox: Mutex::default(),
         }
     }
 
     /// For a step asked by `sender`: notices reach its party's other pages.
-    pub(crate) fn for_sender(
-        io: &'a SocketIo<A>,
-        hub: &'a HubState,
-        sender: &'a SocketRef<A>,
-    ) -> Self {
+    pub(crate) fn for_sender(io: &'a SocketIo<A>, hub: &'a Hub, sender: &'a SocketRef<A>) -> Self {
         Self {
             io,
             hub,
             sender: Some(sender),
+            outbox: Mutex::default(),
+        }
+    }
+
+    /// Sends what the step held: to the delivery lanes, or (in a cluster)
+    /// at once. Call it once the sender has its answer.
+    pub(crate) async fn dispatch(self) {
+        let held = self.take_held();
+        if self.hub.clustered() {
+            for (_, delivery) in held {
+                delivery.await;
+            }
+        } else {
+            for (room, delivery) in held {
+                self.hub.deliveries.send(&room, delivery);
+            }
+        }
+    }
+
+    fn take_held(&self) -> Vec<(String, Delivery)> {
+        std::mem::take(
+            &mut *self
+                .outbox
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    fn hold(&self, room: String, delivery: Delivery) {
+        self.outbox
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((room, delivery));
+    }
+}
+
+/// A handler that forgot [`Courier::dispatch`] (a bug) still gets its
+/// emits out, late, and the log says so.
+impl<A: Adapter> Drop for Courier<'_, A> {
+    fn drop(&mut self) {
+        let held = self.take_held();
+        if held.is_empty() {
+            return;
+        }
+        tracing::error!(
+            emits = held.len(),
+            "a step's emits were not dispatched by its handler; sending them now"
+        );
+        for (room, delivery) in held {
+            if self.hub.clustered() {
+                tokio::spawn(delivery);
+            } else {
+                self.hub.deliveries.send(&room, delivery);
+            }
         }
     }
 }
@@ -275,9 +346,9 @@ impl<A: Adapter> Courier<'_, A> {
         }
     }
 
-    /// Emits a message about a lab store to `/caps`, in the lab's shape,
-    /// under the name that store's clients use for the step.
-    async fn deliver_to_lab(&self, message: &Message) {
+    /// Holds the emit of a message about a lab store to `/caps`, in the
+    /// lab's shape, under the name that store's clients use for the step.
+    fn deliver_to_lab(&self, message: &Message) {
         let Some(sandbox) = &self.hub.caps else {
             return;
         };
@@ -289,22 +360,22 @@ impl<A: Adapter> Courier<'_, A> {
             return;
         };
         let sender = self.sender.filter(|s| s.ns() == ns::CAPS);
-        let (store, to, target) = match target {
+        let (store, to, room, target) = match target {
             LabTarget::Store(store) => {
                 let room = rooms::lab_store(&store);
                 let target = format!("room {room}");
                 let to = match sender {
-                    Some(sender) => sender.to(room),
-                    None => operators.to(room),
+                    Some(sender) => sender.to(room.clone()),
+                    None => operators.to(room.clone()),
                 };
-                (store, to, target)
+                (store, to, room, target)
             }
             LabTarget::Drivers(store) => {
                 let to = match sender {
                     Some(sender) => sender.broadcast(),
                     None => operators,
                 };
-                (store, to, "broadcast".to_owned())
+                (store, to, ns::CAPS.to_owned(), "broadcast".to_owned())
             }
         };
         let step = message.status();
@@ -312,14 +383,20 @@ impl<A: Adapter> Courier<'_, A> {
             .spelling(store.vendor_id(), step)
             .unwrap_or_else(|| Style::default().spell(step));
         let extras = sandbox.extras(store.vendor_id(), &message.order.order_id);
-        let out = Out {
-            namespace: ns::CAPS,
-            target: &target,
-            event: &name,
-            message_id: Some(message.id.as_str()),
-        };
         let payload = lab_message(message, &store, &name, extras.as_ref());
-        emit(self.hub, to, out, &payload).await;
+        let (hub, message_id) = (self.hub.clone(), message.id.clone());
+        self.hold(
+            room,
+            Box::pin(async move {
+                let out = Out {
+                    namespace: ns::CAPS,
+                    target: &target,
+                    event: &name,
+                    message_id: Some(message_id.as_str()),
+                };
+                emit(&hub, to, out, &payload).await;
+            }),
+        );
     }
 }
 
@@ -332,9 +409,9 @@ fn namespace_of(party: &Recipient) -> &'static str {
 }
 
 impl<A: Adapter> Notify for Courier<'_, A> {
-    /// Emits the message to its recipient's room. It is already committed:
-    /// if no socket is online, or the emit fails, it waits in the queue for
-    /// `getAll`.
+    /// Holds the emit of the message to its recipient's room (and to the
+    /// lab's, for the sandbox). It is already committed: if no socket is
+    /// online, or the emit fails, it waits in the queue for `getAll`.
     async fn deliver(&self, message: &Message) {
         let namespace = namespace_of(&message.recipient);
         let Some(operators) = self.io.of(namespace) else {
@@ -342,26 +419,27 @@ impl<A: Adapter> Notify for Courier<'_, A> {
             return;
         };
         let room = rooms::of_recipient(&message.recipient);
+        let to = operators.to(room.clone());
+        let (hub, message_of_step) = (self.hub.clone(), message.clone());
         let target = format!("room {room}");
-        let out = Out {
-            namespace,
-            target: &target,
-            event: status_event(message.status()),
-            message_id: Some(message.id.as_str()),
-        };
-        emit(
-            self.hub,
-            operators.to(room),
-            out,
-            &MessageEnvelope::from(message),
-        )
-        .await;
-        self.deliver_to_lab(message).await;
+        self.hold(
+            room,
+            Box::pin(async move {
+                let out = Out {
+                    namespace,
+                    target: &target,
+                    event: status_event(message_of_step.status()),
+                    message_id: Some(message_of_step.id.as_str()),
+                };
+                emit(&hub, to, out, &MessageEnvelope::from(&message_of_step)).await;
+            }),
+        );
+        self.deliver_to_lab(message);
     }
 
-    /// Emits `order { order }` to the party's room, except the socket
-    /// that asked for the step. Not queued: a page that misses it reads the
-    /// order with `orders` when it reconnects.
+    /// Holds the emit of `order { order }` to the party's room, except the
+    /// socket that asked for the step. Not queued: a page that misses it
+    /// reads the order with `orders` when it reconnects.
     async fn announce(&self, party: &Recipient, order: &Order) {
         let namespace = namespace_of(party);
         let room = rooms::of_recipient(party);
@@ -375,16 +453,22 @@ impl<A: Adapter> Notify for Courier<'_, A> {
                 }
             },
         };
+        let (hub, order) = (self.hub.clone(), order.clone());
         let target = format!("room {room}");
-        let out = Out {
-            namespace,
-            target: &target,
-            event: event::ORDER,
-            message_id: None,
-        };
-        let notice = OrderNotice {
-            order: OrderView::from(order),
-        };
-        emit(self.hub, to, out, &notice).await;
+        self.hold(
+            room,
+            Box::pin(async move {
+                let out = Out {
+                    namespace,
+                    target: &target,
+                    event: event::ORDER,
+                    message_id: None,
+                };
+                let notice = OrderNotice {
+                    order: OrderView::from(&order),
+                };
+                emit(&hub, to, out, &notice).await;
+            }),
+        );
     }
 }

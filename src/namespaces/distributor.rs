@@ -87,9 +87,11 @@ pub(crate) async fn on_delivered<A: Adapter>(
 
 /// Moves the order and tells its vendor.
 async fn transition<A: Adapter>(call: Call<A>, io: SocketIo<A>, by: DistributorId, to: Status) {
+    // The answer takes `call`; the held emits go out after it.
+    let (hub, sender) = (call.hub().clone(), call.socket().clone());
+    let courier = Courier::for_sender(&io, &hub, &sender);
     let result = async {
         let request = call.request(TransitionRequest::parse)?;
-        let courier = Courier::for_sender(&io, call.hub(), call.socket());
         let recorded = ops::move_order(
             call.hub(),
             &courier,
@@ -103,4 +105,5 @@ async fn transition<A: Adapter>(call: Call<A>, io: SocketIo<A>, by: DistributorI
     }
     .await;
     call.answer(result);
+    courier.dispatch().await;
 }

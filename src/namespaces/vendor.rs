@@ -56,12 +56,15 @@ pub(crate) async fn on_pickup<A: Adapter>(
     io: SocketIo<A>,
     Extension(vendor): Extension<VendorId>,
 ) {
+    // The answer takes `call`; the held emits go out after it.
+    let (hub, sender) = (call.hub().clone(), call.socket().clone());
+    let courier = Courier::for_sender(&io, &hub, &sender);
     let result = async {
         let pickup = call.request(parse_pickup)?;
-        let courier = Courier::for_sender(&io, call.hub(), call.socket());
         let recorded = ops::submit_pickup(call.hub(), &courier, &vendor, pickup).await?;
         Ok(order_ack(&recorded))
     }
     .await;
     call.answer(result);
+    courier.dispatch().await;
 }

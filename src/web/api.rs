@@ -379,7 +379,9 @@ pub(crate) async fn post_pickup<A: Adapter>(
         });
         result
     };
-    let recorded = crate::activity::cause_first(&state.hub.activity, handling).await?;
+    let recorded = crate::activity::cause_first(&state.hub.activity, handling).await;
+    courier.dispatch().await;
+    let recorded = recorded?;
     let status = if recorded.duplicate() {
         StatusCode::OK
     } else {
