@@ -211,9 +211,10 @@ pub(crate) fn emit_to_socket<A: Adapter, T: Serialize + ?Sized>(
 /// An operation hands it a step's news right after the commit; it holds
 /// the emits until the handler has answered ([`Courier::dispatch`]), so the
 /// sender's ack and the feed's record of the event come first, then gives
-/// them to the hub's delivery lanes (see [`Deliveries`]), where a burst of
-/// steps reaches each socket together. In a cluster the emits cross Redis
-/// and run at once, in the handler's task.
+/// them to the hub's [`Deliveries`]: under load they join the other steps'
+/// in a lane and a burst of steps reaches each socket together; a lone step
+/// on a quiet hub runs them at once. In a cluster the emits cross Redis and
+/// run at once, in the handler's task.
 ///
 /// [`Deliveries`]: crate::state::Deliveries
 pub(crate) struct Courier<'a, A: Adapter> {
@@ -264,9 +265,7 @@ impl<'a, A: Adapter> Courier<'a, A> {
                 delivery.await;
             }
         } else {
-            for (room, delivery) in held {
-                self.hub.deliveries.send(&room, delivery);
-            }
+            self.hub.deliveries.deliver(held).await;
         }
     }
 

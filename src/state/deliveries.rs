@@ -1,5 +1,6 @@
 //! The delivery lanes: where the live emits of committed steps wait for
-//! their turn, so that a burst of pickups reaches each socket together.
+//! their turn under load, so that a burst of pickups reaches each socket
+//! together.
 //!
 //! A step's emits (the queued message to its recipient's room, the `order`
 //! notice to the party that took it) used to run in the task of the event
@@ -7,22 +8,26 @@
 //! finishes a commit for a dozen pickups at once and wakes a dozen tasks;
 //! each broadcast woke the writers of its room's sockets, and each writer
 //! ran before the next pickup's broadcast could queue behind it, so it sent
-//! one frame per system call. A lane instead takes every emit waiting for
+//! few frames per system call. A lane instead takes every emit waiting for
 //! it, lets the runtime run whatever else is ready for a few turns (more
 //! commits finish, more pickups arrive) and takes what came meanwhile, then
 //! runs them all, in the order they came: a socket's writer then wakes once
-//! for several frames. On W1 that took a fifth off the hub's CPU per
-//! delivery (README, "Round five on W1"). When the hub is idle, a turn
-//! finds nothing else to run and costs a few microseconds.
+//! for several frames (README, "Round five on W1").
 //!
-//! Emits for one room always take the same lane, so they keep their order;
-//! the hub has one lane per async worker, so a machine with many cores
-//! still broadcasts on all of them.
+//! A lone step has no burst to join, and the turns would only delay it: when
+//! no emit is waiting or running and none came in the last millisecond, the
+//! step's emits run at once, in its own task.
+//!
+//! Emits for one room always take the same lane, so they keep their order
+//! (and none runs at once while any waits); the hub has one lane per async
+//! worker, so a machine with many cores still broadcasts on all of them.
 
 use std::future::Future;
 use std::hash::BuildHasher;
 use std::pin::Pin;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 
@@ -37,10 +42,35 @@ const TURNS: usize = 12;
 /// At most this many emits run in one go; the rest wait for the next.
 const MAX_BATCH: usize = 1_024;
 
+/// How long (microseconds) no step may have sent emits for the next one's
+/// to run at once rather than in a lane (the store's own rule for a lone
+/// commit).
+const QUIET_US: u64 = 1_000;
+
+/// `last_us` before the first step.
+const NEVER: u64 = u64::MAX;
+
 /// The lanes, started on first use (inside the runtime).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Deliveries {
     lanes: OnceLock<Lanes>,
+    /// Emits handed over and not yet run, in the lanes or at once.
+    pending: Arc<AtomicUsize>,
+    /// When the state was made, and when the last step sent its emits
+    /// (microseconds after it).
+    opened: Instant,
+    last_us: AtomicU64,
+}
+
+impl Default for Deliveries {
+    fn default() -> Self {
+        Self {
+            lanes: OnceLock::new(),
+            pending: Arc::default(),
+            opened: Instant::now(),
+            last_us: AtomicU64::new(NEVER),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -50,14 +80,47 @@ struct Lanes {
 }
 
 impl Deliveries {
-    /// Queues `delivery` on the lane of `room`. Called from a task on the
-    /// hub's runtime.
+    /// Runs one step's emits (each with its room): at once when the hub is
+    /// quiet, else through the lanes. Called from a task on the hub's
+    /// runtime.
+    pub(crate) async fn deliver(&self, held: Vec<(String, Delivery)>) {
+        if held.is_empty() {
+            return;
+        }
+        let now_us = u64::try_from(self.opened.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let previous_us = self.last_us.swap(now_us, Ordering::Relaxed);
+        let quiet = previous_us == NEVER || now_us.saturating_sub(previous_us) >= QUIET_US;
+        let count = held.len();
+        let waiting = self.pending.fetch_add(count, Ordering::AcqRel);
+        if quiet && waiting == 0 {
+            for (_, delivery) in held {
+                delivery.await;
+            }
+            self.pending.fetch_sub(count, Ordering::AcqRel);
+        } else {
+            for (room, delivery) in held {
+                self.queue(&room, delivery);
+            }
+        }
+    }
+
+    /// Queues `delivery` on the lane of `room`, however quiet the hub is
+    /// (for emits that cannot be awaited where they come from).
     pub(crate) fn send(&self, room: &str, delivery: Delivery) {
-        let lanes = self.lanes.get_or_init(Lanes::start);
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        self.queue(room, delivery);
+    }
+
+    /// Puts a delivery already counted in `pending` on its lane.
+    fn queue(&self, room: &str, delivery: Delivery) {
+        let lanes = self
+            .lanes
+            .get_or_init(|| Lanes::start(self.pending.clone()));
         let lane = lanes.hasher.hash_one(room) as usize % lanes.senders.len();
         if let Err(mpsc::error::SendError(delivery)) = lanes.senders[lane].send(delivery) {
             // The lane's task ended with its runtime; nothing would run it.
             drop(delivery);
+            self.pending.fetch_sub(1, Ordering::AcqRel);
             tracing::warn!(
                 room,
                 "delivery lane closed; the message stays queued for getAll"
@@ -67,7 +130,7 @@ impl Deliveries {
 }
 
 impl Lanes {
-    fn start() -> Self {
+    fn start(pending: Arc<AtomicUsize>) -> Self {
         let count = tokio::runtime::Handle::try_current()
             .map(|runtime| runtime.metrics().num_workers())
             .unwrap_or(1)
@@ -75,7 +138,7 @@ impl Lanes {
         let senders = (0..count)
             .map(|_| {
                 let (sender, inbox) = mpsc::unbounded_channel();
-                tokio::spawn(run_lane(inbox));
+                tokio::spawn(run_lane(inbox, pending.clone()));
                 sender
             })
             .collect();
@@ -87,7 +150,7 @@ impl Lanes {
 }
 
 /// Runs a lane until the hub's state (its senders) is gone.
-async fn run_lane(mut inbox: mpsc::UnboundedReceiver<Delivery>) {
+async fn run_lane(mut inbox: mpsc::UnboundedReceiver<Delivery>, pending: Arc<AtomicUsize>) {
     let mut batch = Vec::new();
     while inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
         for _ in 0..TURNS {
@@ -102,9 +165,11 @@ async fn run_lane(mut inbox: mpsc::UnboundedReceiver<Delivery>) {
                 }
             }
         }
+        let ran = batch.len();
         for delivery in batch.drain(..) {
             delivery.await;
         }
+        pending.fetch_sub(ran, Ordering::AcqRel);
     }
 }
 
@@ -138,6 +203,43 @@ mod tests {
             *seen.lock().expect("not poisoned"),
             (0..500).collect::<Vec<_>>()
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lone_step_runs_at_once_and_a_step_behind_a_waiting_one_waits_its_turn() {
+        let deliveries = Deliveries::default();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let step = |n: u32| -> Vec<(String, Delivery)> {
+            let seen = seen.clone();
+            vec![(
+                "vendor:v1".to_owned(),
+                Box::pin(async move { seen.lock().expect("not poisoned").push(n) }),
+            )]
+        };
+        // Quiet: it has run when `deliver` returns.
+        deliveries.deliver(step(1)).await;
+        assert_eq!(*seen.lock().expect("not poisoned"), vec![1]);
+        // Right after it, the next step goes to the lane, and the one after
+        // that (however long after) waits behind it rather than overtake.
+        deliveries.deliver(step(2)).await;
+        deliveries.deliver(step(3)).await;
+        let (done, finished) = tokio::sync::oneshot::channel();
+        deliveries.send(
+            "vendor:v1",
+            Box::pin(async move {
+                let _ = done.send(());
+            }),
+        );
+        finished.await.expect("the lane ran");
+        assert_eq!(*seen.lock().expect("not poisoned"), vec![1, 2, 3]);
+        // The lane counts its batch off once the whole batch has run.
+        let settled = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            while deliveries.pending.load(Ordering::Acquire) != 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+        assert!(settled.is_ok(), "emits still counted as waiting");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
