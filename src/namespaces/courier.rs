@@ -213,8 +213,7 @@ pub(crate) fn emit_to_socket<A: Adapter, T: Serialize + ?Sized>(
 /// sender's ack and the feed's record of the event come first, then gives
 /// them to the hub's [`Deliveries`]: under load they join the other steps'
 /// in a lane and a burst of steps reaches each socket together; a lone step
-/// on a quiet hub runs them at once. In a cluster the emits cross Redis and
-/// run at once, in the handler's task.
+/// on a quiet hub runs them at once.
 ///
 /// [`Deliveries`]: crate::state::Deliveries
 pub(crate) struct Courier<'a, A: Adapter> {
@@ -256,17 +255,12 @@ impl<'a, A: Adapter> Courier<'a, A> {
         }
     }
 
-    /// Sends what the step held: to the delivery lanes, or (in a cluster)
-    /// at once. Call it once the sender has its answer.
+    /// Sends what the step held (see [`Deliveries`]). Call it once the
+    /// sender has its answer.
+    ///
+    /// [`Deliveries`]: crate::state::Deliveries
     pub(crate) async fn dispatch(self) {
-        let held = self.take_held();
-        if self.hub.clustered() {
-            for (_, delivery) in held {
-                delivery.await;
-            }
-        } else {
-            self.hub.deliveries.deliver(held).await;
-        }
+        self.hub.deliveries.deliver(self.take_held()).await;
     }
 
     fn take_held(&self) -> Vec<(String, Delivery)> {
@@ -299,11 +293,7 @@ impl<A: Adapter> Drop for Courier<'_, A> {
             "a step's emits were not dispatched by its handler; sending them now"
         );
         for (room, delivery) in held {
-            if self.hub.clustered() {
-                tokio::spawn(delivery);
-            } else {
-                self.hub.deliveries.send(&room, delivery);
-            }
+            self.hub.deliveries.send(&room, delivery);
         }
     }
 }
