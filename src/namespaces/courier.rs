@@ -10,6 +10,9 @@
 //! vendor or distributor room in `/vendor` or `/distributor` is where a
 //! person watching the sandbox from the consoles hears of it.
 
+use std::borrow::Cow;
+use std::sync::Mutex;
+
 use serde::Serialize;
 use serde_json::Value;
 use socketioxide::SocketIo;
@@ -18,13 +21,12 @@ use socketioxide::extract::SocketRef;
 use socketioxide::operators::BroadcastOperators;
 
 use crate::activity::{Activity, Outgoing};
-use crate::domain::{LabStore, Message, Order, Recipient, is_lab_drivers};
+use crate::domain::{LabStore, Message, MessageId, Order, Recipient, is_lab_drivers};
 use crate::ops::Notify;
 use crate::protocol::caps::{Style, lab_message};
 use crate::protocol::{MessageEnvelope, OrderNotice, OrderView, event, ns, status_event};
 use crate::rooms;
 use crate::state::{Delivery, Hub, HubState};
-use std::sync::Mutex;
 
 /// Where an emit goes and what it is, for the log and the feed.
 #[derive(Debug, Clone, Copy)]
@@ -272,11 +274,67 @@ impl<'a, A: Adapter> Courier<'a, A> {
         )
     }
 
+    /// Holds the emit of `payload` to `to` (an emit for `room`, reported as
+    /// `out` says).
+    fn hold_emit<P: Serialize + Send + Sync + 'static>(
+        &self,
+        room: String,
+        to: BroadcastOperators<A>,
+        out: HeldOut,
+        payload: P,
+    ) {
+        let hub = self.hub.clone();
+        self.hold(
+            room,
+            Box::pin(async move {
+                let out = Out {
+                    namespace: out.namespace,
+                    target: &out.target,
+                    event: &out.event,
+                    message_id: out.message_id.as_ref().map(MessageId::as_str),
+                };
+                emit(&hub, to, out, &payload).await;
+            }),
+        );
+    }
+
     fn hold(&self, room: String, delivery: Delivery) {
         self.outbox
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push((room, delivery));
+    }
+}
+
+/// [`Out`] for an emit held until later.
+#[derive(Debug)]
+struct HeldOut {
+    namespace: &'static str,
+    target: String,
+    event: Cow<'static, str>,
+    message_id: Option<MessageId>,
+}
+
+/// A queued message's envelope, owning the message until it is emitted.
+#[derive(Debug)]
+struct EnvelopeOf(Message);
+
+impl Serialize for EnvelopeOf {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        MessageEnvelope::from(&self.0).serialize(serializer)
+    }
+}
+
+/// An `order` notice, owning the order until it is emitted.
+#[derive(Debug)]
+struct NoticeOf(Order);
+
+impl Serialize for NoticeOf {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        OrderNotice {
+            order: OrderView::from(&self.0),
+        }
+        .serialize(serializer)
     }
 }
 
@@ -373,19 +431,13 @@ impl<A: Adapter> Courier<'_, A> {
             .unwrap_or_else(|| Style::default().spell(step));
         let extras = sandbox.extras(store.vendor_id(), &message.order.order_id);
         let payload = lab_message(message, &store, &name, extras.as_ref());
-        let (hub, message_id) = (self.hub.clone(), message.id.clone());
-        self.hold(
-            room,
-            Box::pin(async move {
-                let out = Out {
-                    namespace: ns::CAPS,
-                    target: &target,
-                    event: &name,
-                    message_id: Some(message_id.as_str()),
-                };
-                emit(&hub, to, out, &payload).await;
-            }),
-        );
+        let out = HeldOut {
+            namespace: ns::CAPS,
+            target,
+            event: Cow::Owned(name),
+            message_id: Some(message.id.clone()),
+        };
+        self.hold_emit(room, to, out, payload);
     }
 }
 
@@ -409,20 +461,13 @@ impl<A: Adapter> Notify for Courier<'_, A> {
         };
         let room = rooms::of_recipient(&message.recipient);
         let to = operators.to(room.clone());
-        let (hub, message_of_step) = (self.hub.clone(), message.clone());
-        let target = format!("room {room}");
-        self.hold(
-            room,
-            Box::pin(async move {
-                let out = Out {
-                    namespace,
-                    target: &target,
-                    event: status_event(message_of_step.status()),
-                    message_id: Some(message_of_step.id.as_str()),
-                };
-                emit(&hub, to, out, &MessageEnvelope::from(&message_of_step)).await;
-            }),
-        );
+        let out = HeldOut {
+            namespace,
+            target: format!("room {room}"),
+            event: Cow::Borrowed(status_event(message.status())),
+            message_id: Some(message.id.clone()),
+        };
+        self.hold_emit(room, to, out, EnvelopeOf(message.clone()));
         self.deliver_to_lab(message);
     }
 
@@ -442,22 +487,12 @@ impl<A: Adapter> Notify for Courier<'_, A> {
                 }
             },
         };
-        let (hub, order) = (self.hub.clone(), order.clone());
-        let target = format!("room {room}");
-        self.hold(
-            room,
-            Box::pin(async move {
-                let out = Out {
-                    namespace,
-                    target: &target,
-                    event: event::ORDER,
-                    message_id: None,
-                };
-                let notice = OrderNotice {
-                    order: OrderView::from(&order),
-                };
-                emit(&hub, to, out, &notice).await;
-            }),
-        );
+        let out = HeldOut {
+            namespace,
+            target: format!("room {room}"),
+            event: Cow::Borrowed(event::ORDER),
+            message_id: None,
+        };
+        self.hold_emit(room, to, out, NoticeOf(order.clone()));
     }
 }
