@@ -25,7 +25,7 @@ use crate::domain::{ChatName, DistributorId, LabStore, VendorId, is_lab_drivers,
 use crate::metrics::Metrics;
 use crate::store::SharedStore;
 
-pub(crate) use deliveries::{Deliveries, Delivery};
+pub(crate) use deliveries::{Counted, Deliveries, Delivery};
 pub(crate) use sandbox::{CapsLimits, Sandbox};
 
 /// Per-socket event budget (also each vendor's budget of API requests).

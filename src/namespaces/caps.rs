@@ -143,7 +143,7 @@ pub(crate) async fn on_event<A: Adapter>(call: Call<A>, turn: Turn, io: SocketIo
 async fn on_lab_event<A: Adapter>(call: Call<A>, mut turn: Turn, io: SocketIo<A>) {
     turn.wait().await;
     let name = call.event().to_owned();
-    // The answer takes `call`; the held emits go out after it.
+    // The answer takes `call`; the courier settles the step around it.
     let (hub, sender) = (call.hub().clone(), call.socket().clone());
     let courier = Courier::for_sender(&io, &hub, &sender);
     let result = match lab_event(&name) {
@@ -158,8 +158,7 @@ async fn on_lab_event<A: Adapter>(call: Call<A>, mut turn: Turn, io: SocketIo<A>
             ))
         }),
     };
-    call.answer(result);
-    courier.dispatch().await;
+    courier.settle(|| call.answer(result)).await;
 }
 
 async fn handle<A: Adapter>(

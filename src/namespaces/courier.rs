@@ -26,7 +26,7 @@ use crate::ops::Notify;
 use crate::protocol::caps::{Style, lab_message};
 use crate::protocol::{MessageEnvelope, OrderNotice, OrderView, event, ns, status_event};
 use crate::rooms;
-use crate::state::{Delivery, Hub, HubState};
+use crate::state::{Counted, Delivery, Hub, HubState};
 
 /// Where an emit goes and what it is, for the log and the feed.
 #[derive(Debug, Clone, Copy)]
@@ -210,12 +210,13 @@ pub(crate) fn emit_to_socket<A: Adapter, T: Serialize + ?Sized>(
 /// Delivers queued messages and live notices through one hub's Socket.IO
 /// server.
 ///
-/// An operation hands it a step's news right after the commit; it holds
-/// the emits until the handler has answered ([`Courier::dispatch`]), so the
-/// sender's ack and the feed's record of the event come first, then gives
-/// them to the hub's [`Deliveries`]: under load they join the other steps'
-/// in a lane and a burst of steps reaches each socket together; a lone step
-/// on a quiet hub runs them at once.
+/// An operation hands it a step's news right after the commit, and it
+/// holds the emits until the handler settles the step ([`Courier::settle`]).
+/// On a quiet hub they run then, before the answer, as a lone step's always
+/// did. On a busy one the answer comes first (the sender's ack, the feed's
+/// record of the event), then the emits join the other steps' in a lane of
+/// the hub's [`Deliveries`], and a burst of steps reaches each socket
+/// together.
 ///
 /// [`Deliveries`]: crate::state::Deliveries
 pub(crate) struct Courier<'a, A: Adapter> {
@@ -224,8 +225,10 @@ pub(crate) struct Courier<'a, A: Adapter> {
     /// The socket whose event caused the step, if it came by Socket.IO: a
     /// notice to its own party's room skips it (its ack already says it).
     sender: Option<&'a SocketRef<A>>,
-    /// The emits held until [`Courier::dispatch`], each with its room.
+    /// The emits held until [`Courier::settle`], each with its room.
     outbox: Mutex<Vec<(String, Delivery)>>,
+    /// The emits a busy hub did not run at once, waiting for the answer.
+    counted: Mutex<Option<Counted>>,
 }
 
 impl<A: Adapter> std::fmt::Debug for Courier<'_, A> {
@@ -244,6 +247,7 @@ impl<'a, A: Adapter> Courier<'a, A> {
             hub,
             sender: None,
             outbox: Mutex::default(),
+            counted: Mutex::default(),
         }
     }
 
@@ -254,15 +258,45 @@ impl<'a, A: Adapter> Courier<'a, A> {
             hub,
             sender: Some(sender),
             outbox: Mutex::default(),
+            counted: Mutex::default(),
         }
     }
 
-    /// Sends what the step held (see [`Deliveries`]). Call it once the
-    /// sender has its answer.
+    /// Sends what the step held around its `answer` (see [`Deliveries`]):
+    /// on a quiet hub at once, then the answer; on a busy one the answer,
+    /// then to the delivery lanes.
     ///
     /// [`Deliveries`]: crate::state::Deliveries
-    pub(crate) async fn dispatch(self) {
-        self.hub.deliveries.deliver(self.take_held()).await;
+    pub(crate) async fn settle(self, answer: impl FnOnce()) {
+        self.now_if_quiet().await;
+        answer();
+        self.dispatch();
+    }
+
+    /// The first half of [`Courier::settle`], for a door that answers
+    /// elsewhere (the HTTP API): the held emits run now if the hub is quiet.
+    pub(crate) async fn now_if_quiet(&self) {
+        let left = self.hub.deliveries.now_if_quiet(self.take_held()).await;
+        *self
+            .counted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = left;
+    }
+
+    /// The second half: what is still held goes to the lanes.
+    pub(crate) fn dispatch(&self) {
+        let counted = self
+            .counted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(counted) = counted {
+            self.hub.deliveries.queue(counted);
+        }
+        let held = self.take_held();
+        if !held.is_empty() {
+            self.hub.deliveries.send(held);
+        }
     }
 
     fn take_held(&self) -> Vec<(String, Delivery)> {
@@ -338,20 +372,23 @@ impl Serialize for NoticeOf {
     }
 }
 
-/// A handler that forgot [`Courier::dispatch`] (a bug) still gets its
+/// A handler that forgot [`Courier::settle`] (a bug) still gets its
 /// emits out, late, and the log says so.
 impl<A: Adapter> Drop for Courier<'_, A> {
     fn drop(&mut self) {
-        let held = self.take_held();
-        if held.is_empty() {
-            return;
-        }
-        tracing::error!(
-            emits = held.len(),
-            "a step's emits were not dispatched by its handler; sending them now"
-        );
-        for (room, delivery) in held {
-            self.hub.deliveries.send(&room, delivery);
+        let left = self.take_held().len()
+            + self
+                .counted
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .as_ref()
+                .map_or(0, Counted::len);
+        if left > 0 {
+            tracing::error!(
+                emits = left,
+                "a step's emits were not sent by its handler; sending them now"
+            );
+            self.dispatch();
         }
     }
 }

@@ -87,7 +87,7 @@ pub(crate) async fn on_delivered<A: Adapter>(
 
 /// Moves the order and tells its vendor.
 async fn transition<A: Adapter>(call: Call<A>, io: SocketIo<A>, by: DistributorId, to: Status) {
-    // The answer takes `call`; the held emits go out after it.
+    // The answer takes `call`; the courier settles the step around it.
     let (hub, sender) = (call.hub().clone(), call.socket().clone());
     let courier = Courier::for_sender(&io, &hub, &sender);
     let result = async {
@@ -104,6 +104,5 @@ async fn transition<A: Adapter>(call: Call<A>, io: SocketIo<A>, by: DistributorI
         Ok(order_ack(&recorded))
     }
     .await;
-    call.answer(result);
-    courier.dispatch().await;
+    courier.settle(|| call.answer(result)).await;
 }

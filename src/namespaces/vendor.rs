@@ -56,7 +56,7 @@ pub(crate) async fn on_pickup<A: Adapter>(
     io: SocketIo<A>,
     Extension(vendor): Extension<VendorId>,
 ) {
-    // The answer takes `call`; the held emits go out after it.
+    // The answer takes `call`; the courier settles the step around it.
     let (hub, sender) = (call.hub().clone(), call.socket().clone());
     let courier = Courier::for_sender(&io, &hub, &sender);
     let result = async {
@@ -65,6 +65,5 @@ pub(crate) async fn on_pickup<A: Adapter>(
         Ok(order_ack(&recorded))
     }
     .await;
-    call.answer(result);
-    courier.dispatch().await;
+    courier.settle(|| call.answer(result)).await;
 }

@@ -16,7 +16,8 @@
 //!
 //! A lone step has no burst to join, and the turns would only delay it: when
 //! no emit is waiting or running and none came in the last millisecond, the
-//! step's emits run at once, in its own task.
+//! step's emits run at once, in its own task, before its answer (as every
+//! step's did before the lanes).
 //!
 //! Emits for one room always take the same lane, so they keep their order
 //! (and none runs at once while any waits); the hub has one lane per async
@@ -49,6 +50,22 @@ const MAX_BATCH: usize = 1_024;
 /// to run at once rather than in a lane (the store's own rule for a lone
 /// commit).
 const QUIET_US: u64 = 1_000;
+
+/// Emits counted as waiting, not yet on their lanes.
+#[must_use = "counted emits must be queued, or the lanes never see the hub quiet again"]
+pub(crate) struct Counted(Vec<(String, Delivery)>);
+
+impl Counted {
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl std::fmt::Debug for Counted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Counted").field(&self.0.len()).finish()
+    }
+}
 
 /// `last_us` before the first step.
 const NEVER: u64 = u64::MAX;
@@ -83,39 +100,48 @@ struct Lanes {
 }
 
 impl Deliveries {
-    /// Runs one step's emits (each with its room): at once when the hub is
-    /// quiet, else through the lanes. Called from a task on the hub's
-    /// runtime.
-    pub(crate) async fn deliver(&self, held: Vec<(String, Delivery)>) {
+    /// Runs one step's emits (each with its room) at once if the hub is
+    /// quiet, and answers `None`; else answers them, counted as waiting,
+    /// for [`Deliveries::queue`] once the step is answered. Called from a
+    /// task on the hub's runtime.
+    pub(crate) async fn now_if_quiet(&self, held: Vec<(String, Delivery)>) -> Option<Counted> {
         if held.is_empty() {
-            return;
+            return None;
         }
         let now_us = u64::try_from(self.opened.elapsed().as_micros()).unwrap_or(u64::MAX);
         let previous_us = self.last_us.swap(now_us, Ordering::Relaxed);
         let quiet = previous_us == NEVER || now_us.saturating_sub(previous_us) >= QUIET_US;
         let count = held.len();
+        // Counted from now: a step that comes before these are queued finds
+        // them waiting and does not overtake them.
         let waiting = self.pending.fetch_add(count, Ordering::AcqRel);
         if quiet && waiting == 0 {
             for (_, delivery) in held {
                 delivery.await;
             }
             self.pending.fetch_sub(count, Ordering::AcqRel);
+            None
         } else {
-            for (room, delivery) in held {
-                self.queue(&room, delivery);
-            }
+            Some(Counted(held))
         }
     }
 
-    /// Queues `delivery` on the lane of `room`, however quiet the hub is
-    /// (for emits that cannot be awaited where they come from).
-    pub(crate) fn send(&self, room: &str, delivery: Delivery) {
-        self.pending.fetch_add(1, Ordering::AcqRel);
-        self.queue(room, delivery);
+    /// Puts emits that [`Deliveries::now_if_quiet`] did not run on their lanes.
+    pub(crate) fn queue(&self, counted: Counted) {
+        for (room, delivery) in counted.0 {
+            self.put(&room, delivery);
+        }
+    }
+
+    /// Puts emits on their lanes, however quiet the hub is (for emits that
+    /// never had the choice).
+    pub(crate) fn send(&self, held: Vec<(String, Delivery)>) {
+        self.pending.fetch_add(held.len(), Ordering::AcqRel);
+        self.queue(Counted(held));
     }
 
     /// Puts a delivery already counted in `pending` on its lane.
-    fn queue(&self, room: &str, delivery: Delivery) {
+    fn put(&self, room: &str, delivery: Delivery) {
         let lanes = self
             .lanes
             .get_or_init(|| Lanes::start(self.pending.clone()));
@@ -200,15 +226,15 @@ mod tests {
         for n in 0..500 {
             let seen = seen.clone();
             let last = (n == 499).then(|| done.take()).flatten();
-            deliveries.send(
-                "distributor:north-hub",
+            deliveries.send(vec![(
+                "distributor:north-hub".to_owned(),
                 Box::pin(async move {
                     seen.lock().expect("not poisoned").push(n);
                     if let Some(last) = last {
                         let _ = last.send(());
                     }
                 }),
-            );
+            )]);
         }
         finished.await.expect("the last delivery ran");
         assert_eq!(
@@ -228,20 +254,23 @@ mod tests {
                 Box::pin(async move { seen.lock().expect("not poisoned").push(n) }),
             )]
         };
-        // Quiet: it has run when `deliver` returns.
-        deliveries.deliver(step(1)).await;
+        // Quiet: it has run when `now_if_quiet` returns.
+        assert!(deliveries.now_if_quiet(step(1)).await.is_none());
         assert_eq!(*seen.lock().expect("not poisoned"), vec![1]);
         // Right after it, the next step goes to the lane, and the one after
         // that (however long after) waits behind it rather than overtake.
-        deliveries.deliver(step(2)).await;
-        deliveries.deliver(step(3)).await;
+        for n in [2, 3] {
+            if let Some(counted) = deliveries.now_if_quiet(step(n)).await {
+                deliveries.queue(counted);
+            }
+        }
         let (done, finished) = tokio::sync::oneshot::channel();
-        deliveries.send(
-            "vendor:v1",
+        deliveries.send(vec![(
+            "vendor:v1".to_owned(),
             Box::pin(async move {
                 let _ = done.send(());
             }),
-        );
+        )]);
         finished.await.expect("the lane ran");
         assert_eq!(*seen.lock().expect("not poisoned"), vec![1, 2, 3]);
         // The lane counts its batch off once the whole batch has run.
@@ -260,12 +289,12 @@ mod tests {
         let (sender, mut ran) = tokio::sync::mpsc::unbounded_channel();
         for n in 0..100 {
             let sender = sender.clone();
-            deliveries.send(
-                &format!("vendor:v{n}"),
+            deliveries.send(vec![(
+                format!("vendor:v{n}"),
                 Box::pin(async move {
                     let _ = sender.send(n);
                 }),
-            );
+            )]);
         }
         let mut got = Vec::new();
         while got.len() < 100 {

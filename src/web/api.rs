@@ -366,6 +366,7 @@ pub(crate) async fn post_pickup<A: Adapter>(
             Ok(pickup) => ops::submit_pickup(&state.hub, &courier, &vendor, pickup).await,
             Err(refusal) => Err(refusal),
         };
+        courier.now_if_quiet().await;
         // The inspector shows it as the vendor's `pickup`, arriving over HTTP.
         state.hub.activity.incoming(Incoming {
             namespace: ns::VENDOR,
@@ -380,7 +381,7 @@ pub(crate) async fn post_pickup<A: Adapter>(
         result
     };
     let recorded = crate::activity::cause_first(&state.hub.activity, handling).await;
-    courier.dispatch().await;
+    courier.dispatch();
     let recorded = recorded?;
     let status = if recorded.duplicate() {
         StatusCode::OK
