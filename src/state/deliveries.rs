@@ -233,6 +233,25 @@ mod tests {
 
     use super::*;
 
+    /// One step's emits: `emit`, for `room`.
+    fn step_of(
+        room: impl Into<String>,
+        emit: impl Future<Output = ()> + Send + 'static,
+    ) -> Vec<(String, Delivery)> {
+        vec![(room.into(), Box::pin(emit))]
+    }
+
+    /// Whether every emit handed over was counted off within 5 s.
+    async fn all_counted_off(deliveries: &Deliveries) -> bool {
+        tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            while deliveries.pending.load(Ordering::Acquire) != 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .is_ok()
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_room_s_deliveries_run_in_the_order_they_came() {
         let deliveries = Deliveries::default();
@@ -242,15 +261,12 @@ mod tests {
         for n in 0..500 {
             let seen = seen.clone();
             let last = (n == 499).then(|| done.take()).flatten();
-            deliveries.send(vec![(
-                "distributor:north-hub".to_owned(),
-                Box::pin(async move {
-                    seen.lock().expect("not poisoned").push(n);
-                    if let Some(last) = last {
-                        let _ = last.send(());
-                    }
-                }),
-            )]);
+            deliveries.send(step_of("distributor:north-hub", async move {
+                seen.lock().expect("not poisoned").push(n);
+                if let Some(last) = last {
+                    let _ = last.send(());
+                }
+            }));
         }
         finished.await.expect("the last delivery ran");
         assert_eq!(
@@ -263,12 +279,11 @@ mod tests {
     async fn a_lone_step_runs_at_once_and_a_step_behind_a_waiting_one_waits_its_turn() {
         let deliveries = Deliveries::default();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let step = |n: u32| -> Vec<(String, Delivery)> {
+        let step = |n: u32| {
             let seen = seen.clone();
-            vec![(
-                "vendor:v1".to_owned(),
-                Box::pin(async move { seen.lock().expect("not poisoned").push(n) }),
-            )]
+            step_of("vendor:v1", async move {
+                seen.lock().expect("not poisoned").push(n);
+            })
         };
         // Quiet: it has run when `now_if_quiet` returns.
         assert!(deliveries.now_if_quiet(step(1)).await.is_none());
@@ -281,22 +296,16 @@ mod tests {
             }
         }
         let (done, finished) = tokio::sync::oneshot::channel();
-        deliveries.send(vec![(
-            "vendor:v1".to_owned(),
-            Box::pin(async move {
-                let _ = done.send(());
-            }),
-        )]);
+        deliveries.send(step_of("vendor:v1", async move {
+            let _ = done.send(());
+        }));
         finished.await.expect("the lane ran");
         assert_eq!(*seen.lock().expect("not poisoned"), vec![1, 2, 3]);
         // The lane counts its batch off once the whole batch has run.
-        let settled = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-            while deliveries.pending.load(Ordering::Acquire) != 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-            }
-        })
-        .await;
-        assert!(settled.is_ok(), "emits still counted as waiting");
+        assert!(
+            all_counted_off(&deliveries).await,
+            "emits still counted as waiting"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -304,26 +313,21 @@ mod tests {
         let deliveries = Deliveries::default();
         // An emit that waits in its lane keeps the hub busy.
         let (release, released) = tokio::sync::oneshot::channel::<()>();
-        deliveries.send(vec![(
-            "vendor:v1".to_owned(),
-            Box::pin(async move {
-                let _ = released.await;
-            }),
-        )]);
-        let step: Vec<(String, Delivery)> = vec![("vendor:v2".to_owned(), Box::pin(async {}))];
-        let counted = deliveries.now_if_quiet(step).await;
+        deliveries.send(step_of("vendor:v1", async move {
+            let _ = released.await;
+        }));
+        let counted = deliveries
+            .now_if_quiet(step_of("vendor:v2", async {}))
+            .await;
         assert_eq!(counted.as_ref().map(Counted::len), Some(1));
         assert_eq!(deliveries.pending.load(Ordering::Acquire), 2);
         drop(counted);
         assert_eq!(deliveries.pending.load(Ordering::Acquire), 1);
         let _ = release.send(());
-        let settled = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-            while deliveries.pending.load(Ordering::Acquire) != 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-            }
-        })
-        .await;
-        assert!(settled.is_ok(), "the waiting emit was never counted off");
+        assert!(
+            all_counted_off(&deliveries).await,
+            "the waiting emit was never counted off"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -332,12 +336,9 @@ mod tests {
         let (sender, mut ran) = tokio::sync::mpsc::unbounded_channel();
         for n in 0..100 {
             let sender = sender.clone();
-            deliveries.send(vec![(
-                format!("vendor:v{n}"),
-                Box::pin(async move {
-                    let _ = sender.send(n);
-                }),
-            )]);
+            deliveries.send(step_of(format!("vendor:v{n}"), async move {
+                let _ = sender.send(n);
+            }));
         }
         let mut got = Vec::new();
         while got.len() < 100 {
